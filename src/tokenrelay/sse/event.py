@@ -1,0 +1,62 @@
+"""The value object that the decoder yields and the encoder writes."""
+
+from __future__ import annotations
+
+import json as _json
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Event"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One dispatched server-sent event.
+
+    ``event`` is the event type (``"message"`` when the stream named none), ``data`` the
+    data with the lines joined by ``"\\n"``, ``id`` the *last event ID* at the moment of
+    dispatch (it persists from earlier events, as in the browser's ``MessageEvent``), and
+    ``retry`` the reconnection time in milliseconds that this event's block set, or None.
+
+    An event validates itself when built: the type and id cannot hold a line break, the id
+    cannot hold U+0000, and ``retry`` is a non-negative int. So any ``Event`` can be
+    encoded and decoded back to itself (line breaks in ``data`` become ``"\\n"``, the only
+    one SSE can carry).
+    """
+
+    data: str
+    event: str = "message"
+    id: str = ""
+    retry: int | None = None
+
+    def __post_init__(self) -> None:
+        if "\n" in self.event or "\r" in self.event:
+            raise ValueError(f"event type must not contain CR or LF: {self.event!r}")
+        if "\n" in self.id or "\r" in self.id or "\0" in self.id:
+            raise ValueError(f"event id must not contain CR, LF or NUL: {self.id!r}")
+        retry = self.retry
+        if retry is not None and (type(retry) is not int or retry < 0):
+            raise ValueError(f"retry must be a non-negative int (ms): {retry!r}")
+
+    def json(self) -> Any:
+        """The data parsed as JSON (``json.JSONDecodeError`` if it is not JSON)."""
+        return _json.loads(self.data)
+
+
+# The decoder builds events that are valid by construction, many thousands per second;
+# it skips __init__/__post_init__ and fills the slots directly (same object, a third of
+# the cost of the frozen dataclass __init__).
+_new_object = object.__new__
+_set_data = Event.__dict__["data"].__set__
+_set_event = Event.__dict__["event"].__set__
+_set_id = Event.__dict__["id"].__set__
+_set_retry = Event.__dict__["retry"].__set__
+
+
+def _make_event(data: str, event: str, id: str, retry: int | None) -> Event:
+    ev: Event = _new_object(Event)
+    _set_data(ev, data)
+    _set_event(ev, event)
+    _set_id(ev, id)
+    _set_retry(ev, retry)
+    return ev
