@@ -11,7 +11,8 @@ is left out, identically for everybody: the input is a pre-built ``list[bytes]``
 * ``httpx-sse``    -- ``EventSource(response).iter_sse()``; the response is a stand-in whose
   ``iter_text()`` does what ``httpx.Response.iter_text()`` does (httpx's incremental
   ``TextDecoder`` over the byte chunks), so httpx-sse's own ``SSELineDecoder`` and
-  ``SSEDecoder`` run unchanged.
+  ``SSEDecoder`` run unchanged (httpx's own byte plumbing, which real users also pay, is
+  left out, which if anything flatters httpx-sse).
 * ``sseclient-py`` -- ``SSEClient(generator_of_chunks).events()``.
 * ``openai``       -- ``openai._streaming.SSEDecoder().iter_bytes(iterator_of_chunks)``, the
   call ``openai.Stream`` makes on ``response.iter_bytes()``.
@@ -31,7 +32,10 @@ marked in the tables, a wrong ``tokenrelay`` aborts the benchmark.  Timing is
 adaptive: more runs for fast cases, fewer for slow ones), with the garbage collector
 disabled while timing, like ``timeit``.  A run that takes longer than ``--timeout`` is
 abandoned, and the 2x size is skipped for an implementation whose 1x run was already
-slower than ``--skip-2x-after`` seconds.  MB/s uses MB = 10**6 bytes of input.
+slower than ``--skip-2x-after`` seconds.  MB/s uses MB = 10**6 bytes of input.  On glibc
+the malloc mmap threshold is pinned for the whole run (see ``pin_malloc``; opt out with
+``--default-malloc``), otherwise multi-MiB buffers flip between fresh mmap'd pages and
+reused heap from run to run and the 2x/1x ratios of (d) read ~4-5 even for linear code.
 
 How to run
 ----------
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import datetime as dt
 import gc
 import importlib
@@ -76,7 +81,6 @@ KIB = 1024
 MIB = 1024 * KIB
 
 OURS = "tokenrelay"
-PEERS = ("httpx-sse", "sseclient-py", "openai")
 
 # Targets for tokenrelay, as "ours/fastest correct peer" speed ratios, and the linearity bound.
 SPEED_TARGETS = {"a": 1.5, "b": 2.0, "c": 1.0}
@@ -218,10 +222,10 @@ def load_openai() -> Impl:
     return Impl("openai", _dist_version("openai"), run)
 
 
-def _git_commit() -> str:
+def _git(*args: str) -> str:
     try:
         out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(REPO_ROOT), *args],
             capture_output=True,
             text=True,
             timeout=10,
@@ -230,6 +234,20 @@ def _git_commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _source_state(module_file: str | None) -> str:
+    """Which code was measured: the commit, and whether the package has local edits."""
+    commit = _git("rev-parse", "--short", "HEAD")
+    if not commit or module_file is None:
+        return ""
+    package_dir = Path(module_file).resolve().parent.parent  # .../tokenrelay
+    try:
+        package_dir.relative_to(REPO_ROOT)
+    except ValueError:
+        return ""  # measured an installed copy, not this checkout
+    dirty = _git("status", "--porcelain", "--", str(package_dir))
+    return f"commit {commit}" + (" + uncommitted changes" if dirty else "")
 
 
 def _import_ours() -> type:
@@ -242,7 +260,7 @@ def _import_ours() -> type:
         sys.path.insert(0, str(src))  # running from a checkout that is not installed
         sys.modules.pop("tokenrelay", None)
         from tokenrelay.sse import Decoder
-    return Decoder  # type: ignore[no-any-return]
+    return Decoder
 
 
 def load_ours(need_line: int, need_event: int) -> tuple[Impl, str]:
@@ -275,9 +293,9 @@ def load_ours(need_line: int, need_event: int) -> tuple[Impl, str]:
         return events
 
     version = _dist_version("tokenrelay")
-    if version == "not installed":
-        commit = _git_commit()
-        version = f"source tree{f' @ {commit}' if commit else ''}"
+    state = _source_state(sys.modules[decoder_cls.__module__].__file__)
+    if state:
+        version = f"{version} ({state})"
     return Impl(OURS, version, run, ours=True), config
 
 
@@ -556,7 +574,7 @@ def measure(impl: Impl, wl: Workload, cfg: Config) -> Result:
     for _ in range(repeats):
         try:
             elapsed, events = time_once(impl.run, wl.chunks, cfg.timeout_s)
-        except RunTimeout:
+        except Exception:  # RunTimeout, or a flaky failure the warm-up did not show
             break
         del events
         res.times.append(elapsed)
@@ -662,6 +680,8 @@ def render(
                 if ratio is not None and base is not None and double is not None:
                     assert base.best is not None and double.best is not None
                     cell = f"{fmt_ms(base.best)} -> {fmt_ms(double.best)} (**{ratio:.2f}**)"
+                    if "wrong" in (base.status, double.status):
+                        cell += " **WRONG**"
                 elif double is not None and double.status == "skipped":
                     cell = f"2x skipped ({double.problem})"
                 elif base is not None and not base.timed:
@@ -739,6 +759,40 @@ def workloads_title(workloads: Sequence[Workload], key: str) -> str:
     return next((wl.title for wl in workloads if wl.key == key), key)
 
 
+# --------------------------------------------------------------------------- allocator
+
+M_TRIM_THRESHOLD = -1  # glibc <malloc.h>
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * MIB  # glibc's maximum on 64-bit
+TRIM_THRESHOLD = 256 * MIB
+
+
+def pin_malloc() -> str:
+    """Stop glibc from moving multi-MiB buffers between mmap and the heap from run to run.
+
+    By default glibc serves allocations above a *dynamic* threshold with fresh mmap'd pages
+    (page faults on every run) and raises the threshold when such a block is freed, so
+    whether a 1 or 2 MiB buffer is cheap depends on the allocation history.  That swamps the
+    2x/1x time ratios of (d) with noise unrelated to the decoders (even obviously linear ones
+    read as ~4-5), so the threshold is pinned for the whole run, for every implementation.
+    """
+    if not sys.platform.startswith("linux"):
+        return "platform default"
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return "platform default (no mallopt)"
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    if mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1:
+        return "platform default (mallopt refused)"
+    mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    return (
+        f"glibc mmap threshold pinned to {MMAP_THRESHOLD // MIB} MiB, trim threshold "
+        f"{TRIM_THRESHOLD // MIB} MiB (--default-malloc to keep glibc's dynamic defaults)"
+    )
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -753,6 +807,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--peers-only",
         action="store_true",
         help="do not import tokenrelay (check the harness with the peers alone)",
+    )
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="do not pin glibc's mmap threshold (see pin_malloc)",
     )
     parser.add_argument(
         "--workload",
@@ -793,6 +852,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    malloc_note = "platform default (--default-malloc)" if args.default_malloc else pin_malloc()
     selected = set(args.workload or "abcde")
     impls: list[Impl] = [load_httpx_sse(), load_sseclient(), load_openai()]
     progress("building workloads ...")
@@ -828,7 +888,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if impl.ours and res.status != "ok":
                 raise AssertionError(
-                    f"tokenrelay.sse.Decoder is not correct on workload ({wl.key}) "
+                    f"tokenrelay.sse.Decoder failed workload ({wl.key}) "
                     f"{wl.title}: {res.status}: {res.problem}"
                 )
     elapsed = time.perf_counter() - started
@@ -850,6 +910,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"- method: time.perf_counter, best of ~{cfg.repeats} runs after a warm-up (adaptive: "
         f"up to {cfg.max_repeats} for fast cases, fewer past ~{cfg.budget_s:g} s), gc off while "
         "timing; MB = 10^6 bytes of input",
+        f"- malloc: {malloc_note}",
     ]
     report, targets = render(header, workloads, table, impls)
     print(report)
@@ -865,6 +926,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cpus": _cpu_count(),
                 "versions": {impl.name: impl.version for impl in impls},
                 "ours_config": ours_config,
+                "malloc": malloc_note,
                 "config": cfg.__dict__,
                 "elapsed_s": elapsed,
             },

@@ -55,7 +55,7 @@ def test_capture_decodes_one_byte_at_a_time(capture: tuple[bytes, int]) -> None:
 
 
 def test_capture_decodes_in_every_fixed_chunk_size(capture: tuple[bytes, int]) -> None:
-    raw, count = capture
+    raw, _ = capture
     whole = decode([raw])
     for size in [*range(2, 65), 100, 256, 1000, 4096]:
         assert decode([raw[i : i + size] for i in range(0, len(raw), size)]) == whole, size

@@ -43,7 +43,9 @@ def test_bytes_that_only_start_like_a_bom_are_kept() -> None:
 def test_multibyte_character_split_across_chunks_is_kept_whole() -> None:
     data = "data: h\u00e9llo \U0001f600 \u2028 end\n\n".encode()
     for cut in range(len(data)):
-        assert feed_all(Decoder(), data[:cut], data[cut:]) == [Event("h\u00e9llo \U0001f600 \u2028 end")]
+        assert feed_all(Decoder(), data[:cut], data[cut:]) == [
+            Event("h\u00e9llo \U0001f600 \u2028 end")
+        ]
 
 
 def test_invalid_utf8_becomes_replacement_characters() -> None:
@@ -99,9 +101,7 @@ def test_line_at_exactly_the_limit_is_accepted() -> None:
     line = b"data: " + b"z" * 94
     assert len(line) == 100
     assert Decoder(max_line_bytes=100).feed(line + b"\n\n") == [Event("z" * 94)]
-    assert feed_all(Decoder(max_line_bytes=100), line[:50], line[50:], b"\n\n") == [
-        Event("z" * 94)
-    ]
+    assert feed_all(Decoder(max_line_bytes=100), line[:50], line[50:], b"\n\n") == [Event("z" * 94)]
 
 
 def test_event_over_limit_raises_without_buffering_further() -> None:

@@ -87,3 +87,12 @@ def test_event_is_frozen_and_slotted() -> None:
     with pytest.raises(AttributeError):
         event.data = "y"  # type: ignore[misc]
     assert not hasattr(event, "__dict__")
+
+
+def test_decoded_events_are_ordinary_frozen_events() -> None:
+    decoded = Decoder().feed(b"data: a\n\ndata: b\n\n" + b"data: c\n\n")
+    assert [type(e) for e in decoded] == [Event, Event, Event]
+    assert decoded == [Event("a"), Event("b"), Event("c")]
+    assert hash(decoded[0]) == hash(Event("a"))
+    with pytest.raises(AttributeError):
+        decoded[0].data = "changed"  # type: ignore[misc]

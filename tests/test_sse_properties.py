@@ -11,8 +11,24 @@ from tokenrelay.errors import EventTooLargeError
 from tokenrelay.sse import Decoder, Event, encode
 
 # Any Unicode text that UTF-8 can carry, with the characters that trip parsers made common.
-TRICKY = st.sampled_from(["\r", "\n", "\r\n", "\u2028", "\u2029", "\x85", "\x0b", "\x0c",
-                          "\0", "\ufeff", ":", " ", "\U0001f600", "\ufffd"])
+TRICKY = st.sampled_from(
+    [
+        "\r",
+        "\n",
+        "\r\n",
+        "\u2028",
+        "\u2029",
+        "\x85",
+        "\x0b",
+        "\x0c",
+        "\0",
+        "\ufeff",
+        ":",
+        " ",
+        "\U0001f600",
+        "\ufffd",
+    ]
+)
 TEXT = st.lists(st.one_of(st.text(), TRICKY)).map("".join)
 SINGLE_LINE = TEXT.map(lambda s: s.replace("\r", "").replace("\n", ""))
 EVENTS = st.builds(
@@ -64,10 +80,30 @@ def test_no_byte_string_crashes_the_decoder(noise: bytes, text: bytes, chunk: in
 
 
 @settings(max_examples=300)
-@given(st.lists(st.sampled_from([b"data:", b"data: x", b"id: 1", b"id", b"retry: 5",
-                                 b"event: e", b":c", b"", b"\r", b"\n", b"\r\n", b"\xef\xbb\xbf",
-                                 b"\xf0\x9f", b"\x98\x80", b"\0"])),
-       st.integers(min_value=1, max_value=8))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"data:",
+                b"data: x",
+                b"id: 1",
+                b"id",
+                b"retry: 5",
+                b"event: e",
+                b":c",
+                b"",
+                b"\r",
+                b"\n",
+                b"\r\n",
+                b"\xef\xbb\xbf",
+                b"\xf0\x9f",
+                b"\x98\x80",
+                b"\0",
+            ]
+        )
+    ),
+    st.integers(min_value=1, max_value=8),
+)
 def test_chunking_never_changes_the_result(pieces: list[bytes], chunk: int) -> None:
     stream = b"".join(pieces)
     assert decode(stream, chunk) == decode(stream, max(1, len(stream)))

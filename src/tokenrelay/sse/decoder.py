@@ -11,6 +11,9 @@ DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
+_LF = 10
+_CR = 13
+_BLANK_THEN_DATA = "\n\ndata: "
 
 
 class Decoder:
@@ -23,10 +26,11 @@ class Decoder:
     of the same name is the last event ID now, to send on the next reconnect. ``retry`` is
     the reconnection time (ms) the server last set validly, or None.
 
-    Limits: a line longer than ``max_line_bytes`` or an event whose data exceeds
-    ``max_event_bytes`` raises ``EventTooLargeError`` rather than growing memory. Events
-    completed before the oversized line are returned first; the error is then raised by
-    the next ``feed()`` or ``close()``. After it the decoder only accepts ``close()``.
+    Limits: a line longer than ``max_line_bytes``, or an event whose lines (fields,
+    comments and line ends, up to its blank line) add up to more than ``max_event_bytes``,
+    raises ``EventTooLargeError`` rather than growing memory. Events completed before the
+    oversized line are returned first; the error is then raised by the next ``feed()`` or
+    ``close()``. After it the decoder accepts only ``close()``.
 
     ``close()`` ends the stream: an event without its terminating blank line is discarded
     (its ``id`` does not become the last event ID), as the spec says. The decoder may then
@@ -34,18 +38,22 @@ class Decoder:
     """
 
     __slots__ = (
-        "_data",
-        "_data_size",
         "_error",
         "_error_owed",
         "_event_retry",
         "_event_type",
+        "_fast_limit",
+        "_hold_limit",
         "_id_buffer",
+        "_idle",
         "_last_event_id",
         "_max_event",
         "_max_line",
+        "_open_size",
+        "_parts",
         "_pending",
         "_pending_size",
+        "_plain",
         "_retry",
         "_skip_lf",
         "_start",
@@ -62,6 +70,7 @@ class Decoder:
             raise ValueError("max_line_bytes and max_event_bytes must be positive")
         self._max_line = max_line_bytes
         self._max_event = max_event_bytes
+        self._fast_limit = min(max_line_bytes, max_event_bytes)
         self._last_event_id = last_event_id
         self._retry: int | None = None
         self._error: EventTooLargeError | None = None
@@ -69,15 +78,21 @@ class Decoder:
         self._reset()
 
     def _reset(self) -> None:
-        # Per-connection parse state. `_start` holds the first bytes of a stream until
-        # we know whether they are a BOM; None once the stream has started.
+        """Forget the current connection's partial input; keep last event ID and retry."""
+        # `_start` holds a stream's first bytes until we know whether they are a BOM;
+        # None once the stream has started. `_plain` is True when neither that, a held
+        # CR nor an error needs looking at, so feed() can skip those checks.
         self._start: bytes | None = b""
-        self._skip_lf = False  # the last chunk ended in CR: an LF now belongs to it
+        self._skip_lf = False
+        self._plain = False
+        # `_idle`: plain, and between events (nothing pending, nothing of an event read).
+        self._idle = False
         self._pending: list[bytes] = []  # pieces of the unterminated last line
         self._pending_size = 0
-        self._data: list[bytes] = []
-        self._data_size = 0
-        self._event_type = b""
+        self._open_size = 0  # bytes of complete lines in the event being built
+        self._hold_limit = self._fast_limit  # the longest partial line we may hold
+        self._parts: list[str] = []  # data lines of the event being built
+        self._event_type = ""
         self._event_retry: int | None = None
         self._id_buffer = self._last_event_id
 
@@ -93,116 +108,92 @@ class Decoder:
 
     def feed(self, data: bytes) -> list[Event]:
         """Parse the next chunk of the stream; return the events it completed."""
-        if self._error is not None:
-            self._error_owed = False
-            raise self._error
-        if not data:
-            return []
-        if self._start is not None:
-            head = self._start + data
-            if len(head) < 3 and _BOM.startswith(head):
-                self._start = head  # could still become a BOM: wait for more bytes
-                return []
-            self._start = None
-            data = head[3:] if head.startswith(_BOM) else head
-            if not data:
-                return []
-        if self._skip_lf:
-            self._skip_lf = False
-            if data[0] == 10:
-                data = data[1:]
-                if not data:
-                    return []
-        if b"\r" in data:
-            # A CR ends a line at once; an LF that follows it (maybe in the next chunk)
-            # is part of the same line end.
-            self._skip_lf = data[-1] == 13
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-
-        lines = data.split(b"\n")
-        tail = lines.pop()  # the unterminated rest; b"" when data ends a line
-        max_line = self._max_line
-        if not lines:
-            size = self._pending_size + len(tail)
-            if size > max_line:
-                return self._fail(EventTooLargeError("line", max_line, size), [])
-            self._pending.append(tail)
+        if (
+            self._idle
+            and data[-2:] == b"\n\n"
+            and _CR not in data
+            and len(data) <= self._fast_limit
+        ):
+            # Whole events, starting between events: no partial line to join, no limit
+            # to check (the chunk is within both), and the decoder stays idle after.
+            text = data.decode("utf-8", "replace")
+            if text.find("\n") == len(text) - 2 and text[:6] == "data: ":
+                # One event of one data line: what a live LLM stream sends per chunk.
+                # (Idle, the id buffer is already the last event ID.)
+                return [_make_event(text[6:-2], "message", self._id_buffer, None)]
+            return self._parse(text)
+        if self._plain and _LF not in data and _CR not in data:
+            # The middle of a line (small reads): just keep it.
+            size = self._pending_size + len(data)
+            if size > self._hold_limit:
+                self._over_limit(size)
+            self._pending.append(data)
             self._pending_size = size
+            self._idle = False
             return []
-        if self._pending:
-            self._pending.append(lines[0])
-            lines[0] = b"".join(self._pending)
-            self._pending = []
-            self._pending_size = 0
-            if len(lines[0]) > max_line:
-                return self._fail(EventTooLargeError("line", max_line, len(lines[0])), [])
-        overflow = None
-        if len(data) > max_line:
-            # Only a chunk longer than the limit can hold a line longer than it. Parse the
-            # lines before the first oversized one, so their events are not lost.
-            for i, line in enumerate(lines):
-                if len(line) > max_line:
-                    overflow = EventTooLargeError("line", max_line, len(line))
-                    del lines[i:]
-                    break
-            else:
-                if len(tail) > max_line:
-                    overflow = EventTooLargeError("line", max_line, len(tail))
-        if tail and overflow is None:
-            self._pending.append(tail)
-            self._pending_size = len(tail)
+        self._idle = False
+        if not self._plain:
+            data = self._prepare(data)
+        if _CR in data:
+            # A CR ends a line at once; an LF right after it, maybe in the next chunk,
+            # belongs to the same line end.
+            if data[-1] == _CR:
+                self._skip_lf = True
+                self._plain = False
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if _LF not in data:
+            if data:
+                size = self._pending_size + len(data)
+                if size > self._hold_limit:
+                    self._over_limit(size)
+                self._pending.append(data)
+                self._pending_size = size
+            return []
 
-        events: list[Event] = []
-        append = events.append
-        parts = self._data
-        size = self._data_size
-        max_event = self._max_event
-        event_type = self._event_type
-        event_retry = self._event_retry
-        for line in lines:
-            if not line:
-                # Dispatch (§9.2.6): the id buffer becomes the last event ID even when
-                # no event follows; an empty data buffer dispatches nothing.
-                if parts:
-                    append(
-                        _make_event(
-                            b"\n".join(parts).decode("utf-8", "replace"),
-                            event_type.decode("utf-8", "replace") if event_type else "message",
-                            self._id_buffer,
-                            event_retry,
-                        )
-                    )
-                    parts = []
-                    size = 0
-                self._last_event_id = self._id_buffer
-                event_type = b""
-                event_retry = None
-            elif line[0] == 58:  # ":" starts a comment
-                continue
-            else:
-                name, colon, value = line.partition(b":")
-                if value[:1] == b" ":
-                    value = value[1:]
-                if name == b"data":
-                    size += len(value) + 1
-                    if size > max_event:
-                        return self._fail(EventTooLargeError("event", max_event, size), events)
-                    parts.append(value)
-                elif name == b"event":
-                    event_type = value
-                elif name == b"id":
-                    if b"\0" not in value:
-                        self._id_buffer = value.decode("utf-8", "replace")
-                elif name == b"retry":
-                    if value.isdigit():  # ASCII digits only, for bytes
-                        event_retry = self._retry = int(value)
-                # any other field name is ignored
-        self._data = parts
-        self._data_size = size
-        self._event_type = event_type
-        self._event_retry = event_retry
+        # Split off the complete lines; the rest waits for its line end.
+        end = data.rindex(_LF) + 1
+        pending = self._pending
+        if pending:
+            pending.append(data[:end])
+            complete = b"".join(pending)
+        else:
+            complete = data if end == len(data) else data[:end]
+        rest = data[end:]
+        self._pending = [rest] if rest else []
+        self._pending_size = len(rest)
+
+        overflow = None
+        if (
+            len(complete) > self._max_line
+            or len(complete) > self._max_event
+            or (len(rest) > self._max_line)
+        ):
+            cut, overflow = self._find_overflow(complete, rest)
+            if overflow is not None:
+                complete = complete[:cut]
+        events = self._parse(complete.decode("utf-8", "replace"))
         if overflow is not None:
             return self._fail(overflow, events)
+
+        # Bytes of the event still open, so one spread over many chunks stays bounded.
+        blank = complete.rfind(b"\n\n")
+        if blank >= 0:
+            self._open_size = len(complete) - blank - 2
+        elif complete[:1] == b"\n":
+            self._open_size = len(complete) - 1
+        else:
+            self._open_size += len(complete)
+        if self._open_size + self._pending_size > self._max_event:
+            size = self._open_size + self._pending_size
+            self._open_size = 0
+            return self._fail(EventTooLargeError("event", self._max_event, size), events)
+        self._hold_limit = min(self._max_line, self._max_event - self._open_size)
+        self._idle = (
+            self._plain
+            and not self._open_size
+            and not self._pending
+            and not (self._parts or self._event_type or self._event_retry is not None)
+        )
         return events
 
     def close(self) -> list[Event]:
@@ -219,13 +210,136 @@ class Decoder:
             raise error
         return []
 
+    def _prepare(self, data: bytes) -> bytes:
+        """The slow start of feed(): a pending error, the BOM, an LF after a held CR."""
+        if self._error is not None:
+            self._error_owed = False
+            raise self._error
+        if self._start is not None:
+            head = self._start + data
+            if len(head) < 3 and _BOM.startswith(head):
+                self._start = head  # could still become a BOM: wait for more bytes
+                return b""
+            self._start = None
+            data = head[3:] if head.startswith(_BOM) else head
+        if self._skip_lf and data:
+            self._skip_lf = False
+            if data[0] == _LF:
+                data = data[1:]
+        self._plain = self._start is None and not self._skip_lf
+        return data
+
+    def _over_limit(self, size: int) -> None:
+        """Raise for a partial line of `size` bytes that would cross a limit."""
+        if size > self._max_line:
+            self._fail(EventTooLargeError("line", self._max_line, size), [])
+        self._fail(EventTooLargeError("event", self._max_event, size + self._open_size), [])
+
+    def _parse(self, text: str) -> list[Event]:
+        """Process complete lines (``text`` ends with a line end); return the events."""
+        # Split where a blank line is followed by a data line. Each piece after the first
+        # is then the data of one event plus any further lines of it: when it holds no
+        # line break it *is* the data of a one-line event, the shape of nearly all.
+        events: list[Event] = []
+        pieces = text.split(_BLANK_THEN_DATA)
+        if len(pieces) == 1:
+            self._lines(text[:-1].split("\n"), events)
+            return events
+        append = events.append
+        first = pieces[0]
+        if (
+            first[:6] == "data: "
+            and "\n" not in first
+            and not (self._parts or self._event_type or self._event_retry is not None)
+        ):
+            append(_make_event(first[6:], "message", self._id_buffer, None))
+        else:
+            self._lines(first.split("\n"), events)
+            self._dispatch(events)
+        last = pieces.pop()
+        id_buffer = self._id_buffer
+        for i in range(1, len(pieces)):
+            piece = pieces[i]
+            if "\n" not in piece:
+                append(_make_event(piece, "message", id_buffer, None))
+            else:
+                self._lines(("data: " + piece).split("\n"), events)
+                self._dispatch(events)
+                id_buffer = self._id_buffer
+        self._last_event_id = id_buffer
+        if last.find("\n") == len(last) - 2:  # "<data>\n\n": one more whole event
+            append(_make_event(last[:-2], "message", id_buffer, None))
+        else:
+            self._lines(("data: " + last)[:-1].split("\n"), events)
+        return events
+
+    def _lines(self, lines: list[str], events: list[Event]) -> None:
+        """Apply lines to the event being built (§9.2.6); a blank line dispatches it."""
+        for line in lines:
+            if not line:
+                self._dispatch(events)
+            elif line[0] == ":":
+                continue  # comment
+            else:
+                name, _, value = line.partition(":")
+                if value[:1] == " ":
+                    value = value[1:]
+                if name == "data":
+                    self._parts.append(value)
+                elif name == "event":
+                    self._event_type = value
+                elif name == "id":
+                    if "\0" not in value:
+                        self._id_buffer = value
+                elif name == "retry":
+                    if value.isascii() and value.isdigit():
+                        self._event_retry = self._retry = int(value)
+                # any other field is ignored
+
+    def _dispatch(self, events: list[Event]) -> None:
+        """Dispatch at a blank line: the id moves on even when no event is sent."""
+        self._last_event_id = self._id_buffer
+        if self._parts:
+            events.append(
+                _make_event(
+                    "\n".join(self._parts),
+                    self._event_type or "message",
+                    self._id_buffer,
+                    self._event_retry,
+                )
+            )
+            self._parts = []
+        self._event_type = ""
+        self._event_retry = None
+
+    def _find_overflow(self, complete: bytes, rest: bytes) -> tuple[int, EventTooLargeError | None]:
+        """Where the first line or event over a limit starts in a large chunk, if any.
+
+        Only chunks larger than a limit can hold such a line, so this slow walk is rare.
+        """
+        max_line, max_event = self._max_line, self._max_event
+        event_size = self._open_size
+        start = 0
+        while start < len(complete):
+            end = complete.index(b"\n", start)
+            length = end - start
+            if length > max_line:
+                return start, EventTooLargeError("line", max_line, length)
+            event_size = 0 if end == start else event_size + end - start + 1
+            if event_size > max_event:
+                return start, EventTooLargeError("event", max_event, event_size)
+            start = end + 1
+        if len(rest) > max_line:
+            return start, EventTooLargeError("line", max_line, len(rest))
+        return start, None
+
     def _fail(self, error: EventTooLargeError, events: list[Event]) -> list[Event]:
         # Drop what was buffered, so memory stays bounded, and refuse further input.
         self._pending = []
         self._pending_size = 0
-        self._data = []
-        self._data_size = 0
+        self._parts = []
         self._error = error
+        self._plain = self._idle = False
         if events:
             self._error_owed = True  # deliver the complete events first; raise next call
             return events

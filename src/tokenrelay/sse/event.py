@@ -43,20 +43,26 @@ class Event:
         return _json.loads(self.data)
 
 
-# The decoder builds events that are valid by construction, many thousands per second;
-# it skips __init__/__post_init__ and fills the slots directly (same object, a third of
-# the cost of the frozen dataclass __init__).
-_new_object = object.__new__
-_set_data = Event.__dict__["data"].__set__
-_set_event = Event.__dict__["event"].__set__
-_set_id = Event.__dict__["id"].__set__
-_set_retry = Event.__dict__["retry"].__set__
+class _EventBuilder:
+    """The same slots as ``Event`` with a plain ``__init__``, to build events quickly.
+
+    The decoder makes events that are valid by construction, hundreds of thousands per
+    second, and the frozen dataclass ``__init__`` (``object.__setattr__`` per field, then
+    ``__post_init__``) was the largest single cost of decoding. It builds one of these and
+    re-labels it as an ``Event`` (same slot layout, so CPython allows it): the result is
+    an ordinary, frozen ``Event`` in every respect, made in a third of the time.
+    """
+
+    __slots__ = ("data", "event", "id", "retry")
+
+    def __init__(self, data: str, event: str, id: str, retry: int | None) -> None:
+        self.data = data
+        self.event = event
+        self.id = id
+        self.retry = retry
 
 
 def _make_event(data: str, event: str, id: str, retry: int | None) -> Event:
-    ev: Event = _new_object(Event)
-    _set_data(ev, data)
-    _set_event(ev, event)
-    _set_id(ev, id)
-    _set_retry(ev, retry)
-    return ev
+    built = _EventBuilder(data, event, id, retry)
+    built.__class__ = Event  # type: ignore[assignment]
+    return built  # type: ignore[return-value]
