@@ -152,3 +152,18 @@ def test_large_line_in_small_chunks_is_assembled() -> None:
 
 def test_event_json_parses_data() -> None:
     assert Decoder().feed(b'data: {"a": [1, 2]}\n\n')[0].json() == {"a": [1, 2]}
+
+
+def test_event_spread_over_chunks_is_measured_whole_when_it_completes() -> None:
+    decoder = Decoder(max_line_bytes=8, max_event_bytes=8)
+    assert decoder.feed(b"data: \n") == []
+    with pytest.raises(EventTooLargeError):
+        decoder.feed(b"data: \n\n")  # 14 bytes of event in all
+
+
+def test_oversized_start_of_a_chunk_dispatches_nothing() -> None:
+    decoder = Decoder(max_line_bytes=6, max_event_bytes=7)
+    assert decoder.feed(b"data: \n") == []
+    with pytest.raises(EventTooLargeError):
+        decoder.feed(b"data: \n")
+    assert decoder.close() == []

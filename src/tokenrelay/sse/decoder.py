@@ -165,15 +165,17 @@ class Decoder:
         overflow = None
         if (
             len(complete) > self._max_line
-            or len(complete) > self._max_event
-            or (len(rest) > self._max_line)
+            or len(complete) + self._open_size > self._max_event
+            or len(rest) > self._max_line
         ):
             cut, overflow = self._find_overflow(complete, rest)
             if overflow is not None:
                 complete = complete[:cut]
-        events = self._parse(complete.decode("utf-8", "replace"))
         if overflow is not None:
+            # Only the lines before the oversized one count; there may be none.
+            events = self._parse(complete.decode("utf-8", "replace")) if complete else []
             return self._fail(overflow, events)
+        events = self._parse(complete.decode("utf-8", "replace"))
 
         # Bytes of the event still open, so one spread over many chunks stays bounded.
         blank = complete.rfind(b"\n\n")
