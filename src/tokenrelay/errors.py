@@ -18,7 +18,10 @@ the calling code, not a condition to handle at run time.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Literal
 
 __all__ = [
     "EventTooLargeError",
