@@ -7,9 +7,15 @@ the boundary where they enter, so callers never need to know which library was u
 ::
 
     TokenRelayError                 base of everything raised on purpose
-     └── ProtocolError              the bytes on the wire break a rule or a limit
-          └── RemoteProtocolError   ... and the remote peer sent them
-               └── EventTooLargeError  a line or an event exceeds the decoder's limit
+     ├── ProtocolError              the bytes on the wire break a rule or a limit
+     │    └── RemoteProtocolError   ... and the remote peer sent them
+     │         └── EventTooLargeError  a line or an event exceeds the decoder's limit
+     ├── ResponseError              the server answered, but not with an event stream
+     └── TransportError             the connection failed, broke or went quiet
+          ├── ConnectError          no connection could be made
+          ├── ReadError             the connection broke while reading
+          ├── IdleTimeoutError      no bytes (not even a comment) for too long
+          └── ReconnectError        reconnecting gave up; the cause is the last failure
 
 Arguments that a caller gets wrong (an ``id`` with a newline handed to the encoder, say)
 raise the built-in ``ValueError`` or ``TypeError``, as Python APIs do: that is a bug in
@@ -24,10 +30,16 @@ if TYPE_CHECKING:
     from typing import Literal
 
 __all__ = [
+    "ConnectError",
     "EventTooLargeError",
+    "IdleTimeoutError",
     "ProtocolError",
+    "ReadError",
+    "ReconnectError",
     "RemoteProtocolError",
+    "ResponseError",
     "TokenRelayError",
+    "TransportError",
 ]
 
 
@@ -63,3 +75,59 @@ class EventTooLargeError(RemoteProtocolError):
 
     def __reduce__(self) -> tuple[type[EventTooLargeError], tuple[str, int, int]]:
         return (type(self), (self.what, self.limit, self.size))
+
+
+class ResponseError(TokenRelayError):
+    """The server answered with a status other than 200 or a type other than SSE.
+
+    Never retried: per the spec this fails the stream. ``status``, ``content_type`` and
+    ``body`` (the first bytes of the response, at most 1 KiB) tell what came instead.
+    """
+
+    def __init__(self, status: int, content_type: str | None, body: bytes = b"") -> None:
+        self.status = status
+        self.content_type = content_type
+        self.body = body[:1024]
+        if status != 200:
+            problem = f"HTTP status {status}, not 200"
+        else:
+            problem = f"content type {content_type!r}, not 'text/event-stream'"
+        preview = self.body[:200].decode("utf-8", "replace")
+        super().__init__(
+            f"not an event stream: {problem} (content type {content_type!r}); "
+            f"body starts: {preview!r}"
+        )
+
+    def __reduce__(self) -> tuple[type[ResponseError], tuple[int, str | None, bytes]]:
+        return (type(self), (self.status, self.content_type, self.body))
+
+
+class TransportError(TokenRelayError):
+    """The connection failed, broke or went quiet: worth reconnecting."""
+
+
+class ConnectError(TransportError):
+    """No connection could be made (refused, unreachable, or the connect timeout)."""
+
+
+class ReadError(TransportError):
+    """The connection broke while the stream was being read."""
+
+
+class IdleTimeoutError(TransportError):
+    """Nothing arrived, not even a keep-alive comment, within the idle timeout."""
+
+
+class ReconnectError(TransportError):
+    """Reconnecting gave up: too many attempts, or past the deadline.
+
+    ``attempts`` is how many reconnections were tried since the stream last delivered
+    an event; ``__cause__`` is the last failure (None when the body just kept ending).
+    """
+
+    def __init__(self, message: str, attempts: int) -> None:
+        self.attempts = attempts
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[ReconnectError], tuple[str, int]]:
+        return (type(self), (str(self), self.attempts))

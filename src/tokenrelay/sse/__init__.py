@@ -8,12 +8,16 @@
 from .decoder import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES, Decoder
 from .encoder import comment, encode
 from .event import Event
+from .reconnect import NO_RECONNECT, Reconnector, ReconnectPolicy
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
     "DEFAULT_MAX_LINE_BYTES",
+    "NO_RECONNECT",
     "Decoder",
     "Event",
+    "ReconnectPolicy",
+    "Reconnector",
     "comment",
     "encode",
 ]

@@ -14,6 +14,7 @@ _BOM = b"\xef\xbb\xbf"
 _LF = 10
 _CR = 13
 _BLANK_THEN_DATA = "\n\ndata: "
+_BLANK_THEN_DATA_BYTES = _BLANK_THEN_DATA.encode()
 
 
 class Decoder:
@@ -116,12 +117,14 @@ class Decoder:
         ):
             # Whole events, starting between events: no partial line to join, no limit
             # to check (the chunk is within both), and the decoder stays idle after.
-            text = data.decode("utf-8", "replace")
-            if text.find("\n") == len(text) - 2 and text[:6] == "data: ":
+            if data.find(b"\n") == len(data) - 2 and data[:6] == b"data: ":
                 # One event of one data line: what a live LLM stream sends per chunk.
                 # (Idle, the id buffer is already the last event ID.)
-                return [_make_event(text[6:-2], "message", self._id_buffer, None)]
-            return self._parse(text)
+                data = data[6:-2]
+                return [
+                    _make_event(data.decode("utf-8", "replace"), "message", self._id_buffer, None)
+                ]
+            return self._parse(data)
         if self._plain and _LF not in data and _CR not in data:
             # The middle of a line (small reads): just keep it.
             size = self._pending_size + len(data)
@@ -173,9 +176,9 @@ class Decoder:
                 complete = complete[:cut]
         if overflow is not None:
             # Only the lines before the oversized one count; there may be none.
-            events = self._parse(complete.decode("utf-8", "replace")) if complete else []
+            events = self._parse(complete) if complete else []
             return self._fail(overflow, events)
-        events = self._parse(complete.decode("utf-8", "replace"))
+        events = self._parse(complete)
 
         # Bytes of the event still open, so one spread over many chunks stays bounded.
         blank = complete.rfind(b"\n\n")
@@ -237,15 +240,21 @@ class Decoder:
             self._fail(EventTooLargeError("line", self._max_line, size), [])
         self._fail(EventTooLargeError("event", self._max_event, size + self._open_size), [])
 
-    def _parse(self, text: str) -> list[Event]:
-        """Process complete lines (``text`` ends with a line end); return the events."""
+    def _parse(self, data: bytes) -> list[Event]:
+        """Process complete lines (``data`` ends with LF, holds no CR); return the events."""
         # Split where a blank line is followed by a data line. Each piece after the first
         # is then the data of one event plus any further lines of it: when it holds no
         # line break it *is* the data of a one-line event, the shape of nearly all.
+        if data.isascii():
+            pieces = data.decode("ascii").split(_BLANK_THEN_DATA)
+        else:
+            # Piece by piece: a str of the whole chunk would be as wide as its widest
+            # character, and slicing it would cost a scan of every piece.
+            sep = _BLANK_THEN_DATA_BYTES
+            pieces = [piece.decode("utf-8", "replace") for piece in data.split(sep)]
         events: list[Event] = []
-        pieces = text.split(_BLANK_THEN_DATA)
         if len(pieces) == 1:
-            self._lines(text[:-1].split("\n"), events)
+            self._lines(pieces[0][:-1].split("\n"), events)
             return events
         append = events.append
         first = pieces[0]
@@ -272,7 +281,7 @@ class Decoder:
         if last.find("\n") == len(last) - 2:  # "<data>\n\n": one more whole event
             append(_make_event(last[:-2], "message", id_buffer, None))
         else:
-            self._lines(("data: " + last)[:-1].split("\n"), events)
+            self._lines(("data: " + last[:-1]).split("\n"), events)
         return events
 
     def _lines(self, lines: list[str], events: list[Event]) -> None:
