@@ -100,7 +100,9 @@ def test_import_tokenrelay_loads_only_the_standard_library() -> None:
     assert not foreign
 
 
-@pytest.mark.parametrize("name", ["tokenrelay", "tokenrelay.sse", "tokenrelay.errors"])
+@pytest.mark.parametrize(
+    "name", ["tokenrelay", "tokenrelay.sse", "tokenrelay.errors", "tokenrelay.client"]
+)
 def test_all_lists_exactly_the_public_names(name: str) -> None:
     module = importlib.import_module(name)
     public = {
@@ -109,8 +111,11 @@ def test_all_lists_exactly_the_public_names(name: str) -> None:
         if not attr.startswith("_")
         and not isinstance(value, types.ModuleType)
         and attr not in {"annotations", "TYPE_CHECKING"}  # from __future__ and typing
-        # ours, or a plain constant; not a class or function imported for local use
-        and getattr(value, "__module__", "tokenrelay").startswith("tokenrelay")
+        # not a class or function imported from elsewhere for local use
+        and not (
+            isinstance(value, type | types.FunctionType | types.BuiltinFunctionType)
+            and not value.__module__.startswith("tokenrelay")
+        )
     }
     public |= {"__version__"} & set(vars(module))
     assert sorted(module.__all__) == sorted(public)

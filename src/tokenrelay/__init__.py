@@ -4,16 +4,34 @@
 live in subpackages whose optional dependencies load when those are imported.
 """
 
-from .errors import EventTooLargeError, ProtocolError, RemoteProtocolError, TokenRelayError
-from .sse import Decoder, Event, comment, encode
+from .errors import (
+    ConnectError,
+    EventTooLargeError,
+    IdleTimeoutError,
+    ProtocolError,
+    ReadError,
+    ReconnectError,
+    RemoteProtocolError,
+    ResponseError,
+    TokenRelayError,
+    TransportError,
+)
+from .sse import Decoder, Event, ReconnectPolicy, comment, encode
 
 __all__ = [
+    "ConnectError",
     "Decoder",
     "Event",
     "EventTooLargeError",
+    "IdleTimeoutError",
     "ProtocolError",
+    "ReadError",
+    "ReconnectError",
+    "ReconnectPolicy",
     "RemoteProtocolError",
+    "ResponseError",
     "TokenRelayError",
+    "TransportError",
     "__version__",
     "comment",
     "encode",

@@ -2,9 +2,12 @@
 
     tokenrelay demo              decode a sample LLM stream, arriving in small pieces
     tokenrelay decode [FILE]     decode an SSE stream from a file or stdin (``curl -N ... |``)
+    tokenrelay tail URL          follow a live SSE endpoint, reconnecting (extra ``client``)
 
-Exit status: 0 on success, 1 when the stream is refused (e.g. an event over the size
-limit), 2 for a usage error.
+Exit status: 0 when the stream ended normally; 1 when the server refused it (not 200,
+not text/event-stream); 2 for a usage error; 3 when the connection failed for good
+(after the reconnection attempts); 4 when the stream broke the protocol (e.g. an event
+over the size limit); 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,10 +21,20 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO, TextIO
 
 from . import __version__
-from .errors import TokenRelayError
+from .errors import (
+    ProtocolError,
+    ReconnectError,
+    ResponseError,
+    TokenRelayError,
+    TransportError,
+)
 from .sse import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES, Decoder, Event, comment, encode
 
 __all__ = ["main"]
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONNECTION, EXIT_PROTOCOL, EXIT_INTERRUPTED = (
+    0, 1, 2, 3, 4, 130,
+)  # fmt: skip
 
 _DEMO_TOKENS = [
     "Server", "-Sent", " Events", " carry", " each", " token", " the", " moment", " the",
@@ -107,11 +120,96 @@ def run_decode(args: argparse.Namespace, out: TextIO) -> int:
         decoder.close()
     except TokenRelayError as exc:
         print(f"tokenrelay decode: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_PROTOCOL
     finally:
         if not reading_stdin:
             source.close()
     return 0
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {text!r}")
+    return name.strip(), value.strip()
+
+
+def _pretty(event: Event, out: TextIO, color: bool) -> None:
+    def paint(text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if color else text
+
+    head = paint(event.event, "1;36") + (paint(f"  id {event.id}", "2") if event.id else "")
+    try:
+        body = json.dumps(json.loads(event.data), indent=2, ensure_ascii=False)
+    except ValueError:
+        body = event.data
+    out.write(head + "\n" + body + "\n\n")
+    out.flush()
+
+
+def run_tail(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from .client import Timeout, connect
+    except ImportError as exc:  # httpx missing
+        print(f"tokenrelay tail needs the client extra: pip install 'tokenrelay[client]' ({exc})",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    from .sse import NO_RECONNECT, ReconnectPolicy
+
+    headers = dict(args.header)
+    content: str | None = args.data
+    method = args.request or ("POST" if args.data is not None or args.json is not None else "GET")
+    if args.json is not None:
+        try:
+            json.loads(args.json)
+        except ValueError as exc:
+            print(f"tokenrelay tail: --json is not JSON: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        content = args.json
+        headers.setdefault("Content-Type", "application/json")
+    policy = NO_RECONNECT
+    if not args.no_reconnect:
+        policy = ReconnectPolicy(delay=args.reconnect_delay, max_attempts=args.max_attempts)
+
+    def on_chunk(chunk: bytes) -> None:
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+
+    def on_reconnect(attempt: int, delay: float, error: BaseException | None) -> None:
+        why = "the stream ended" if error is None else f"connection lost ({error})"
+        resume = f", resuming after id {stream.last_event_id!r}" if stream.last_event_id else ""
+        print(f"tokenrelay tail: {why}; reconnecting in {delay:.2f} s (attempt {attempt}{resume})",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    color = out.isatty()
+    try:
+        with connect(
+            args.url,
+            method=method,
+            headers=headers,
+            content=content,
+            last_event_id=args.last_event_id,
+            timeout=Timeout(connect=args.connect_timeout, idle=args.idle_timeout),
+            reconnect=policy,
+            stop_on=args.stop_on,
+            on_chunk=on_chunk if args.raw else None,
+            on_reconnect=on_reconnect,
+        ) as stream:
+            for event in stream:
+                if not args.raw:
+                    _pretty(event, out, color)
+    except ResponseError as exc:
+        print(f"tokenrelay tail: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except TransportError as exc:
+        last = exc.__cause__
+        cause = f" (last error: {last})" if isinstance(exc, ReconnectError) and last else ""
+        print(f"tokenrelay tail: {exc}{cause}", file=sys.stderr)
+        return EXIT_CONNECTION
+    except ProtocolError as exc:
+        print(f"tokenrelay tail: {exc}", file=sys.stderr)
+        return EXIT_PROTOCOL
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +229,36 @@ def build_parser() -> argparse.ArgumentParser:
     decode.add_argument("--last-event-id", default="", help="last event ID to start from")
     decode.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES)
     decode.add_argument("--max-event-bytes", type=int, default=DEFAULT_MAX_EVENT_BYTES)
+
+    tail = commands.add_parser(
+        "tail",
+        help="follow a live SSE endpoint, reconnecting with Last-Event-ID",
+        description="Print the events of an SSE endpoint as they arrive; reconnect when the "
+        "connection drops, resuming with Last-Event-ID. Reconnect notices go to stderr. "
+        "Exit status: 0 the stream ended (204, --stop-on, or the body ended with "
+        "--no-reconnect); 1 the server refused (status not 200, or not text/event-stream); "
+        "2 usage; 3 the connection failed for good; 4 the stream broke the protocol; "
+        "130 interrupted.",
+    )
+    tail.add_argument("url")
+    tail.add_argument("-X", "--request", metavar="METHOD", help="default GET, or POST with a body")
+    tail.add_argument("-H", "--header", action="append", type=_header, default=[],
+                      metavar="'NAME: VALUE'", help="request header (repeatable)")  # fmt: skip
+    body = tail.add_mutually_exclusive_group()
+    body.add_argument("-d", "--data", help="request body, sent as is (implies POST)")
+    body.add_argument("--json", help="JSON request body (implies POST)")
+    tail.add_argument("--last-event-id", help="resume after this event id")
+    tail.add_argument("--raw", action="store_true", help="print the bytes as received")
+    tail.add_argument("--stop-on", metavar="DATA", help="end at an event with this data, "
+                      "e.g. '[DONE]' (not printed)")  # fmt: skip
+    tail.add_argument("--no-reconnect", action="store_true", help="one connection only")
+    tail.add_argument("--max-attempts", type=int, default=10,
+                      help="reconnection attempts without an event before giving up")  # fmt: skip
+    tail.add_argument("--reconnect-delay", type=float, default=3.0, metavar="S",
+                      help="wait before reconnecting, until the server sets retry:")  # fmt: skip
+    tail.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
+    tail.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
+                      help="reconnect after S seconds without a byte (comments count)")  # fmt: skip
     return parser
 
 
@@ -140,11 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return run_demo(out, delay=args.delay, seed=args.seed)
+        if args.command == "tail":
+            return run_tail(args, out)
         return run_decode(args, out)
     except BrokenPipeError:  # e.g. piped into `head`
-        return 0
+        return EXIT_OK
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

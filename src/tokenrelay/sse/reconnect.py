@@ -16,7 +16,7 @@ from typing import Literal
 from ..errors import ReconnectError
 from .decoder import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES, Decoder
 
-__all__ = ["NO_RECONNECT", "ReconnectPolicy", "Reconnector", "Verdict"]
+__all__ = ["NO_RECONNECT", "ReconnectPolicy", "Reconnector", "Verdict", "is_event_stream"]
 
 Verdict = Literal["read", "stop", "fail"]
 
@@ -56,8 +56,10 @@ NO_RECONNECT = ReconnectPolicy(max_attempts=0)
 """For one-shot streams, such as a single LLM completion: the first failure is final."""
 
 
-def _essence(content_type: str | None) -> str:
-    return (content_type or "").partition(";")[0].strip().lower()
+def is_event_stream(status: int, content_type: str | None) -> bool:
+    """Status 200 and a ``text/event-stream`` content type (its parameters ignored)."""
+    essence = (content_type or "").partition(";")[0].strip().lower()
+    return status == 200 and essence == "text/event-stream"
 
 
 class Reconnector:
@@ -117,9 +119,7 @@ class Reconnector:
         """
         if status == 204:
             return "stop"
-        if status != 200 or _essence(content_type) != "text/event-stream":
-            return "fail"
-        return "read"
+        return "read" if is_event_stream(status, content_type) else "fail"
 
     def disconnected(self, error: BaseException | None, delivered: bool) -> float | None:
         """The connection ended (``error`` None: the body ended); how long to wait?
