@@ -635,8 +635,8 @@ def run_once(
 
 def attempt(
     res: Result, url: str, runner: asyncio.Runner, stream: Stream, cfg: Config
-) -> float | None:
-    """One run of a contestant; its time, or None (and the result marked) when it failed."""
+) -> tuple[float, float] | None:
+    """One checked run: (wall, CPU) seconds, or None (and the result marked) if it failed."""
     c = res.contestant
     try:
         elapsed, cpu, out = run_once(c, url, runner, cfg.timeout_s)
@@ -649,13 +649,7 @@ def attempt(
     problem = check(c, out, stream)
     if problem and res.status == "ok":
         res.status, res.problem = "wrong", problem
-    return elapsed if res.warmup_s is None else _record(res, elapsed, cpu)
-
-
-def _record(res: Result, elapsed: float, cpu: float) -> float:
-    res.times.append(elapsed)
-    res.cpu.append(cpu)
-    return elapsed
+    return elapsed, cpu
 
 
 def benchmark(
@@ -670,13 +664,12 @@ def benchmark(
     for c in contestants:
         by_transport.setdefault(c.transport, []).append(results[c.key])
 
-    def show(tag: str, res: Result, elapsed: float | None) -> None:
+    def show(tag: str, res: Result, timing: tuple[float, float] | None) -> None:
         c = res.contestant
-        what = (
-            f"{elapsed:7.3f} s {stream.events / elapsed:>11,.0f} ev/s"
-            if elapsed is not None
-            else ""
-        )
+        what = ""
+        if timing is not None:
+            elapsed, cpu = timing
+            what = f"{elapsed:7.3f} s {stream.events / elapsed:>11,.0f} ev/s  cpu {cpu / elapsed:4.0%}"
         note = f"  {res.status}: {res.problem}" if res.status != "ok" else ""
         progress(f"  [{tag}] {c.transport:<11} {c.name:<24} {what}{note}")
 
@@ -684,11 +677,11 @@ def benchmark(
         progress("warm-up (checked) ...")
         for group in by_transport.values():
             for res in group:
-                warm = attempt(res, url, runner, stream, cfg)
-                show("warm-up", res, warm)
-                if warm is None:
+                timing = attempt(res, url, runner, stream, cfg)
+                show("warm-up", res, timing)
+                if timing is None:
                     continue
-                res.warmup_s = warm
+                warm = res.warmup_s = timing[0]
                 runs = cfg.runs
                 if warm * runs > cfg.budget_s:
                     runs = max(1, int(cfg.budget_s / warm))
@@ -700,8 +693,11 @@ def benchmark(
                 for res in group[k:] + group[:k]:  # a different order every round
                     if not res.active:
                         continue
-                    elapsed = attempt(res, url, runner, stream, cfg)
-                    show(f"{rnd + 1}/{cfg.runs}", res, elapsed)
+                    timing = attempt(res, url, runner, stream, cfg)
+                    show(f"{rnd + 1}/{cfg.runs}", res, timing)
+                    if timing is not None:
+                        res.times.append(timing[0])
+                        res.cpu.append(timing[1])
     return results
 
 
