@@ -224,3 +224,32 @@ def test_shutdown_streams_ends_open_streams_with_a_last_retry(kind: str) -> None
         elapsed = time.monotonic() - started
     assert bodies == [b"data: open\n\nretry: 2500\n\n"] * 5
     assert elapsed < 2
+
+
+def test_more_concurrent_sync_streams_than_default_worker_threads_all_flow() -> None:
+    # anyio lends 40 worker threads by default; a sync source holds one for its lifetime.
+    def endpoint(request: Request) -> EventSourceResponse:
+        def items() -> Iterator[str]:
+            yield "start"
+            time.sleep(1.0)
+            yield "end"
+
+        return EventSourceResponse(items(), ping=None)
+
+    streams = 60
+    with run_server(app_for(endpoint)) as url:
+
+        async def all_streams() -> list[float]:
+            limits = httpx.Limits(max_connections=streams)
+            async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+                async def one() -> float:
+                    started = time.monotonic()
+                    body = (await client.get(url)).content
+                    assert body == b"data: start\n\ndata: end\n\n"
+                    return time.monotonic() - started
+
+                return await asyncio.gather(*(one() for _ in range(streams)))
+
+        durations = asyncio.run(all_streams())
+    assert max(durations) < 1.9, f"some streams waited for a thread: {max(durations):.2f} s"

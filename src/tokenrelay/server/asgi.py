@@ -147,7 +147,9 @@ class EventSourceResponse(Response):
                         with anyio.CancelScope(shield=True):
                             await aclose()
             else:
-                await anyio.to_thread.run_sync(self._pump, source, out, abandon_on_cancel=True)
+                await anyio.to_thread.run_sync(
+                    self._pump, source, out, abandon_on_cancel=True, limiter=registry().threads
+                )
 
     def _pump(self, source: Iterable[Item], out: ObjectSendStream[bytes]) -> None:
         """Iterate a sync source in a worker thread, with the same backpressure."""
@@ -157,7 +159,12 @@ class EventSourceResponse(Response):
             for item in iterator:
                 anyio.from_thread.run(out.send, prefix + frame(item))
                 prefix = b""
-        except (anyio.get_cancelled_exc_class(), anyio.ClosedResourceError, RuntimeError):
+        except (
+            anyio.get_cancelled_exc_class(),
+            anyio.ClosedResourceError,
+            anyio.BrokenResourceError,
+            RuntimeError,
+        ):
             pass  # the response ended: stop producing
         finally:
             close = getattr(iterator, "close", None)

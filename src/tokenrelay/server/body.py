@@ -9,8 +9,10 @@ iteration (a client disconnect), the source is cancelled and its cleanup runs.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 
 from .frames import PING, Item, frame
 
@@ -31,6 +33,8 @@ async def event_body(
     prefix = b"" if retry is None else b"retry: %d\n" % retry
     loop = asyncio.get_running_loop()
 
+    stopped = threading.Event()
+
     async def produce() -> None:
         first = prefix
         try:
@@ -45,24 +49,41 @@ async def event_body(
                     if aclose is not None:
                         await aclose()
             else:
-                await asyncio.to_thread(pump, iter(source), first)
+                # A thread of its own for the stream's life: a shared pool (6 threads on
+                # a small machine) would make further streams wait for one to end.
+                finished: asyncio.Future[None] = loop.create_future()
+                threading.Thread(
+                    target=pump, args=(iter(source), first, finished), daemon=True
+                ).start()
+                await finished
             await frames.put(_END)
         except Exception as error:
             await frames.put(error)
 
-    stopped = False
-
-    def pump(iterator: object, first: bytes) -> None:
+    def pump(iterator: Iterator[Item], first: bytes, finished: asyncio.Future[None]) -> None:
+        outcome: BaseException | None = None
         try:
-            for item in iterator:  # type: ignore[attr-defined]
-                if stopped:
-                    return
-                asyncio.run_coroutine_threadsafe(frames.put(first + frame(item)), loop).result()
+            for item in iterator:
+                put = asyncio.run_coroutine_threadsafe(frames.put(first + frame(item)), loop)
                 first = b""
+                while True:  # wait while the queue is full, unless the stream has ended
+                    try:
+                        put.result(timeout=0.1)
+                        break
+                    except concurrent.futures.TimeoutError:
+                        if stopped.is_set():
+                            put.cancel()
+                            return
+                if stopped.is_set():
+                    return
+        except BaseException as error:
+            outcome = error
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+            if not stopped.is_set():
+                loop.call_soon_threadsafe(_settle, finished, outcome)
 
     task = loop.create_task(produce())
     try:
@@ -79,7 +100,16 @@ async def event_body(
             assert isinstance(item, bytes)
             yield item
     finally:
-        stopped = True
+        stopped.set()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
