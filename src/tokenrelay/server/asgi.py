@@ -76,9 +76,8 @@ class EventSourceResponse(Response):
         self.buffer = buffer
         self.shutdown_retry = shutdown_retry
         self.background = background
+        # Adds "Content-Type: text/event-stream; charset=utf-8" unless the caller set one.
         self.init_headers({**HEADERS, **(headers or {})})
-        if b"content-type" not in dict(self.raw_headers):  # caller gave headers: add ours
-            self.raw_headers.append((b"content-type", b"text/event-stream; charset=utf-8"))
         self._sending_since = 0.0  # monotonic time a send began, 0 when none is pending
         self._ended_by: str | None = None  # "disconnect", "stalled", "shutdown"
 
