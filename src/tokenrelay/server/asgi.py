@@ -1,31 +1,26 @@
-"""``EventSourceResponse``: an SSE response for Starlette, FastAPI and any ASGI server.
+"""``EventSourceResponse``: an SSE response for Starlette, FastAPI and any asyncio ASGI server.
 
-One stream is three tasks: the producer (iterates the source into a bounded buffer), the
-listener (waits for ``http.disconnect``; also the send watchdog) and the delivery loop
-(buffer -> socket, with keep-alive pings). The delivery loop takes what is ready without
-any timer and sends it in one message; a timer exists only while the buffer is empty.
+A stream is the response's own task plus two: the producer (the source, encoded into a
+bounded ``FramePipe``) and the listener (waits for ``http.disconnect``). The response's
+task takes every frame that is ready in one go and sends it as one message; while nothing
+is ready it waits at most the ping interval. A timer callback, not a task, watches for a
+send that never finishes (a client that stopped reading).
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import AsyncIterable, Iterable, Mapping
-from typing import Any
 
-import anyio
-import anyio.from_thread
-import anyio.to_thread
-from anyio.abc import ObjectSendStream, TaskGroup
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .frames import HEADERS, PING, Item, frame
+from .frames import HEADERS, Item
+from .pipe import FramePipe, produce
 from .shutdown import registry
 
 __all__ = ["EventSourceResponse"]
-
-_MAX_BATCH = 64  # frames joined into one send when the reader keeps up
 
 
 class EventSourceResponse(Response):
@@ -44,7 +39,7 @@ class EventSourceResponse(Response):
 
     A client that disconnects is noticed at once, even while the producer waits, and the
     producer is cancelled so its ``finally`` blocks run (a sync producer stops at its next
-    item). Sync iterables are run in a worker thread.
+    item). Sync iterables run in a thread of their own.
     """
 
     media_type = "text/event-stream"
@@ -78,36 +73,43 @@ class EventSourceResponse(Response):
         self.background = background
         # Adds "Content-Type: text/event-stream; charset=utf-8" unless the caller set one.
         self.init_headers({**HEADERS, **(headers or {})})
-        self._sending_since = 0.0  # monotonic time a send began, 0 when none is pending
-        self._ended_by: str | None = None  # "disconnect", "stalled", "shutdown"
+        self._ended_by: str | None = None  # "disconnect", "stalled" or "shutdown"
+        self._task: asyncio.Task[None] | None = None
+        self._sending_since = 0.0  # loop time a send began; 0 while none is pending
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+        loop = asyncio.get_running_loop()
+        task = self._task = asyncio.current_task()
+        assert task is not None
+        pipe = FramePipe(self.buffer, loop)
+        prefix = b"" if self.retry is None else b"retry: %d\n" % self.retry
+        producer = loop.create_task(produce(self.source, pipe, prefix))
+        listener = loop.create_task(self._listen(receive))
+        watchdog = None
+        if self.send_timeout is not None:
+            watchdog = loop.call_later(self._watch_interval(), self._watch, loop)
         streams = registry()
         key = id(self)
+        streams.add(key, lambda: self._end("shutdown"))
         try:
-            async with anyio.create_task_group() as group:
-                streams.add(key, lambda: self._end(group, "shutdown"))
-                frames_in, frames_out = anyio.create_memory_object_stream[bytes](self.buffer)
-                group.start_soon(self._produce, frames_in)
-                group.start_soon(self._listen, receive, group)
-                with frames_out:
-                    await self._deliver(frames_out, send)
-                group.cancel_scope.cancel()  # the source is exhausted: stop listening
-        except BaseExceptionGroup as group_error:
-            # The server reports a closed connection on send as OSError (ASGI spec 2.4);
-            # anything else is the producer's own error, raised as itself.
-            rest = group_error.subgroup(lambda e: not isinstance(e, OSError))
-            if rest is None:
-                self._ended_by = self._ended_by or "disconnect"
-            else:
-                raise _single(rest) from None
-        except OSError:
+            await self._deliver(pipe, send, loop)
+        except asyncio.CancelledError:
+            if self._ended_by is None:
+                raise  # cancelled by the server itself
+            task.uncancel()
+        except OSError:  # the server reports a closed connection on send (ASGI spec 2.4)
             self._ended_by = self._ended_by or "disconnect"
         finally:
+            self._task = None  # from here on, nothing may cancel us
             streams.discard(key)
+            if watchdog is not None:
+                watchdog.cancel()
+            listener.cancel()
+            producer.cancel()
+            await asyncio.gather(producer, listener, return_exceptions=True)
         if self._ended_by in (None, "shutdown"):
             last = b""
             if self._ended_by == "shutdown" and self.shutdown_retry is not None:
@@ -119,105 +121,39 @@ class EventSourceResponse(Response):
             if self.background is not None:
                 await self.background()
 
-    def _end(self, group: TaskGroup, why: str) -> None:
-        if self._ended_by is None:
-            self._ended_by = why
-        group.cancel_scope.cancel()
-
-    def _retry_prefix(self) -> bytes:
-        return b"" if self.retry is None else b"retry: %d\n" % self.retry
-
-    async def _produce(self, out: ObjectSendStream[bytes]) -> None:
-        async with out:
-            source = self.source
-            prefix = self._retry_prefix()
-            if isinstance(source, AsyncIterable):
-                iterator = source.__aiter__()
-                try:
-                    async for item in iterator:
-                        if prefix:  # the retry field rides on the first event
-                            await out.send(prefix + frame(item))
-                            prefix = b""
-                        else:
-                            await out.send(frame(item))
-                finally:
-                    aclose = getattr(iterator, "aclose", None)
-                    if aclose is not None:
-                        with anyio.CancelScope(shield=True):
-                            await aclose()
-            else:
-                await anyio.to_thread.run_sync(
-                    self._pump, source, out, abandon_on_cancel=True, limiter=registry().threads
-                )
-
-    def _pump(self, source: Iterable[Item], out: ObjectSendStream[bytes]) -> None:
-        """Iterate a sync source in a worker thread, with the same backpressure."""
-        iterator = iter(source)
-        prefix = self._retry_prefix()
-        try:
-            for item in iterator:
-                anyio.from_thread.run(out.send, prefix + frame(item))
-                prefix = b""
-        except (
-            anyio.get_cancelled_exc_class(),
-            anyio.ClosedResourceError,
-            anyio.BrokenResourceError,
-            RuntimeError,
-        ):
-            pass  # the response ended: stop producing
-        finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
-
-    async def _listen(self, receive: Receive, group: TaskGroup) -> None:
-        """Wait for the client to leave; meanwhile, watch for a send that never ends."""
-        timeout = self.send_timeout
-        check = None if timeout is None else max(0.05, timeout / 4)
-        while True:
-            message = None
-            with anyio.move_on_after(check):
-                message = await receive()
-            if message is not None and message["type"] == "http.disconnect":
-                return self._end(group, "disconnect")
-            since = self._sending_since
-            if timeout is not None and since and time.monotonic() - since > timeout:
-                return self._end(group, "stalled")
-
-    async def _deliver(self, frames: Any, send: Send) -> None:
+    async def _deliver(self, pipe: FramePipe, send: Send, loop: asyncio.AbstractEventLoop) -> None:
         ping = self.ping
+        take = pipe.take
         while True:
-            try:
-                data = frames.receive_nowait()
-            except anyio.WouldBlock:
-                # Nothing ready: wait, but not longer than the ping interval.
-                data = PING
-                with anyio.move_on_after(ping):
-                    try:
-                        data = await frames.receive()
-                    except anyio.EndOfStream:
-                        return
-            except anyio.EndOfStream:
+            data = await take(ping)
+            if data is None:
                 return
-            if data is not PING:
-                batch = [data]
-                try:
-                    while len(batch) < _MAX_BATCH:
-                        batch.append(frames.receive_nowait())
-                except (anyio.WouldBlock, anyio.EndOfStream):
-                    pass
-                if len(batch) > 1:
-                    data = b"".join(batch)
-            self._sending_since = time.monotonic()
+            self._sending_since = loop.time()
             await send({"type": "http.response.body", "body": data, "more_body": True})
             self._sending_since = 0.0
 
+    def _end(self, why: str) -> None:
+        """Stop the stream from outside its task: disconnect, stall or shutdown."""
+        if self._ended_by is None:
+            self._ended_by = why
+            if self._task is not None:
+                self._task.cancel()
 
-def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one exception of a group of one (nested or not), else the group itself."""
-    while len(group.exceptions) == 1:
-        inner = group.exceptions[0]
-        if not isinstance(inner, BaseExceptionGroup):
-            return inner
-        group = inner
-    return group
+    async def _listen(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return self._end("disconnect")
+
+    def _watch_interval(self) -> float:
+        assert self.send_timeout is not None
+        return max(0.05, self.send_timeout / 4)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Timer callback: drop a client whose send has been pending too long."""
+        if self._task is None:
+            return
+        since = self._sending_since
+        if since and self.send_timeout is not None and loop.time() - since > self.send_timeout:
+            return self._end("stalled")
+        loop.call_later(self._watch_interval(), self._watch, loop)

@@ -20,24 +20,15 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import anyio
-
 __all__ = ["StreamRegistry", "shutdown_streams"]
 
 _POLL_SECONDS = 0.1
 
 
-# A sync source holds a worker thread for its stream's whole life: anyio's default pool of
-# 40 would make the 41st concurrent stream wait for another to end.
-SYNC_SOURCE_THREADS = 1000
-
-
 class StreamRegistry:
-    """The streams open on one event loop, how to end them all, and the worker threads
-    their sync sources run in."""
+    """The streams open on one event loop, and how to end them all."""
 
     def __init__(self) -> None:
-        self.threads = anyio.CapacityLimiter(SYNC_SOURCE_THREADS)
         self._streams: dict[int, Callable[[], None]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self.shutting_down = False
