@@ -69,7 +69,11 @@ def iter_events(
     decoder = Decoder(last_event_id, max_line_bytes=max_line_bytes, max_event_bytes=max_event_bytes)
     feed = decoder.feed
     for chunk in _sync_chunks(response):
-        yield from feed(chunk)
+        events = feed(chunk)
+        if len(events) == 1:  # the common case: one event per chunk
+            yield events[0]
+        elif events:
+            yield from events
     decoder.close()
 
 

@@ -117,7 +117,7 @@ class Decoder:
         ):
             # Whole events, starting between events: no partial line to join, no limit
             # to check (the chunk is within both), and the decoder stays idle after.
-            if data.find(b"\n") == len(data) - 2 and data[:6] == b"data: ":
+            if data[:6] == b"data: " and data.find(b"\n") == len(data) - 2:
                 # One event of one data line: what a live LLM stream sends per chunk.
                 # (Idle, the id buffer is already the last event ID.)
                 data = data[6:-2]
