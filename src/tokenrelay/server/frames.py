@@ -18,6 +18,9 @@ from an upstream)."""
 
 PING = comment("ping")
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 # No Connection header (forbidden in HTTP/2; the server manages connections) and no
 # compression: proxies must pass each event on at once.
 HEADERS: dict[str, str] = {
@@ -58,5 +61,5 @@ def _mapping(item: Mapping[str, Any]) -> bytes:
         raise ValueError(f"an event needs data: {item!r:.80}")
     data = item["data"]
     if not isinstance(data, str | bytes):
-        data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        data = _to_json(data)
     return head + encode(data, event=item.get("event"), id=item.get("id"), retry=item.get("retry"))
