@@ -101,7 +101,8 @@ def test_import_tokenrelay_loads_only_the_standard_library() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["tokenrelay", "tokenrelay.sse", "tokenrelay.errors", "tokenrelay.client"]
+    "name",
+    ["tokenrelay", "tokenrelay.sse", "tokenrelay.errors", "tokenrelay.client", "tokenrelay.server"],
 )
 def test_all_lists_exactly_the_public_names(name: str) -> None:
     module = importlib.import_module(name)

@@ -98,3 +98,15 @@ def test_source_errors_reach_the_framework(sync: bool) -> None:
 def test_retry_rides_on_the_first_frame() -> None:
     chunks = asyncio.run(collect(event_body(iter(["a", "b"]), retry=50)))
     assert chunks == [b"retry: 50\ndata: a\n\n", b"data: b\n\n"]
+
+
+@pytest.mark.parametrize(("ping", "buffer"), [(0, 32), (-1.0, 32), (1.0, 0)])
+def test_every_stream_refuses_bad_options_alike(ping: float, buffer: int) -> None:
+    from tokenrelay.server import EventSourceResponse, sse_stream
+
+    with pytest.raises(ValueError):
+        EventSourceResponse([], ping=ping, buffer=buffer)
+    with pytest.raises(ValueError):
+        sse_stream([], ping=ping, buffer=buffer)
+    with pytest.raises(ValueError):
+        asyncio.run(collect(event_body([], ping=ping, buffer=buffer)))

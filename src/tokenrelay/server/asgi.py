@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .frames import HEADERS, Item
+from .frames import HEADERS, Item, check_options
 from .pipe import FramePipe, produce
 from .shutdown import registry
 
@@ -57,12 +57,7 @@ class EventSourceResponse(Response):
         shutdown_retry: int | None = None,
         background: BackgroundTask | None = None,
     ) -> None:
-        if ping is not None and ping <= 0:
-            raise ValueError("ping must be positive or None")
-        if send_timeout is not None and send_timeout <= 0:
-            raise ValueError("send_timeout must be positive or None")
-        if buffer < 1:
-            raise ValueError("buffer must be at least 1")
+        check_options(ping, buffer, send_timeout)
         self.source = source
         self.status_code = status_code
         self.ping = ping

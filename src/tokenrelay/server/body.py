@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
-from .frames import Item
+from .frames import Item, check_options
 from .pipe import FramePipe, produce
 
 __all__ = ["event_body"]
@@ -27,6 +27,7 @@ async def event_body(
     buffer: int = 32,
 ) -> AsyncIterator[bytes]:
     """SSE frames of ``source`` (async, or sync run in a thread), with pings."""
+    check_options(ping, buffer)
     loop = asyncio.get_running_loop()
     pipe = FramePipe(buffer, loop)
     prefix = b"" if retry is None else b"retry: %d\n" % retry

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..sse import Event, comment, encode
 
-__all__ = ["HEADERS", "PING", "Item", "frame"]
+__all__ = ["HEADERS", "PING", "Item", "check_options", "frame"]
 
 Item = Event | Mapping[str, Any] | str | bytes
 """An ``Event``; a mapping with ``data`` (a str, bytes, or anything JSON can encode) and
@@ -27,6 +27,16 @@ HEADERS: dict[str, str] = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
+
+
+def check_options(ping: float | None, buffer: int, send_timeout: float | None = None) -> None:
+    """The options every stream shares, checked the same way everywhere."""
+    if ping is not None and ping <= 0:
+        raise ValueError("ping must be positive or None")
+    if send_timeout is not None and send_timeout <= 0:
+        raise ValueError("send_timeout must be positive or None")
+    if buffer < 1:
+        raise ValueError("buffer must be at least 1")
 
 
 def frame(item: Item) -> bytes:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from .frames import HEADERS, PING, Item, frame
+from .frames import HEADERS, PING, Item, check_options, frame
 
 __all__ = ["SSEStream", "sse_stream"]
 
@@ -51,10 +51,7 @@ class SSEStream:
         status: str = "200 OK",
         headers: Iterable[tuple[str, str]] = (),
     ) -> None:
-        if ping is not None and ping <= 0:
-            raise ValueError("ping must be positive or None")
-        if buffer < 1:
-            raise ValueError("buffer must be at least 1")
+        check_options(ping, buffer)
         self._source = source
         self._ping = ping
         self._retry = retry
