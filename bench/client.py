@@ -77,7 +77,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import gc
 import hashlib
@@ -87,7 +86,6 @@ import json
 import os
 import platform
 import random
-import signal
 import socket
 import statistics
 import subprocess
@@ -105,10 +103,11 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from _harness import REPO_ROOT, RunTimeout, deadline, dist_version, git
+
 INSTALL_HINT = "Install the benchmark dependencies with:  pip install -e '.[bench]'"
 HOST = "127.0.0.1"
 SEED = 20250611
@@ -396,13 +395,6 @@ class Contestant:
         return f"{self.transport}: {self.name}"
 
 
-def _dist_version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def _require(module: str, dist: str) -> ModuleType:
     try:
         return importlib.import_module(module)
@@ -647,29 +639,6 @@ def check(c: Contestant, out: Outcome, stream: Stream) -> str | None:
 
 
 # --------------------------------------------------------------------------- timing
-
-
-class RunTimeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Raise RunTimeout in the main thread after ``seconds`` (POSIX only; else no limit)."""
-    if seconds <= 0 or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise RunTimeout
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
@@ -954,25 +923,11 @@ def render(
     return "\n".join(out), targets
 
 
-def _git(*args: str) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
 def ours_version() -> str:
     """The version, and which code was measured: the commit, and any local edits."""
-    version = _dist_version("tokenrelay")
+    version = dist_version("tokenrelay")
     module = sys.modules.get("tokenrelay")
-    commit = _git("rev-parse", "--short", "HEAD")
+    commit = git("rev-parse", "--short", "HEAD")
     if module is None or module.__file__ is None or not commit:
         return version
     package_dir = Path(module.__file__).resolve().parent
@@ -980,7 +935,7 @@ def ours_version() -> str:
         package_dir.relative_to(REPO_ROOT)
     except ValueError:
         return f"{version} (an installed copy, not this checkout)"
-    dirty = _git("status", "--porcelain", "--", str(package_dir))
+    dirty = git("status", "--porcelain", "--", str(package_dir))
     return f"{version} (commit {commit}{' + uncommitted changes' if dirty else ''})"
 
 
@@ -1081,7 +1036,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     versions = {
         "tokenrelay": ours_version(),
-        **{dist: _dist_version(dist) for dist in VERSIONED},
+        **{dist: dist_version(dist) for dist in VERSIONED},
     }
     header = [
         "# SSE client benchmark (bench/client.py)",

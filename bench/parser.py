@@ -56,7 +56,6 @@ report.  See ``--help`` for the other options.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import datetime as dt
 import gc
@@ -67,18 +66,17 @@ import json
 import os
 import platform
 import random
-import signal
-import subprocess
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any, TypeVar
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from _harness import REPO_ROOT, RunTimeout, deadline, dist_version, git
+
 DEFAULT_FIXTURE = REPO_ROOT.parent / "shared" / "fixtures" / "openai-captures" / "text.sse"
 INSTALL_HINT = "Install the benchmark dependencies with:  pip install -e '.[bench]'"
 KIB = 1024
@@ -142,13 +140,6 @@ class Impl:
     ours: bool = False
 
 
-def _dist_version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def _require(module: str, dist: str) -> ModuleType:
     try:
         return importlib.import_module(module)
@@ -164,7 +155,7 @@ def _require_attr(mod: ModuleType, name: str, dist: str) -> Any:
     except AttributeError as exc:
         raise SystemExit(
             f"bench/parser.py: {mod.__name__}.{name} not found in {dist} "
-            f"{_dist_version(dist)}; this benchmark was written against the versions pinned "
+            f"{dist_version(dist)}; this benchmark was written against the versions pinned "
             f"by the 'bench' extra.\n{INSTALL_HINT}"
         ) from exc
 
@@ -209,7 +200,7 @@ def load_httpx_sse() -> Impl:
         source = event_source_cls(_ResponseStandIn(chunks, text_decoder_cls))
         deque(source.iter_sse(), maxlen=0)
 
-    version = f"{_dist_version('httpx-sse')} (httpx {_dist_version('httpx')})"
+    version = f"{dist_version('httpx-sse')} (httpx {dist_version('httpx')})"
     return Impl("httpx-sse", version, run, drain)
 
 
@@ -223,7 +214,7 @@ def load_sseclient() -> Impl:
     def drain(chunks: Sequence[bytes]) -> None:
         deque(client_cls(chunk for chunk in chunks).events(), maxlen=0)
 
-    return Impl("sseclient-py", _dist_version("sseclient-py"), run, drain)
+    return Impl("sseclient-py", dist_version("sseclient-py"), run, drain)
 
 
 def load_openai() -> Impl:
@@ -236,26 +227,12 @@ def load_openai() -> Impl:
     def drain(chunks: Sequence[bytes]) -> None:
         deque(decoder_cls().iter_bytes(iter(chunks)), maxlen=0)
 
-    return Impl("openai", _dist_version("openai"), run, drain)
-
-
-def _git(*args: str) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
+    return Impl("openai", dist_version("openai"), run, drain)
 
 
 def _source_state(module_file: str | None) -> str:
     """Which code was measured: the commit, and whether the package has local edits."""
-    commit = _git("rev-parse", "--short", "HEAD")
+    commit = git("rev-parse", "--short", "HEAD")
     if not commit or module_file is None:
         return ""
     package_dir = Path(module_file).resolve().parent.parent  # .../tokenrelay
@@ -263,7 +240,7 @@ def _source_state(module_file: str | None) -> str:
         package_dir.relative_to(REPO_ROOT)
     except ValueError:
         return ""  # measured an installed copy, not this checkout
-    dirty = _git("status", "--porcelain", "--", str(package_dir))
+    dirty = git("status", "--porcelain", "--", str(package_dir))
     return f"commit {commit}" + (" + uncommitted changes" if dirty else "")
 
 
@@ -316,7 +293,7 @@ def load_ours(need_line: int, need_event: int) -> tuple[Impl, str]:
             feed(chunk)  # the list of events it returns is dropped, as a consumer would
         decoder.close()
 
-    version = _dist_version("tokenrelay")
+    version = dist_version("tokenrelay")
     state = _source_state(sys.modules[decoder_cls.__module__].__file__)
     if state:
         version = f"{version} ({state})"
@@ -507,29 +484,6 @@ def check_events(events: Sequence[Any], expected: Sequence[str]) -> str | None:
 
 
 # --------------------------------------------------------------------------- timing
-
-
-class RunTimeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Raise RunTimeout in the main thread after ``seconds`` (POSIX only; else no limit)."""
-    if seconds <= 0 or not hasattr(signal, "setitimer"):
-        yield
-        return
-
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise RunTimeout
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def time_once(

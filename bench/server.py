@@ -102,7 +102,6 @@ import ctypes
 import datetime as dt
 import gc
 import hashlib
-import importlib.metadata
 import itertools
 import json
 import os
@@ -121,7 +120,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Self, cast
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from _harness import REPO_ROOT, dist_version, git
+
 INSTALL_HINT = (
     "Install the benchmark dependencies with:  pip install -e '.[bench]' "
     "uvicorn uvloop httptools fastapi sse-starlette psutil"
@@ -1173,27 +1173,6 @@ def client_check(rows: dict[str, Row]) -> list[str]:
 # --------------------------------------------------------------------------- main
 
 
-def _dist_version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _git(*args: str) -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
 def _ours_package() -> Path:
     import tokenrelay
 
@@ -1203,17 +1182,17 @@ def _ours_package() -> Path:
 def _ours_version() -> str:
     """Which tokenrelay was measured: version, commit, local edits, and a digest of the
     package's sources (other people may be editing them while this runs)."""
-    version = _dist_version("tokenrelay")
+    version = dist_version("tokenrelay")
     package = _ours_package()
     digest = f"sources {_digest(_source_hashes(package))}"
-    commit = _git("rev-parse", "--short", "HEAD")
+    commit = git("rev-parse", "--short", "HEAD")
     try:
         package.relative_to(REPO_ROOT)
     except ValueError:
         return f"{version} (installed copy, not this checkout; {digest})"
     if not commit:
         return f"{version} ({digest})"
-    dirty = _git("status", "--porcelain", "--", str(package))
+    dirty = git("status", "--porcelain", "--", str(package))
     return f"{version} (commit {commit}{' + uncommitted changes' if dirty else ''}; {digest})"
 
 
@@ -1333,13 +1312,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"mode: {'quick' if cfg.quick else 'full'}; benchmark time {elapsed:,.0f} s",
         f"- python: {platform.python_implementation()} {platform.python_version()} on "
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({layout})",
-        f"- server: uvicorn {_dist_version('uvicorn')} (loop uvloop {_dist_version('uvloop')}, "
-        f"http httptools {_dist_version('httptools')}, log level warning, no access log, "
-        f"backlog {BACKLOG}); one FastAPI {_dist_version('fastapi')} app (starlette "
-        f"{_dist_version('starlette')}) with every contestant at its own path; one server "
+        f"- server: uvicorn {dist_version('uvicorn')} (loop uvloop {dist_version('uvloop')}, "
+        f"http httptools {dist_version('httptools')}, log level warning, no access log, "
+        f"backlog {BACKLOG}); one FastAPI {dist_version('fastapi')} app (starlette "
+        f"{dist_version('starlette')}) with every contestant at its own path; one server "
         "process for all throughput and paced runs (contestants interleaved in rotated "
         "rounds), a fresh one per contestant for memory",
-        f"- tokenrelay: {ours_version}; sse-starlette: {_dist_version('sse-starlette')}",
+        f"- tokenrelay: {ours_version}; sse-starlette: {dist_version('sse-starlette')}",
         "- client: this process, raw asyncio protocols on uvloop, counting `data: ` markers; "
         "sockets closed with RST",
         f"- event: `{FRAME.decode().strip()}` + blank line ({len(FRAME)} bytes), the same "
@@ -1358,7 +1337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cpus": os.cpu_count(),
                 "pinned": pin,
                 "versions": {
-                    d: _dist_version(d)
+                    d: dist_version(d)
                     for d in (
                         "uvicorn",
                         "uvloop",
