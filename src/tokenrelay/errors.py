@@ -11,6 +11,7 @@ the boundary where they enter, so callers never need to know which library was u
      │    └── RemoteProtocolError   ... and the remote peer sent them
      │         └── EventTooLargeError  a line or an event exceeds the decoder's limit
      ├── ResponseError              the server answered, but not with an event stream
+     ├── RequestError               a request body is not a valid request of its dialect
      └── TransportError             the connection failed, broke or went quiet
           ├── ConnectError          no connection could be made
           ├── ReadError             the connection broke while reading
@@ -27,7 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Literal
+    from typing import Any, Literal
 
 __all__ = [
     "ConnectError",
@@ -37,6 +38,7 @@ __all__ = [
     "ReadError",
     "ReconnectError",
     "RemoteProtocolError",
+    "RequestError",
     "ResponseError",
     "TokenRelayError",
     "TransportError",
@@ -100,6 +102,27 @@ class ResponseError(TokenRelayError):
 
     def __reduce__(self) -> tuple[type[ResponseError], tuple[int, str | None, bytes]]:
         return (type(self), (self.status, self.content_type, self.body))
+
+
+class RequestError(TokenRelayError):
+    """A request body is not a valid request of its dialect (bad JSON, a wrong type, a
+    missing field). ``status`` is the HTTP status to answer with (400, or 413 for a body
+    over the limit); ``param`` names the offending field when one is to blame. Servers
+    answer it in the caller's own dialect.
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, status: int = 400) -> None:
+        self.message = message
+        self.param = param
+        self.status = status
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_request_error, (self.message, self.param, self.status))
+
+
+def _request_error(message: str, param: str | None, status: int) -> RequestError:
+    return RequestError(message, param=param, status=status)
 
 
 class TransportError(TokenRelayError):

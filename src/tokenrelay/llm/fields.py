@@ -1,0 +1,135 @@
+"""Reading fields of a JSON request body with errors that name the field.
+
+Each reader takes the body (a JSON object), the key and the path of that object in the
+request (for the error message), and raises ``RequestError`` with ``param`` set when the
+value is missing or of the wrong type. JSON ``null`` counts as missing, as every provider
+treats it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..errors import RequestError
+
+__all__ = [
+    "opt_bool",
+    "opt_float",
+    "opt_int",
+    "opt_list",
+    "opt_obj",
+    "opt_str",
+    "req_list",
+    "req_obj",
+    "req_str",
+]
+
+_MISSING = object()
+
+
+def _path(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _wrong(where: str, key: str, want: str, value: Any) -> RequestError:
+    got = "null" if value is None else type(value).__name__
+    if isinstance(value, bool):
+        got = "boolean"
+    return RequestError(f"{_path(where, key)!s} must be {want}, not {got}", param=_path(where, key))
+
+
+def _missing(where: str, key: str) -> RequestError:
+    return RequestError(f"missing required field {_path(where, key)}", param=_path(where, key))
+
+
+def opt_str(body: Mapping[str, Any], key: str, where: str = "", default: str = "") -> str:
+    value = body.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise _wrong(where, key, "a string", value)
+    return value
+
+
+def req_str(body: Mapping[str, Any], key: str, where: str = "") -> str:
+    if body.get(key) is None:
+        raise _missing(where, key)
+    return opt_str(body, key, where)
+
+
+def opt_int(
+    body: Mapping[str, Any], key: str, where: str = "", *, minimum: int | None = None
+) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        # 1.0 is an integer in JSON's eyes; accept it, as the providers do.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise _wrong(where, key, "an integer", value)
+    if minimum is not None and value < minimum:
+        raise RequestError(
+            f"{_path(where, key)} must be at least {minimum}, not {value}",
+            param=_path(where, key),
+        )
+    return value
+
+
+def opt_float(body: Mapping[str, Any], key: str, where: str = "") -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong(where, key, "a number", value)
+    return float(value)
+
+
+def opt_bool(body: Mapping[str, Any], key: str, where: str = "") -> bool | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise _wrong(where, key, "a boolean", value)
+    return value
+
+
+def opt_list(body: Mapping[str, Any], key: str, where: str = "") -> Sequence[Any]:
+    value = body.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise _wrong(where, key, "an array", value)
+    return value
+
+
+def req_list(body: Mapping[str, Any], key: str, where: str = "") -> Sequence[Any]:
+    if body.get(key) is None:
+        raise _missing(where, key)
+    return opt_list(body, key, where)
+
+
+def opt_obj(body: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any] | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _wrong(where, key, "an object", value)
+    return value
+
+
+def req_obj(body: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
+    value = opt_obj(body, key, where)
+    if value is None:
+        raise _missing(where, key)
+    return value
+
+
+def obj_item(value: Any, where: str) -> Mapping[str, Any]:
+    """An array item that must be an object."""
+    if not isinstance(value, dict):
+        got = "null" if value is None else type(value).__name__
+        raise RequestError(f"{where} must be an object, not {got}", param=where)
+    return value
