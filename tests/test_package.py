@@ -24,9 +24,13 @@ LAYERS: dict[str, set[str]] = {
     "server": {"sse", "errors"},
     "llm": {"sse", "errors"},
     "store": {"sse", "errors"},
-    "providers": {"llm", "client", "sse", "errors"},
-    "gateway": {"providers", "server", "store", "llm", "client", "sse", "errors"},
-    "cli": {"gateway", "providers", "server", "store", "llm", "client", "sse", "errors", ""},
+    # The fake LLM: deterministic scripts over the dialect codecs, served by uvicorn.
+    "mock": {"llm", "sse", "errors"},
+    "providers": {"llm", "client", "mock", "sse", "errors"},
+    "gateway": {"providers", "server", "store", "llm", "client", "mock", "sse", "errors"},
+    "cli": {
+        "gateway", "providers", "server", "store", "llm", "client", "mock", "sse", "errors", "",
+    },  # fmt: skip
     "": {"sse", "errors"},  # tokenrelay/__init__.py
     "__main__": {"cli"},
 }
@@ -102,7 +106,10 @@ def test_import_tokenrelay_loads_only_the_standard_library() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["tokenrelay", "tokenrelay.sse", "tokenrelay.errors", "tokenrelay.client", "tokenrelay.server"],
+    [
+        "tokenrelay", "tokenrelay.sse", "tokenrelay.errors", "tokenrelay.client",
+        "tokenrelay.server", "tokenrelay.llm", "tokenrelay.mock",
+    ],  # fmt: skip
 )
 def test_all_lists_exactly_the_public_names(name: str) -> None:
     module = importlib.import_module(name)

@@ -3,6 +3,7 @@
     tokenrelay demo              decode a sample LLM stream, arriving in small pieces
     tokenrelay decode [FILE]     decode an SSE stream from a file or stdin (``curl -N ... |``)
     tokenrelay tail URL          follow a live SSE endpoint, reconnecting (extra ``client``)
+    tokenrelay mock              a fake LLM server speaking every dialect (extra ``mock``)
 
 Exit status: 0 when the stream ended normally; 1 when the server refused it (not 200,
 not text/event-stream); 2 for a usage error; 3 when the connection failed for good
@@ -259,7 +260,44 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
     tail.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
                       help="reconnect after S seconds without a byte (comments count)")  # fmt: skip
+
+    mock = commands.add_parser(
+        "mock",
+        help="run the fake LLM server (OpenAI, Anthropic, Gemini, Ollama endpoints)",
+        description="A deterministic fake LLM for tests and benchmarks, on loopback by default. "
+        "Models: echo (repeats the last user message word by word), lorem (max_tokens words), "
+        "think (reasoning, then echo), tool / tools (call the first / every declared tool). "
+        "Faults per request: header 'x-mock-fault: SPEC' or model 'echo@SPEC', where SPEC is "
+        "429|500|503|529 (before the stream), drop:K, stall:K, error:K or malformed:K (after "
+        "K tokens), with ;retry-after=S ;times=N ;kind=KIND ;for=S. Per-request timing: "
+        "headers x-mock-ttft-ms and x-mock-token-ms.",
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    mock.add_argument("--port", type=int, default=9000)
+    mock.add_argument("--ttft-ms", type=float, default=0.0, metavar="MS",
+                      help="time to the first token")  # fmt: skip
+    mock.add_argument("--token-ms", type=float, default=0.0, metavar="MS",
+                      help="interval between tokens (token k is due at TTFT + k x MS)")  # fmt: skip
+    mock.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024,
+                      help="larger request bodies get 413")  # fmt: skip
+    mock.add_argument("--log-level", default="info",
+                      choices=["critical", "error", "warning", "info", "debug"])  # fmt: skip
     return parser
+
+
+def run_mock(args: argparse.Namespace) -> int:
+    from .mock import MockConfig, run
+
+    if args.ttft_ms < 0 or args.token_ms < 0 or args.max_body_bytes <= 0:
+        print("tokenrelay mock: timings must be >= 0 and --max-body-bytes > 0", file=sys.stderr)
+        return EXIT_USAGE
+    config = MockConfig(
+        ttft_ms=args.ttft_ms, token_ms=args.token_ms, max_body_bytes=args.max_body_bytes
+    )
+    url = f"http://{args.host}:{args.port}"
+    print(f"tokenrelay mock: fake LLM on {url} (OpenAI base_url {url}/v1)", file=sys.stderr)
+    run(config, args.host, args.port, args.log_level)
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -270,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(out, delay=args.delay, seed=args.seed)
         if args.command == "tail":
             return run_tail(args, out)
+        if args.command == "mock":
+            return run_mock(args)
         return run_decode(args, out)
     except BrokenPipeError:  # e.g. piped into `head`
         return EXIT_OK
