@@ -1,0 +1,1412 @@
+"""The Anthropic Messages codec: fixtures at every chunking, the encoder against its own
+fixtures and the official SDK, requests both ways, errors, and round-trip properties."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenrelay.errors import RequestError
+from tokenrelay.llm import (
+    Choice,
+    Completion,
+    Delta,
+    ErrorKind,
+    Finish,
+    FinishReason,
+    ImagePart,
+    Message,
+    ReasoningDelta,
+    ReasoningPart,
+    RefusalDelta,
+    Request,
+    Start,
+    StreamError,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallPart,
+    ToolCallStart,
+    ToolChoice,
+    ToolResultPart,
+    Usage,
+    accumulate,
+    to_wire,
+)
+from tokenrelay.llm.anthropic import ANTHROPIC, PING_FRAME, REDACTED
+from tokenrelay.sse import Decoder
+
+from .conftest import FIXTURES, random_splits
+from .neutral_streams import CARRIES, essence, streams
+from .replay_server import ReplayServer, replay_server
+
+WRITTEN = FIXTURES / "written"
+MODEL = "claude-sonnet-4-5-20250929"
+SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
+S = FinishReason
+
+EXPECTED: dict[str, list[Delta]] = {
+    "anthropic_text.sse": [
+        Start("msg_fx1", MODEL),
+        Usage(25, 1),
+        TextDelta("Hello"),
+        TextDelta(" wörld 👋"),
+        Usage(25, 6),
+        Finish(S.STOP, "end_turn"),
+    ],
+    "anthropic_thinking_tool_use.sse": [
+        Start("msg_fx1", MODEL),
+        Usage(25, 1),
+        ReasoningDelta("User wants weather; call tool."),
+        ReasoningDelta("", SIGNATURE),
+        TextDelta("Checking Paris."),
+        ToolCallStart(0, "toolu_fx1", "get_weather"),
+        ToolCallDelta(0, '{"city": "Pa'),
+        ToolCallDelta(0, 'ris"}'),
+        ToolCallEnd(0),
+        Usage(25, 61),
+        Finish(S.TOOL_CALLS, "tool_use"),
+    ],
+    "anthropic_error_midstream.sse": [
+        Start("msg_fx1", MODEL),
+        Usage(25, 1),
+        TextDelta("Par"),
+        StreamError(ErrorKind.OVERLOADED, "Overloaded", None, "overloaded_error"),
+    ],
+}
+
+
+def decode(chunks: list[bytes]) -> tuple[list[Delta], bool]:
+    decoder = ANTHROPIC.decoder()
+    out: list[Delta] = []
+    for chunk in chunks:
+        out += decoder.feed(chunk)
+    out += decoder.close()
+    return out, decoder.complete
+
+
+def decode_wire(wire: bytes) -> list[Delta]:
+    return decode([wire])[0]
+
+
+def encode(deltas: list[Delta], request: Request | None = None) -> bytes:
+    return ANTHROPIC.encoder(request).encode_all(deltas)
+
+
+def events(wire: bytes) -> list[tuple[str, dict[str, Any]]]:
+    decoder = Decoder()
+    return [(e.event, json.loads(e.data)) for e in decoder.feed(wire) + decoder.close()]
+
+
+def sse(*objects: dict[str, Any]) -> bytes:
+    """A wire stream of ``objects``, each with its type as the event name."""
+    return b"".join(
+        b"event: " + o["type"].encode() + b"\ndata: " + orjson.dumps(o) + b"\n\n" for o in objects
+    )
+
+
+def check_sdk_shape(wire: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """Assert what the SDK and real clients rely on (sdk-compat.md); return the events."""
+    evs = events(wire)
+    assert evs, "empty stream"
+    for name, obj in evs:
+        assert name == obj["type"], "every event needs event: and the same type in its JSON"
+    if evs[0][0] == "error":
+        assert len(evs) == 1
+        return evs
+    assert evs[0][0] == "message_start"
+    assert [n for n, _ in evs].count("message_start") == 1
+    open_block, next_index = None, 0
+    for position, (name, obj) in enumerate(evs[1:], 1):
+        if name == "content_block_start":
+            assert open_block is None, "content_block_stop must come before the next start"
+            assert obj["index"] == next_index, "block indexes 0, 1, 2 without gaps"
+            open_block, next_index = obj["index"], next_index + 1
+        elif name in ("content_block_delta", "content_block_stop"):
+            assert obj["index"] == open_block
+            if name == "content_block_stop":
+                open_block = None
+        elif name == "message_delta":
+            assert open_block is None
+            assert isinstance(obj["usage"]["output_tokens"], int)
+            assert [n for n, _ in evs[position:]] == ["message_delta", "message_stop"]
+        elif name == "error":
+            assert position == len(evs) - 1, "nothing after an error"
+        else:
+            assert name == "message_stop" and position == len(evs) - 1
+    return evs
+
+
+def chunkings(data: bytes) -> Iterator[list[bytes]]:
+    yield [data]
+    yield [data[i : i + 1] for i in range(len(data))]
+    for i in range(1, len(data)):
+        yield [data[:i], data[i:]]
+    for seed in range(3):
+        yield from random_splits(data, seed)
+
+
+# --- decoding the fixtures ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_decodes_to_expected_deltas_at_every_chunking(name: str) -> None:
+    data = (WRITTEN / name).read_bytes()
+    for chunks in chunkings(data):
+        assert decode(chunks) == (EXPECTED[name], True)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_with_crlf_line_ends_decodes_the_same(name: str) -> None:
+    data = (WRITTEN / name).read_bytes().replace(b"\n", b"\r\n")
+    assert decode([data]) == (EXPECTED[name], True)
+
+
+def test_thinking_tool_use_fixture_accumulates_to_the_whole_answer() -> None:
+    deltas = EXPECTED["anthropic_thinking_tool_use.sse"]
+    assert accumulate(deltas) == Completion(
+        "msg_fx1",
+        MODEL,
+        choices=(
+            Choice(
+                0,
+                text="Checking Paris.",
+                reasoning="User wants weather; call tool.",
+                reasoning_signature=SIGNATURE,
+                tool_calls=(ToolCall("toolu_fx1", "get_weather", '{"city": "Paris"}'),),
+                finish=Finish(S.TOOL_CALLS, "tool_use"),
+            ),
+        ),
+        usage=Usage(25, 61),
+    )
+
+
+def test_http_529_body_parses_to_an_overloaded_error() -> None:
+    body = (WRITTEN / "anthropic_http_error_529.json").read_bytes()
+    assert ANTHROPIC.parse_error(529, body) == StreamError(
+        ErrorKind.OVERLOADED, "Overloaded", 529, "overloaded_error"
+    )
+
+
+def test_stream_cut_short_is_not_complete() -> None:
+    data = (WRITTEN / "anthropic_text.sse").read_bytes()
+    deltas, complete = decode([data[: data.index(b"event: message_delta")]])
+    assert not complete
+    assert deltas == EXPECTED["anthropic_text.sse"][:4]
+
+
+# --- decoder: the rest of the dialect -----------------------------------------------
+
+START = {
+    "type": "message_start",
+    "message": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": []},
+}
+
+
+def _block(index: int, block: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_start", "index": index, "content_block": block}
+
+
+def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": delta}
+
+
+def _stop(index: int) -> dict[str, Any]:
+    return {"type": "content_block_stop", "index": index}
+
+
+def _message_delta(stop_reason: str | None, **usage: Any) -> dict[str, Any]:
+    delta = {"stop_reason": stop_reason, "stop_sequence": usage.pop("stop_sequence", None)}
+    return {"type": "message_delta", "delta": delta, "usage": usage}
+
+
+END = {"type": "message_stop"}
+
+
+def test_cache_tokens_count_in_input_tokens_and_cache_reads_are_cached_tokens() -> None:
+    start = {
+        **START,
+        "message": {
+            **START["message"],
+            "usage": {
+                "input_tokens": 25,
+                "cache_creation_input_tokens": 50,
+                "cache_read_input_tokens": 100,
+                "output_tokens": 1,
+            },
+        },
+    }
+    deltas = decode_wire(sse(start, _message_delta("end_turn", output_tokens=9), END))
+    assert deltas[1] == Usage(175, 1, 100)
+    assert deltas[2] == Usage(175, 9, 100)
+
+
+def test_message_delta_usage_replaces_the_fields_it_carries() -> None:
+    usage = {"input_tokens": 30, "cache_read_input_tokens": 5, "output_tokens": 40}
+    details = {"output_tokens_details": {"thinking_tokens": 12}}
+    deltas = decode_wire(sse(START, _message_delta("end_turn", **usage, **details), END))
+    assert deltas[-2:] == [Usage(35, 40, 5, 12), Finish(S.STOP, "end_turn")]
+
+
+@pytest.mark.parametrize(
+    ("word", "reason"),
+    [
+        ("end_turn", S.STOP),
+        ("max_tokens", S.LENGTH),
+        ("model_context_window_exceeded", S.LENGTH),
+        ("tool_use", S.TOOL_CALLS),
+        ("refusal", S.CONTENT_FILTER),
+        ("pause_turn", S.PAUSE),
+        ("something_new", S.OTHER),
+    ],
+)
+def test_stop_reasons_normalise_and_keep_the_raw_word(word: str, reason: FinishReason) -> None:
+    deltas = decode_wire(sse(START, _message_delta(word, output_tokens=1), END))
+    assert deltas[-1] == Finish(reason, word)
+
+
+def test_stop_sequence_is_kept() -> None:
+    wire = sse(START, _message_delta("stop_sequence", output_tokens=1, stop_sequence="###"), END)
+    assert decode_wire(wire)[-1] == Finish(S.STOP, "stop_sequence", "###")
+
+
+def test_message_stop_without_stop_reason_finishes_with_stop() -> None:
+    deltas, complete = decode([sse(START, _message_delta(None, output_tokens=1), END)])
+    assert complete and deltas[-1] == Finish(S.STOP)
+
+
+def test_ping_citations_redacted_thinking_and_server_tools_are_skipped() -> None:
+    wire = sse(
+        START,
+        {"type": "ping"},
+        _block(0, {"type": "redacted_thinking", "data": "EmwKAhgB"}),
+        _stop(0),
+        _block(1, {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search"}),
+        _delta(1, {"type": "input_json_delta", "partial_json": '{"query": "x"}'}),
+        _stop(1),
+        _block(2, {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}),
+        _stop(2),
+        _block(3, {"type": "text", "text": ""}),
+        _delta(3, {"type": "citations_delta", "citation": {"type": "web_search_result_location"}}),
+        _delta(3, {"type": "text_delta", "text": "Found it."}),
+        _stop(3),
+        {"type": "some_future_event", "x": 1},
+        _message_delta("end_turn", output_tokens=3),
+        END,
+    )
+    assert decode_wire(wire) == [
+        Start("msg_1", "m"),
+        TextDelta("Found it."),
+        Usage(0, 3),
+        Finish(S.STOP, "end_turn"),
+    ]
+
+
+def test_tool_with_only_an_empty_fragment_has_arguments_of_an_empty_object() -> None:
+    wire = sse(
+        START,
+        _block(0, {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {}}),
+        _delta(0, {"type": "input_json_delta", "partial_json": ""}),
+        _stop(0),
+        _message_delta("tool_use", output_tokens=3),
+        END,
+    )
+    deltas = decode_wire(wire)
+    assert deltas[1:3] == [ToolCallStart(0, "toolu_1", "now"), ToolCallEnd(0)]
+    assert accumulate(deltas).choices[0].tool_calls == (ToolCall("toolu_1", "now", "{}"),)
+
+
+def test_tool_calls_are_numbered_by_their_own_counter_not_the_block_index() -> None:
+    wire = sse(
+        START,
+        _block(0, {"type": "text", "text": ""}),
+        _delta(0, {"type": "text_delta", "text": "Two calls."}),
+        _stop(0),
+        _block(1, {"type": "tool_use", "id": "toolu_a", "name": "a", "input": {}}),
+        _delta(1, {"type": "input_json_delta", "partial_json": '{"x":1}'}),
+        _stop(1),
+        _block(2, {"type": "tool_use", "id": "toolu_b", "name": "b", "input": {}}),
+        _stop(2),
+        _message_delta("tool_use", output_tokens=3),
+        END,
+    )
+    calls = accumulate(decode_wire(wire)).choices[0].tool_calls
+    assert calls == (ToolCall("toolu_a", "a", '{"x":1}'), ToolCall("toolu_b", "b", "{}"))
+    starts = [d for d in decode_wire(wire) if isinstance(d, ToolCallStart)]
+    assert [s.index for s in starts] == [0, 1]
+
+
+def test_tool_input_given_whole_in_the_block_start_becomes_its_arguments() -> None:
+    wire = sse(
+        START,
+        _block(0, {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}),
+        _stop(0),
+        _message_delta("tool_use", output_tokens=3),
+        END,
+    )
+    assert decode_wire(wire)[1:4] == [
+        ToolCallStart(0, "toolu_1", "f"),
+        ToolCallDelta(0, '{"a":1}'),
+        ToolCallEnd(0),
+    ]
+
+
+def test_events_are_recognised_by_the_json_type_without_an_event_line() -> None:
+    data = (WRITTEN / "anthropic_text.sse").read_bytes()
+    plain = b"\n".join(line for line in data.split(b"\n") if not line.startswith(b"event:"))
+    assert decode([plain]) == (EXPECTED["anthropic_text.sse"], True)
+
+
+def test_content_before_message_start_gets_a_start_first() -> None:
+    wire = sse(
+        _block(0, {"type": "text", "text": ""}), _delta(0, {"type": "text_delta", "text": "x"})
+    )
+    assert decode_wire(wire) == [Start("", ""), TextDelta("x")]
+
+
+def test_a_repeated_message_start_is_ignored() -> None:
+    deltas = decode_wire(sse(START, START, _message_delta("end_turn", output_tokens=1), END))
+    assert [type(d) for d in deltas] == [Start, Usage, Finish]
+
+
+@pytest.mark.parametrize(
+    ("type_", "kind"),
+    [
+        ("overloaded_error", ErrorKind.OVERLOADED),
+        ("api_error", ErrorKind.SERVER),
+        ("rate_limit_error", ErrorKind.RATE_LIMIT),
+        ("invalid_request_error", ErrorKind.INVALID_REQUEST),
+        ("timeout_error", ErrorKind.TIMEOUT),
+        ("brand_new_error", ErrorKind.SERVER),
+    ],
+)
+def test_error_event_ends_the_stream_with_its_kind(type_: str, kind: ErrorKind) -> None:
+    error = {"type": "error", "error": {"type": type_, "message": "boom"}}
+    deltas, complete = decode([sse(START, error, _message_delta("end_turn"), END)])
+    assert complete
+    assert deltas[1:] == [StreamError(kind, "boom", None, type_)]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"{not json",
+        b'"a string"',
+        b'{"type": "content_block_delta", "index": 0}',
+        b'{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}}',
+        b'{"type": "content_block_start", "index": [], "content_block": {"type": "tool_use"}}',
+        b'{"type": ["list"]}',
+    ],
+)
+def test_malformed_event_is_a_server_error_that_ends_the_stream(data: bytes) -> None:
+    text = (WRITTEN / "anthropic_text.sse").read_bytes()
+    head, _, tail = text.partition(b'event: ping\ndata: {"type":"ping"}\n\n')
+    deltas, complete = decode(
+        [head + b"event: content_block_delta\ndata: " + data + b"\n\n" + tail]
+    )
+    assert complete
+    assert isinstance(deltas[-1], StreamError) and deltas[-1].kind == ErrorKind.SERVER
+    assert "malformed" in deltas[-1].message
+    assert deltas[:-1] == EXPECTED["anthropic_text.sse"][:2]
+
+
+@given(st.lists(st.binary(max_size=64), max_size=8))
+def test_no_bytes_crash_the_decoder(chunks: list[bytes]) -> None:
+    decode(chunks)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_event_types = st.sampled_from(
+    [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "error",
+        "ping",
+    ]
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            _event_types,
+            _json,
+            st.dictionaries(
+                st.sampled_from(
+                    ["index", "delta", "content_block", "message", "usage", "error", "type"]
+                ),
+                _json,
+            ),
+        ),
+        max_size=8,
+    )
+)
+def test_no_json_events_crash_the_decoder(items: list[tuple[str, Any, dict[str, Any]]]) -> None:
+    wire = b"".join(
+        b"event: "
+        + t.encode()
+        + b"\ndata: "
+        + json.dumps({"type": t, **fields, "x": extra}).encode()
+        + b"\n\n"
+        for t, extra, fields in items
+    )
+    deltas, _ = decode([wire])
+    errors = [d for d in deltas if isinstance(d, StreamError)]
+    assert len(errors) <= 1 and (not errors or deltas[-1] is errors[0])
+
+
+# --- encoder --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_encoding_a_decoded_fixture_gives_back_its_events(name: str) -> None:
+    """Equivalent modulo what the neutral model does not carry: pings (the gateway sends
+    its own) and the error's request_id."""
+    data = (WRITTEN / name).read_bytes()
+    original = [(n, o) for n, o in events(data) if n != "ping"]
+    for _, obj in original:
+        obj.pop("request_id", None)
+    wire = encode(decode_wire(data))
+    assert events(wire) == original
+    check_sdk_shape(wire)
+
+
+def test_a_block_opens_whenever_the_kind_of_content_changes() -> None:
+    deltas: list[Delta] = [
+        Start("msg_1", "m"),
+        TextDelta("a"),
+        ReasoningDelta("think"),
+        ReasoningDelta("more"),
+        TextDelta("b"),
+        RefusalDelta("no"),
+        ToolCallStart(0, "toolu_1", "f"),
+        ToolCallDelta(0, '{"x":'),
+        ToolCallDelta(0, "1}"),
+        ToolCallEnd(0),
+        ToolCallStart(1, "toolu_2", "g"),
+        ToolCallEnd(1),
+        TextDelta("c"),
+        Finish(S.TOOL_CALLS),
+    ]
+    evs = check_sdk_shape(encode(deltas))
+    starts = [o["content_block"] for n, o in evs if n == "content_block_start"]
+    assert [b["type"] for b in starts] == [
+        "text",
+        "thinking",
+        "text",
+        "tool_use",
+        "tool_use",
+        "text",
+    ]
+    assert starts[3] == {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}
+    fragments = [
+        o["delta"]["partial_json"]
+        for n, o in evs
+        if o.get("delta", {}).get("type") == "input_json_delta"
+    ]
+    assert fragments == ["", '{"x":', "1}", ""]  # a tool without arguments sends one ""
+
+
+def test_reasoning_without_signature_is_a_thinking_block_without_signature_delta() -> None:
+    evs = check_sdk_shape(encode([Start("m1", "m"), ReasoningDelta("hmm"), TextDelta("hi")]))
+    assert evs[1][1]["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    assert [o["delta"]["type"] for n, o in evs if n == "content_block_delta"] == [
+        "thinking_delta",
+        "text_delta",
+    ]
+
+
+def test_thinking_after_a_signature_opens_a_new_thinking_block() -> None:
+    deltas: list[Delta] = [
+        Start("m1", "m"),
+        ReasoningDelta("one"),
+        ReasoningDelta("", "sig1"),
+        ReasoningDelta("", "sig2"),  # an omitted-thinking block: signature only
+        ReasoningDelta("two"),
+    ]
+    evs = check_sdk_shape(encode(deltas))
+    blocks = [(o["index"], o["delta"]["type"]) for n, o in evs if n == "content_block_delta"]
+    assert blocks == [
+        (0, "thinking_delta"),
+        (0, "signature_delta"),
+        (1, "signature_delta"),
+        (2, "thinking_delta"),
+    ]
+
+
+def test_content_arriving_while_a_tool_block_is_open_waits_for_its_end() -> None:
+    deltas: list[Delta] = [
+        Start("m1", "m"),
+        ToolCallStart(0, "t0", "f"),
+        ToolCallStart(1, "t1", "g"),  # an OpenAI upstream interleaves parallel calls
+        ToolCallDelta(1, '{"b":2}'),
+        TextDelta("between"),
+        ToolCallDelta(0, '{"a":1}'),
+        ToolCallEnd(0),
+        ToolCallEnd(1),
+        Finish(S.TOOL_CALLS),
+    ]
+    wire = encode(deltas)
+    evs = check_sdk_shape(wire)
+    assert [o["content_block"]["type"] for n, o in evs if n == "content_block_start"] == [
+        "tool_use",
+        "tool_use",
+        "text",
+    ]
+    completion = accumulate(decode_wire(wire)).choices[0]
+    assert completion.tool_calls == (ToolCall("t0", "f", '{"a":1}'), ToolCall("t1", "g", '{"b":2}'))
+    assert completion.text == "between"
+
+
+def test_usage_after_finish_goes_into_message_delta_with_the_input_tokens() -> None:
+    deltas: list[Delta] = [Start("m1", "m"), TextDelta("hi"), Finish(S.STOP), Usage(120, 7, 100, 3)]
+    evs = check_sdk_shape(encode(deltas))
+    assert evs[0][1]["message"]["usage"] == {
+        "input_tokens": 0,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 0,
+    }
+    assert evs[-2][1] == {
+        "type": "message_delta",
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {
+            "output_tokens": 7,
+            "input_tokens": 20,
+            "cache_read_input_tokens": 100,
+            "output_tokens_details": {"thinking_tokens": 3},
+        },
+    }
+
+
+def test_message_start_carries_the_usage_that_follows_start() -> None:
+    evs = encode([Start("m1", "m"), Usage(130, 1, 30), TextDelta("x"), Usage(130, 5, 30)])
+    first, last = events(evs)[0][1], events(evs)[-2][1]
+    assert first["message"]["usage"]["input_tokens"] == 100
+    assert first["message"]["usage"]["cache_read_input_tokens"] == 30
+    assert last["usage"] == {"output_tokens": 5}
+
+
+def test_message_start_names_the_requested_model_and_the_upstream_id() -> None:
+    request = Request("claude-alias", (Message("user", (TextPart("hi"),)),))
+    evs = events(encode([Start("chatcmpl-9", "gpt-x"), TextDelta("hi")], request))
+    assert evs[0][1]["message"]["id"] == "chatcmpl-9"
+    assert evs[0][1]["message"]["model"] == "claude-alias"
+    assert events(encode([Start("a", "gpt-x")]))[0][1]["message"]["model"] == "gpt-x"
+
+
+def test_only_choice_zero_is_encoded() -> None:
+    deltas: list[Delta] = [
+        Start("m1", "m"),
+        TextDelta("zero"),
+        TextDelta("one", choice=1),
+        ToolCallStart(0, "t", "f", choice=1),
+        Finish(S.LENGTH, choice=1),
+        Finish(S.STOP),
+    ]
+    completion = accumulate(decode_wire(encode(deltas)))
+    assert completion.choices == (Choice(0, text="zero", finish=Finish(S.STOP, "end_turn")),)
+
+
+def test_refusal_is_streamed_as_text() -> None:
+    deltas: list[Delta] = [Start("m1", "m"), RefusalDelta("I can't."), Finish(S.CONTENT_FILTER)]
+    choice = accumulate(decode_wire(encode(deltas))).choices[0]
+    assert (choice.text, choice.finish) == ("I can't.", Finish(S.CONTENT_FILTER, "refusal"))
+
+
+@pytest.mark.parametrize(
+    ("finish", "word", "sequence"),
+    [
+        (Finish(S.STOP), "end_turn", None),
+        (Finish(S.STOP, "stop", "###"), "stop_sequence", "###"),
+        (Finish(S.STOP, "stop_sequence", "END"), "stop_sequence", "END"),
+        (Finish(S.LENGTH), "max_tokens", None),
+        (Finish(S.LENGTH, "model_context_window_exceeded"), "model_context_window_exceeded", None),
+        (Finish(S.LENGTH, "end_turn"), "max_tokens", None),  # raw only when it means the same
+        (Finish(S.TOOL_CALLS), "tool_use", None),
+        (Finish(S.CONTENT_FILTER), "refusal", None),
+        (Finish(S.PAUSE), "pause_turn", None),
+        (Finish(S.ERROR), "end_turn", None),
+        (Finish(S.OTHER, "weird"), "end_turn", None),
+        (None, "end_turn", None),
+    ],
+)
+def test_finish_reasons_map_to_stop_reasons(
+    finish: Finish | None, word: str, sequence: str | None
+) -> None:
+    deltas: list[Delta] = [Start("m1", "m"), TextDelta("x")] + ([finish] if finish else [])
+    delta = events(encode(deltas))[-2][1]["delta"]
+    assert delta == {"stop_reason": word, "stop_sequence": sequence}
+
+
+def test_error_ends_the_stream_and_nothing_follows() -> None:
+    encoder = ANTHROPIC.encoder()
+    frames = encoder.encode(Start("m1", "m")) + encoder.encode(TextDelta("Par"))
+    frames += encoder.encode(StreamError(ErrorKind.RATE_LIMIT, "slow down", 429))
+    assert encoder.encode(TextDelta("more")) == [] and encoder.close() == []
+    evs = check_sdk_shape(to_wire(frames))
+    assert evs[-1] == (
+        "error",
+        {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}},
+    )
+
+
+def test_error_before_start_is_the_only_event() -> None:
+    wire = encode([StreamError(ErrorKind.OVERLOADED, "busy")])
+    assert events(wire) == [
+        ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
+    ]
+
+
+def test_close_is_idempotent_and_ends_an_empty_stream_validly() -> None:
+    encoder = ANTHROPIC.encoder()
+    frames = encoder.encode(Start("m1", "m")) + encoder.close()
+    assert encoder.close() == []
+    assert [n for n, _ in check_sdk_shape(to_wire(frames))] == [
+        "message_start",
+        "message_delta",
+        "message_stop",
+    ]
+
+
+def test_ping_frame_is_anthropics_keep_alive() -> None:
+    assert to_wire([PING_FRAME]) == b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+# --- round trips --------------------------------------------------------------------
+
+
+@given(streams(CARRIES["anthropic"] | {"reasoning_tokens"}))
+def test_neutral_streams_survive_encode_then_decode(deltas: list[Delta]) -> None:
+    wire = encode(deltas)
+    check_sdk_shape(wire)
+    assert essence(accumulate(decode_wire(wire))) == essence(accumulate(deltas))
+
+
+_texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6)
+
+
+@st.composite
+def messy_streams(draw: Any) -> list[Delta]:
+    """Streams in any order the neutral model allows: tool calls interleaved with each
+    other and with text, empty deltas, usage anywhere, an error instead of a finish."""
+    out: list[Delta] = [Start(draw(_texts), draw(_texts))]
+    open_calls: list[int] = []
+    calls = 0
+    for _ in range(draw(st.integers(0, 14))):
+        op = draw(
+            st.sampled_from(
+                ["text", "reasoning", "signature", "refusal", "call", "args", "end", "usage"]
+            )
+        )
+        if op == "text":
+            out.append(TextDelta(draw(_texts)))
+        elif op == "reasoning":
+            out.append(ReasoningDelta(draw(_texts)))
+        elif op == "signature":
+            out.append(ReasoningDelta("", draw(_texts.filter(bool))))
+        elif op == "refusal":
+            out.append(RefusalDelta(draw(_texts)))
+        elif op == "call":
+            out.append(ToolCallStart(calls, f"toolu_{calls}", draw(_texts)))
+            open_calls.append(calls)
+            calls += 1
+        elif op == "args" and open_calls:
+            out.append(
+                ToolCallDelta(
+                    draw(st.sampled_from(open_calls)), '"' + draw(_texts).replace('"', "") + '"'
+                )
+            )
+        elif op == "end" and open_calls:
+            index = draw(st.sampled_from(open_calls))
+            open_calls.remove(index)
+            out.append(ToolCallEnd(index))
+        elif op == "usage":
+            inputs = draw(st.integers(0, 1000))
+            out.append(Usage(inputs, draw(st.integers(0, 1000)), draw(st.integers(0, inputs))))
+    out += [ToolCallEnd(i) for i in open_calls]
+    if draw(st.booleans()):
+        out.append(StreamError(draw(st.sampled_from(list(ErrorKind))), draw(_texts)))
+    else:
+        sequence = draw(st.none() | _texts.filter(bool))
+        out.append(Finish(draw(st.sampled_from(list(FinishReason))), stop_sequence=sequence))
+        if draw(st.booleans()):
+            out.append(Usage(draw(st.integers(0, 9)), draw(st.integers(0, 9))))
+    return out
+
+
+@given(messy_streams())
+def test_any_valid_stream_survives_encode_then_decode(deltas: list[Delta]) -> None:
+    # Arguments here are JSON strings split anywhere: they are compared as text.
+    wire = encode(deltas)
+    check_sdk_shape(wire)
+    got = accumulate(decode_wire(wire))
+    want = accumulate([TextDelta(d.text) if isinstance(d, RefusalDelta) else d for d in deltas])
+    g, w = got.choices[0], want.choices[0]
+    assert (g.text, g.reasoning, g.reasoning_signature) == (
+        w.text,
+        w.reasoning,
+        w.reasoning_signature,
+    )
+    assert g.tool_calls == w.tool_calls
+    if want.error is not None:
+        assert got.error is not None and got.error.kind == want.error.kind
+        assert got.error.message == (want.error.message or got.error.raw_type)
+        return
+    assert w.finish is not None and g.finish is not None
+    assert g.finish.reason == (S.STOP if w.finish.reason in (S.ERROR, S.OTHER) else w.finish.reason)
+    if w.finish.reason == S.STOP and w.finish.stop_sequence is not None:
+        assert g.finish.stop_sequence == w.finish.stop_sequence
+    assert got.usage is not None
+    usage = want.usage or Usage()
+    assert got.usage == Usage(usage.input_tokens, usage.output_tokens, usage.cached_tokens)
+
+
+# --- the official SDK reads what the encoder writes ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ReplayServer]:
+    with replay_server() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def client(server: ReplayServer) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as c:
+        yield c
+
+
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+def sdk_stream(server: ReplayServer, client: anthropic.Anthropic, deltas: list[Delta]) -> Any:
+    wire = encode(deltas)
+    check_sdk_shape(wire)
+    server.respond(wire)
+    with client.messages.stream(model="claude-test", max_tokens=256, messages=HELLO) as stream:
+        return stream.get_final_message()
+
+
+def test_sdk_stream_reads_reasoning_text_tool_calls_and_late_usage(
+    server: ReplayServer, client: anthropic.Anthropic
+) -> None:
+    deltas: list[Delta] = [
+        Start("msg_1", "upstream-model"),
+        ReasoningDelta("Let me"),
+        ReasoningDelta(" think."),
+        ReasoningDelta("", "c2lnbmF0dXJl"),
+        TextDelta("Calling "),
+        TextDelta("tools."),
+        ToolCallStart(0, "toolu_a", "get_weather"),
+        ToolCallDelta(0, '{"city":'),
+        ToolCallDelta(0, ' "Paris"}'),
+        ToolCallEnd(0),
+        ToolCallStart(1, "toolu_b", "now"),
+        ToolCallEnd(1),
+        ToolCallStart(2, "toolu_c", "add"),
+        ToolCallDelta(2, '{"a": 1, "b": 2}'),
+        ToolCallEnd(2),
+        Finish(S.TOOL_CALLS),
+        Usage(1200, 77, 1000, 20),  # OpenAI-style: usage after the finish
+    ]
+    message = sdk_stream(server, client, deltas)
+    assert (message.id, message.model, message.role) == ("msg_1", "upstream-model", "assistant")
+    assert [b.type for b in message.content] == [
+        "thinking",
+        "text",
+        "tool_use",
+        "tool_use",
+        "tool_use",
+    ]
+    assert (message.content[0].thinking, message.content[0].signature) == (
+        "Let me think.",
+        "c2lnbmF0dXJl",
+    )
+    assert message.content[1].text == "Calling tools."
+    calls = [(b.id, b.name, b.input) for b in message.content[2:]]
+    assert calls == [
+        ("toolu_a", "get_weather", {"city": "Paris"}),
+        ("toolu_b", "now", {}),
+        ("toolu_c", "add", {"a": 1, "b": 2}),
+    ]
+    assert (message.stop_reason, message.stop_sequence) == ("tool_use", None)
+    usage = message.usage
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.output_tokens) == (
+        200,
+        1000,
+        77,
+    )
+    assert usage.output_tokens_details.thinking_tokens == 20
+    method, path, _, body = server.requests[-1]
+    assert (method, path) == ("POST", "/v1/messages")
+    assert ANTHROPIC.parse_request(body) == Request(
+        "claude-test",
+        (Message("user", (TextPart("hi"),)),),
+        stream=True,
+        max_tokens=256,
+        include_usage=True,
+        dialect="anthropic",
+    )
+
+
+@pytest.mark.parametrize(
+    ("finish", "stop_reason", "stop_sequence"),
+    [
+        (Finish(S.STOP), "end_turn", None),
+        (Finish(S.STOP, stop_sequence="###"), "stop_sequence", "###"),
+        (Finish(S.LENGTH), "max_tokens", None),
+        (Finish(S.TOOL_CALLS), "tool_use", None),
+        (Finish(S.CONTENT_FILTER), "refusal", None),
+        (Finish(S.PAUSE), "pause_turn", None),
+        (Finish(S.ERROR), "end_turn", None),
+    ],
+)
+def test_sdk_stream_reads_each_stop_reason(
+    server: ReplayServer,
+    client: anthropic.Anthropic,
+    finish: Finish,
+    stop_reason: str,
+    stop_sequence: str | None,
+) -> None:
+    deltas: list[Delta] = [Start("msg_1", "m"), Usage(10, 1), TextDelta("ok"), finish, Usage(10, 2)]
+    message = sdk_stream(server, client, deltas)
+    assert (message.stop_reason, message.stop_sequence) == (stop_reason, stop_sequence)
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (10, 2)
+    assert message.content[0].text == "ok"
+
+
+def test_sdk_stream_shows_unsigned_reasoning_and_refusal_text(
+    server: ReplayServer, client: anthropic.Anthropic
+) -> None:
+    deltas: list[Delta] = [
+        Start("msg_1", "m"),
+        ReasoningDelta("hmm"),
+        RefusalDelta("No."),
+        Finish(S.CONTENT_FILTER),
+    ]
+    message = sdk_stream(server, client, deltas)
+    assert (message.content[0].thinking, message.content[0].signature) == ("hmm", "")
+    assert message.content[1].text == "No."
+    assert message.stop_reason == "refusal"
+
+
+def test_sdk_stream_raises_on_a_mid_stream_error(
+    server: ReplayServer, client: anthropic.Anthropic
+) -> None:
+    deltas: list[Delta] = [
+        Start("msg_1", "m"),
+        TextDelta("Par"),
+        StreamError(ErrorKind.OVERLOADED, "Overloaded"),
+    ]
+    server.respond(encode(deltas))
+    with pytest.raises(anthropic.APIStatusError) as info:
+        with client.messages.stream(model="m", max_tokens=9, messages=HELLO) as stream:
+            stream.get_final_message()
+    # The stream's status was 200, so the SDK raises the base class, with our body.
+    assert type(info.value) is anthropic.APIStatusError
+    assert info.value.body == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": "Overloaded"},
+    }
+
+
+def test_sdk_create_parses_a_rendered_response(
+    server: ReplayServer, client: anthropic.Anthropic
+) -> None:
+    completion = Completion(
+        "msg_2",
+        "claude-test",
+        choices=(
+            Choice(
+                0,
+                text="Checking.",
+                reasoning="Think.",
+                reasoning_signature="sig",
+                tool_calls=(
+                    ToolCall("toolu_1", "get_weather", '{"city":"Paris"}'),
+                    ToolCall("toolu_2", "now", "{}"),
+                ),
+                finish=Finish(S.TOOL_CALLS, "tool_use"),
+            ),
+        ),
+        usage=Usage(150, 40, 100, 5),
+    )
+    body = ANTHROPIC.render_response(completion)
+    server.respond(orjson.dumps(body), content_type="application/json")
+    message = client.messages.create(model="claude-test", max_tokens=99, messages=HELLO)
+    assert (message.id, message.type, message.model) == ("msg_2", "message", "claude-test")
+    assert [b.type for b in message.content] == ["thinking", "text", "tool_use", "tool_use"]
+    assert message.content[2].input == {"city": "Paris"} and message.content[3].input == {}
+    assert (
+        message.stop_reason,
+        message.usage.input_tokens,
+        message.usage.cache_read_input_tokens,
+    ) == (
+        "tool_use",
+        50,
+        100,
+    )
+    assert accumulate(ANTHROPIC.parse_response(orjson.dumps(body))) == completion
+
+
+ERROR_CLASSES = [
+    (ErrorKind.INVALID_REQUEST, 400, anthropic.BadRequestError),
+    (ErrorKind.AUTHENTICATION, 401, anthropic.AuthenticationError),
+    (ErrorKind.PERMISSION, 403, anthropic.PermissionDeniedError),
+    (ErrorKind.NOT_FOUND, 404, anthropic.NotFoundError),
+    (ErrorKind.REQUEST_TOO_LARGE, 413, anthropic.ContentTooLargeError),
+    (ErrorKind.RATE_LIMIT, 429, anthropic.RateLimitError),
+    (ErrorKind.SERVER, 500, anthropic.InternalServerError),
+    (ErrorKind.TIMEOUT, 504, anthropic.GatewayTimeoutError),
+    (ErrorKind.OVERLOADED, 529, anthropic.OverloadedError),
+]
+
+
+@pytest.mark.parametrize(("kind", "status", "cls"), ERROR_CLASSES)
+def test_sdk_raises_the_matching_exception_for_each_error_body(
+    server: ReplayServer,
+    client: anthropic.Anthropic,
+    kind: ErrorKind,
+    status: int,
+    cls: type[Exception],
+) -> None:
+    code, body = ANTHROPIC.error_body(StreamError(kind, "went wrong"))
+    assert code == status
+    server.respond(orjson.dumps(body), status=code)
+    with pytest.raises(cls) as info:
+        client.messages.create(model="m", max_tokens=9, messages=HELLO)
+    assert type(info.value) is cls
+    assert info.value.body == body
+    assert ANTHROPIC.parse_error(code, orjson.dumps(body)).kind == kind
+
+
+def test_error_body_keeps_an_upstream_status() -> None:
+    assert ANTHROPIC.error_body(StreamError(ErrorKind.OVERLOADED, "busy", 503))[0] == 503
+    assert ANTHROPIC.error_body(StreamError(ErrorKind.OVERLOADED, "busy"))[0] == 529
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (
+            500,
+            b"<html>Bad gateway</html>",
+            StreamError(ErrorKind.SERVER, "<html>Bad gateway</html>", 500),
+        ),
+        (429, b"", StreamError(ErrorKind.RATE_LIMIT, "upstream HTTP 429", 429)),
+        (
+            400,
+            b'{"error": {"message": "bad", "type": "invalid_request_error"}}',
+            StreamError(ErrorKind.INVALID_REQUEST, "bad", 400, "invalid_request_error"),
+        ),
+        (
+            409,
+            b'{"type": "error", "error": {"type": "conflict_error", "message": "c"}}',
+            StreamError(ErrorKind.INVALID_REQUEST, "c", 409, "conflict_error"),
+        ),
+        (503, b'{"error": "down"}', StreamError(ErrorKind.OVERLOADED, "down", 503)),
+    ],
+)
+def test_parse_error_tolerates_any_body(status: int, body: bytes, expected: StreamError) -> None:
+    assert ANTHROPIC.parse_error(status, body) == expected
+
+
+def test_parse_response_of_an_error_body_or_garbage_is_an_error() -> None:
+    error = b'{"type": "error", "error": {"type": "api_error", "message": "x"}}'
+    assert ANTHROPIC.parse_response(error) == [
+        StreamError(ErrorKind.SERVER, "x", None, "api_error")
+    ]
+    (garbage,) = ANTHROPIC.parse_response(b"[1, 2]")
+    assert isinstance(garbage, StreamError) and "malformed" in garbage.message
+
+
+# --- requests -------------------------------------------------------------------------
+
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+BODY: dict[str, Any] = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 1024,
+    "system": [{"type": "text", "text": "Be brief."}, {"type": "text", "text": "Be kind."}],
+    "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Call the tool.", "signature": "sig1"},
+                {"type": "text", "text": "Checking."},
+                {
+                    "type": "tool_use",
+                    "id": "toolu_1",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                },
+                {"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_2",
+                    "content": [
+                        {"type": "text", "text": "clock "},
+                        {"type": "text", "text": "broken"},
+                    ],
+                    "is_error": True,
+                },
+                {"type": "text", "text": "And this picture?"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "redacted_thinking", "data": "EmwKAhgB"},
+                {"type": "text", "text": "A cat."},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://x.test/a.png"}}
+            ],
+        },
+    ],
+    "tools": [{"name": "get_weather", "description": "Weather now", "input_schema": SCHEMA}],
+    "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+    "temperature": 0.5,
+    "top_p": 0.9,
+    "top_k": 40,
+    "stop_sequences": ["###"],
+    "stream": True,
+    "thinking": {"type": "enabled", "budget_tokens": 2048},
+    "metadata": {"user_id": "u-1"},
+    "service_tier": "auto",
+}
+PARSED = Request(
+    model="claude-sonnet-4-5",
+    messages=(
+        Message("system", (TextPart("Be brief."), TextPart("Be kind."))),
+        Message("user", (TextPart("Weather in Paris?"),)),
+        Message(
+            "assistant",
+            (
+                ReasoningPart("Call the tool.", "sig1"),
+                TextPart("Checking."),
+                ToolCallPart("toolu_1", "get_weather", '{"city":"Paris"}'),
+                ToolCallPart("toolu_2", "now", "{}"),
+            ),
+        ),
+        Message(
+            "tool",
+            (ToolResultPart("toolu_1", "18C"), ToolResultPart("toolu_2", "clock broken", True)),
+        ),
+        Message(
+            "user", (TextPart("And this picture?"), ImagePart(data="iVBOR", media_type="image/png"))
+        ),
+        Message("assistant", (ReasoningPart("", REDACTED + "EmwKAhgB"), TextPart("A cat."))),
+        Message("user", (ImagePart(url="https://x.test/a.png"),)),
+    ),
+    stream=True,
+    max_tokens=1024,
+    temperature=0.5,
+    top_p=0.9,
+    stop=("###",),
+    tools=(Tool("get_weather", "Weather now", SCHEMA),),
+    tool_choice=ToolChoice("required"),
+    parallel_tool_calls=False,
+    include_usage=True,
+    reasoning_budget=2048,
+    user="u-1",
+    extra={"top_k": 40, "service_tier": "auto"},
+    dialect="anthropic",
+)
+
+
+def test_parse_request_reads_every_field() -> None:
+    assert ANTHROPIC.parse_request(orjson.dumps(BODY)) == PARSED
+
+
+def test_build_request_is_the_inverse_of_parse_request() -> None:
+    built = ANTHROPIC.build_request(PARSED)
+    assert ANTHROPIC.parse_request(orjson.dumps(built)) == PARSED
+    assert built["messages"][2]["content"][0]["type"] == "tool_result"  # merged with the text
+    assert built["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    assert built["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+
+
+def test_build_request_merges_tool_messages_and_moves_system_messages_up() -> None:
+    request = Request(
+        "gpt-x",
+        (
+            Message("system", (TextPart("sys"),)),
+            Message("user", (TextPart("go"),)),
+            Message("assistant", (ToolCallPart("c1", "f", ""), ToolCallPart("c2", "g", '{"a":1}'))),
+            Message("tool", (ToolResultPart("c1", "r1"),)),
+            Message("tool", (ToolResultPart("c2", "r2"),)),
+            Message("system", (TextPart("late"),)),
+            Message("assistant", (ReasoningPart("unsigned"), TextPart("done"))),
+            Message("assistant", (ReasoningPart("unsigned, alone"),)),
+        ),
+        extra={"seed": 1},
+        dialect="openai_chat",
+        user="u",
+    )
+    assert ANTHROPIC.build_request(request) == {
+        "model": "gpt-x",
+        "max_tokens": 4096,
+        "system": [{"type": "text", "text": "sys"}, {"type": "text", "text": "late"}],
+        "messages": [
+            {"role": "user", "content": "go"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "c1", "name": "f", "input": {}},
+                    {"type": "tool_use", "id": "c2", "name": "g", "input": {"a": 1}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "c1", "content": "r1"},
+                    {"type": "tool_result", "tool_use_id": "c2", "content": "r2"},
+                ],
+            },
+            {"role": "assistant", "content": "done"},  # unsigned reasoning dropped
+        ],
+        "metadata": {"user_id": "u"},
+    }
+
+
+def test_build_request_defaults_max_tokens_above_the_thinking_budget() -> None:
+    request = Request("m", (Message("user", (TextPart("x"),)),), reasoning_budget=10_000)
+    assert ANTHROPIC.build_request(request)["max_tokens"] == 14_096
+
+
+def test_build_request_turns_data_urls_into_base64_images() -> None:
+    image = ImagePart(url="data:image/jpeg;base64,/9j/4AAQ")
+    body = ANTHROPIC.build_request(Request("m", (Message("user", (image,)),)))
+    assert body["messages"][0]["content"] == [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQ"},
+        }
+    ]
+
+
+def test_extra_fields_pass_only_to_the_same_dialect() -> None:
+    messages = (Message("user", (TextPart("x"),)),)
+    thinking = {"type": "adaptive"}
+    parsed = ANTHROPIC.parse_request(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "x"}],
+            "thinking": thinking,
+            "metadata": {"user_id": "u", "trace": "t"},
+        }
+    )
+    assert parsed.extra == {"thinking": thinking, "metadata": {"user_id": "u", "trace": "t"}}
+    built = ANTHROPIC.build_request(parsed)
+    assert (built["thinking"], built["metadata"]) == (thinking, {"user_id": "u", "trace": "t"})
+    foreign = Request("m", messages, extra={"seed": 3}, dialect="openai_chat")
+    assert "seed" not in ANTHROPIC.build_request(foreign)
+
+
+_ids = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+_words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+_user_parts = st.lists(
+    st.one_of(
+        st.builds(TextPart, _words),
+        st.builds(lambda d: ImagePart(data=d, media_type="image/png"), _ids),
+        st.builds(lambda u: ImagePart(url=f"https://x.test/{u}.png"), _ids),
+    ),
+    min_size=1,
+    max_size=3,
+)
+_assistant_parts = (
+    st.tuples(
+        st.lists(st.builds(ReasoningPart, _words, _ids), max_size=1),
+        st.lists(st.builds(TextPart, _words), max_size=2),
+        st.lists(
+            st.builds(
+                lambda i, n, a: ToolCallPart(i, n, orjson.dumps(a).decode()),
+                _ids,
+                _ids,
+                st.dictionaries(_ids, st.integers(-(2**53), 2**53) | _words, max_size=2),
+            ),
+            max_size=2,
+        ),
+    )
+    .map(lambda t: t[0] + t[1] + t[2])
+    .filter(bool)
+)
+_tool_parts = st.lists(
+    st.builds(ToolResultPart, _ids, _words, st.booleans()), min_size=1, max_size=2
+)
+
+
+@st.composite
+def carried_requests(draw: Any) -> Request:
+    """Requests Anthropic carries exactly: one leading system message, no two tool
+    messages in a row, signed reasoning, arguments as compact JSON objects."""
+    messages: list[Message] = []
+    if draw(st.booleans()):
+        messages.append(
+            Message(
+                "system", tuple(draw(st.lists(st.builds(TextPart, _words), min_size=1, max_size=2)))
+            )
+        )
+    previous = ""
+    for _ in range(draw(st.integers(1, 6))):
+        # Two tool messages in a row merge into one: not carried exactly.
+        roles = ["user", "assistant"] if previous == "tool" else ["user", "assistant", "tool"]
+        role = draw(st.sampled_from(roles))
+        parts = {"user": _user_parts, "assistant": _assistant_parts, "tool": _tool_parts}[role]
+        messages.append(Message(role, tuple(draw(parts))))
+        previous = role
+    tools = tuple(draw(st.lists(st.builds(Tool, _ids, _words, st.just(SCHEMA)), max_size=2)))
+    choice = draw(
+        st.none()
+        | st.builds(ToolChoice, st.sampled_from(["auto", "none", "required"]))
+        | st.builds(lambda n: ToolChoice("tool", n), _ids)
+    )
+    return Request(
+        model=draw(_ids),
+        messages=tuple(messages),
+        stream=draw(st.booleans()),
+        max_tokens=draw(st.integers(1, 100_000)),
+        temperature=draw(st.none() | st.floats(0, 1)),
+        top_p=draw(st.none() | st.floats(0, 1)),
+        stop=tuple(draw(st.lists(_words, max_size=2))),
+        tools=tools,
+        tool_choice=choice,
+        parallel_tool_calls=None if choice is None else draw(st.none() | st.booleans()),
+        include_usage=True,
+        reasoning_budget=draw(st.none() | st.integers(1024, 8192)),
+        user=draw(st.just("") | _ids),
+        dialect="anthropic",
+    )
+
+
+@given(carried_requests())
+def test_requests_survive_build_then_parse(request: Request) -> None:
+    assert ANTHROPIC.parse_request(orjson.dumps(ANTHROPIC.build_request(request))) == request
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    """BODY with the field at ``path`` (dots, [n] for items) set to ``value`` (or removed
+    when ``value`` is ``...``)."""
+    body = json.loads(json.dumps(BODY))
+    keys = [
+        int(k) if k.isdigit() else k for k in path.replace("[", ".").replace("]", "").split(".")
+    ]
+    target = body
+    for key in keys[:-1]:
+        target = target[key]
+    if value is ...:
+        del target[keys[-1]]
+    else:
+        target[keys[-1]] = value
+    return body
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "param"),
+    [
+        ("model", ..., "model"),
+        ("model", 7, "model"),
+        ("max_tokens", ..., "max_tokens"),
+        ("max_tokens", "many", "max_tokens"),
+        ("max_tokens", 0, "max_tokens"),
+        ("messages", ..., "messages"),
+        ("messages", {"role": "user"}, "messages"),
+        ("messages[0]", "hi", "messages[0]"),
+        ("messages[0].role", "system", "messages[0].role"),
+        ("messages[0].role", ..., "messages[0].role"),
+        ("messages[0].content", 5, "messages[0].content"),
+        ("messages[0].content", [{"type": "document"}], "messages[0].content[0].type"),
+        ("messages[0].content", [{"text": "no type"}], "messages[0].content[0].type"),
+        ("messages[0].content", ["text"], "messages[0].content[0]"),
+        ("messages[0].content", [{"type": "text"}], "messages[0].content[0].text"),
+        ("messages[1].content[0].signature", 5, "messages[1].content[0].signature"),
+        ("messages[1].content[2].input", [1], "messages[1].content[2].input"),
+        ("messages[1].content[2].id", ..., "messages[1].content[2].id"),
+        (
+            "messages[0].content",
+            [{"type": "tool_use", "id": "a", "name": "b"}],
+            "messages[0].content[0].type",
+        ),
+        (
+            "messages[1].content[1]",
+            {"type": "tool_result", "tool_use_id": "a"},
+            "messages[1].content[1].type",
+        ),
+        ("messages[2].content[0].tool_use_id", ..., "messages[2].content[0].tool_use_id"),
+        ("messages[2].content[0].is_error", "yes", "messages[2].content[0].is_error"),
+        (
+            "messages[2].content[1].content[0]",
+            {"type": "image"},
+            "messages[2].content[1].content[0].type",
+        ),
+        ("messages[2].content[3].source.type", "file", "messages[2].content[3].source.type"),
+        (
+            "messages[2].content[3].source.media_type",
+            ...,
+            "messages[2].content[3].source.media_type",
+        ),
+        ("messages[4].content[0].source", ..., "messages[4].content[0].source"),
+        ("system", 5, "system"),
+        ("system[0]", {"type": "image"}, "system[0].type"),
+        ("tools", {}, "tools"),
+        ("tools[0].input_schema", ..., "tools[0].input_schema"),
+        ("tools[0].name", ..., "tools[0].name"),
+        ("tools[0]", {"type": "web_search_20250305", "name": "web_search"}, "tools[0].type"),
+        ("tool_choice.type", "sometimes", "tool_choice.type"),
+        ("tool_choice", {"type": "tool"}, "tool_choice.name"),
+        ("tool_choice.disable_parallel_tool_use", "no", "tool_choice.disable_parallel_tool_use"),
+        ("temperature", "hot", "temperature"),
+        ("stop_sequences", "###", "stop_sequences"),
+        ("stop_sequences", ["ok", 1], "stop_sequences[1]"),
+        ("stream", "yes", "stream"),
+        ("thinking", {"type": "enabled"}, "thinking.budget_tokens"),
+        ("thinking", {"budget_tokens": 5}, "thinking.type"),
+        ("metadata.user_id", 5, "metadata.user_id"),
+    ],
+)
+def test_bad_request_field_is_named(path: str, value: Any, param: str) -> None:
+    with pytest.raises(RequestError) as info:
+        ANTHROPIC.parse_request(orjson.dumps(_with(path, value)))
+    assert info.value.param == param
+
+
+@pytest.mark.parametrize("body", [b"{oops", b"[]", b'"text"'])
+def test_body_that_is_not_a_json_object_is_a_request_error(body: bytes) -> None:
+    with pytest.raises(RequestError):
+        ANTHROPIC.parse_request(body)
