@@ -29,8 +29,17 @@ LAYERS: dict[str, set[str]] = {
     "providers": {"llm", "client", "mock", "sse", "errors"},
     "gateway": {"providers", "server", "store", "llm", "client", "mock", "sse", "errors"},
     "cli": {
-        "gateway", "providers", "server", "store", "llm", "client", "mock", "sse", "errors", "",
-    },  # fmt: skip
+        "gateway",
+        "providers",
+        "server",
+        "store",
+        "llm",
+        "client",
+        "mock",
+        "sse",
+        "errors",
+        "",
+    },
     "": {"sse", "errors"},  # tokenrelay/__init__.py
     "__main__": {"cli"},
 }
@@ -107,9 +116,14 @@ def test_import_tokenrelay_loads_only_the_standard_library() -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "tokenrelay", "tokenrelay.sse", "tokenrelay.errors", "tokenrelay.client",
-        "tokenrelay.server", "tokenrelay.llm", "tokenrelay.mock",
-    ],  # fmt: skip
+        "tokenrelay",
+        "tokenrelay.sse",
+        "tokenrelay.errors",
+        "tokenrelay.client",
+        "tokenrelay.server",
+        "tokenrelay.llm",
+        "tokenrelay.mock",
+    ],
 )
 def test_all_lists_exactly_the_public_names(name: str) -> None:
     module = importlib.import_module(name)

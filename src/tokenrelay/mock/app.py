@@ -222,7 +222,10 @@ class MockApp:
             extra = {}
             if fault.retry_after is not None:
                 extra["retry-after"] = f"{fault.retry_after:g}"
-            await _error(send, dialect, StreamError(fault.error_kind, message, fault.status), extra)
+            error = StreamError(fault.error_kind, message, fault.status)
+            # The status asked for, exactly: a dialect may map 529 to 503 for its clients,
+            # but a fault test wants to see the very status it named.
+            await _error(send, dialect, error, extra, status=fault.status)
             return
         n = next(self._ids)
         try:
@@ -363,10 +366,14 @@ async def _json(send: Send, status: int, body: Any, headers: dict[str, str] | No
 
 
 async def _error(
-    send: Send, dialect: Dialect, error: StreamError, headers: dict[str, str] | None = None
+    send: Send,
+    dialect: Dialect,
+    error: StreamError,
+    headers: dict[str, str] | None = None,
+    status: int | None = None,
 ) -> None:
-    status, body = dialect.error_body(error)
-    await _json(send, status, body, headers)
+    dialect_status, body = dialect.error_body(error)
+    await _json(send, status or dialect_status, body, headers)
 
 
 Deltas = list[Delta]

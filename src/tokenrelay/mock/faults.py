@@ -95,7 +95,7 @@ def parse_fault(spec: str) -> Fault:
         )
     after = int(_number("K", arg)) if arg else 0
     return Fault(
-        name,  # type: ignore[arg-type]  # checked against _AFTER_KINDS above
+        name,  # checked against _AFTER_KINDS above
         spec,
         after=after,
         times=times,
