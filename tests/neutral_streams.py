@@ -49,7 +49,16 @@ CARRIES: dict[str, frozenset[str]] = {
         {"reasoning", "refusal", "tools", "cached", "reasoning_tokens", "length", "content_filter"}
     ),
     "gemini": frozenset(
-        {"reasoning", "tools", "cached", "reasoning_tokens", "length", "content_filter"}
+        {
+            "reasoning",
+            "signature",
+            "tools",
+            "choices",
+            "cached",
+            "reasoning_tokens",
+            "length",
+            "content_filter",
+        }
     ),
     "ollama": frozenset({"reasoning", "tools", "length"}),
 }
