@@ -1,0 +1,528 @@
+"""The Vercel AI SDK UI message stream codec: the encoder reproduces the fixture, streams
+read back through the simple decoder, useChat bodies parse, errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given
+
+from tokenrelay.errors import RequestError
+from tokenrelay.llm import (
+    Delta,
+    ErrorKind,
+    Finish,
+    FinishReason,
+    ImagePart,
+    Message,
+    ReasoningDelta,
+    ReasoningPart,
+    RefusalDelta,
+    Request,
+    Start,
+    StreamError,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallPart,
+    ToolCallStart,
+    ToolResultPart,
+    Usage,
+    accumulate,
+)
+from tokenrelay.llm.vercel import HEADERS, VERCEL_UI, VercelUIDecoder
+
+from .conftest import FIXTURES, random_splits
+from .neutral_streams import essence, streams
+from .replay_server import replay_server
+
+FIXTURE = (FIXTURES / "written" / "vercel_ui_message_stream.sse").read_bytes()
+
+# The neutral stream the fixture stands for (as an upstream would send it).
+NEUTRAL: list[Delta] = [
+    Start("msg_fx1", "gpt-4o", 1700000000),
+    ReasoningDelta("User wants weather."),
+    TextDelta("Checking "),
+    TextDelta("Paris."),
+    ToolCallStart(0, "call_fxA", "get_weather"),
+    ToolCallDelta(0, '{"city":"Paris"}'),
+    ToolCallEnd(0),
+    Finish(FinishReason.TOOL_CALLS, "tool_calls"),
+    Usage(20, 10),
+]
+
+
+def decode(chunks: list[bytes]) -> tuple[list[Delta], VercelUIDecoder]:
+    decoder = VERCEL_UI.decoder()
+    out: list[Delta] = []
+    for chunk in chunks:
+        out += decoder.feed(chunk)
+    return out + decoder.close(), decoder
+
+
+def chunks(wire: bytes) -> list[object]:
+    return [
+        line[6:].decode() if line == b"data: [DONE]" else orjson.loads(line[6:])
+        for line in wire.split(b"\n")
+        if line.startswith(b"data: ")
+    ]
+
+
+def encode(stream: list[Delta], **options: bool) -> bytes:
+    return VERCEL_UI.encoder(None, **options).encode_all(stream)
+
+
+# --- encoding -----------------------------------------------------------------------
+
+
+def test_the_equivalent_neutral_stream_encodes_to_the_fixture_exactly() -> None:
+    assert encode(NEUTRAL) == FIXTURE
+
+
+def test_response_headers_and_dialect_attributes() -> None:
+    assert HEADERS == {"x-vercel-ai-ui-message-stream": "v1"}
+    assert (VERCEL_UI.name, VERCEL_UI.framing, VERCEL_UI.media_type) == (
+        "vercel_ui",
+        "sse",
+        "text/event-stream",
+    )
+
+
+def test_blocks_alternate_with_fresh_ids_and_close_before_tool_calls() -> None:
+    stream: list[Delta] = [
+        Start("m1", "x"),
+        TextDelta("a"),
+        ReasoningDelta("r"),
+        ReasoningDelta("", "signature is not carried"),
+        TextDelta("b"),
+        RefusalDelta("c"),
+        ToolCallStart(0, "c0", "f"),
+        ToolCallStart(1, "c1", "g"),
+        ToolCallDelta(1, '{"x":'),
+        ToolCallDelta(0, "not json"),
+        ToolCallDelta(1, "1}"),
+        ToolCallEnd(1),
+        ToolCallEnd(0),
+        TextDelta("other choice", choice=1),
+        Finish(FinishReason.TOOL_CALLS),
+    ]
+    assert chunks(encode(stream)) == [
+        {"type": "start", "messageId": "m1"},
+        {"type": "start-step"},
+        {"type": "text-start", "id": "t0"},
+        {"type": "text-delta", "id": "t0", "delta": "a"},
+        {"type": "text-end", "id": "t0"},
+        {"type": "reasoning-start", "id": "r0"},
+        {"type": "reasoning-delta", "id": "r0", "delta": "r"},
+        {"type": "reasoning-end", "id": "r0"},
+        {"type": "text-start", "id": "t1"},
+        {"type": "text-delta", "id": "t1", "delta": "b"},
+        {"type": "text-delta", "id": "t1", "delta": "c"},
+        {"type": "text-end", "id": "t1"},
+        {"type": "tool-input-start", "toolCallId": "c0", "toolName": "f"},
+        {"type": "tool-input-start", "toolCallId": "c1", "toolName": "g"},
+        {"type": "tool-input-delta", "toolCallId": "c1", "inputTextDelta": '{"x":'},
+        {"type": "tool-input-delta", "toolCallId": "c0", "inputTextDelta": "not json"},
+        {"type": "tool-input-delta", "toolCallId": "c1", "inputTextDelta": "1}"},
+        {"type": "tool-input-available", "toolCallId": "c1", "toolName": "g", "input": {"x": 1}},
+        {
+            "type": "tool-input-error",
+            "toolCallId": "c0",
+            "toolName": "f",
+            "input": "not json",
+            "errorText": "the tool arguments are not valid JSON",
+        },
+        {"type": "finish-step"},
+        {"type": "finish", "finishReason": "tool-calls"},
+        "[DONE]",
+    ]
+
+
+def test_a_call_without_arguments_gets_an_empty_input_object() -> None:
+    stream: list[Delta] = [Start("m", "x"), ToolCallStart(0, "c", "f"), ToolCallEnd(0)]
+    assert {
+        "type": "tool-input-available",
+        "toolCallId": "c",
+        "toolName": "f",
+        "input": {},
+    } in chunks(encode(stream))
+
+
+@pytest.mark.parametrize(
+    ("reason", "word"),
+    [
+        (FinishReason.STOP, "stop"),
+        (FinishReason.LENGTH, "length"),
+        (FinishReason.TOOL_CALLS, "tool-calls"),
+        (FinishReason.CONTENT_FILTER, "content-filter"),
+        (FinishReason.ERROR, "error"),
+        (FinishReason.OTHER, "other"),
+        (FinishReason.PAUSE, "other"),
+    ],
+)
+def test_finish_reasons_use_the_ai_sdk_words(reason: FinishReason, word: str) -> None:
+    got = chunks(encode([Start("m", "x"), TextDelta("a"), Finish(reason, "raw")]))
+    assert got[-2] == {"type": "finish", "finishReason": word}
+
+
+def test_usage_goes_into_message_metadata_only_when_asked() -> None:
+    assert chunks(encode(NEUTRAL, message_metadata=True))[-2] == {
+        "type": "finish",
+        "finishReason": "tool-calls",
+        "messageMetadata": {
+            "usage": {
+                "inputTokens": 20,
+                "outputTokens": 10,
+                "totalTokens": 30,
+                "reasoningTokens": 0,
+                "cachedInputTokens": 0,
+            }
+        },
+    }
+    completion = accumulate(decode([encode(NEUTRAL, message_metadata=True)])[0])
+    assert completion.usage == Usage(20, 10)
+
+
+def test_error_mid_stream_is_followed_only_by_done() -> None:
+    encoder = VERCEL_UI.encoder()
+    frames = []
+    for delta in [
+        Start("m", "x"),
+        TextDelta("a"),
+        StreamError(ErrorKind.OVERLOADED, "Upstream overloaded"),
+        TextDelta("b"),
+        Finish(FinishReason.STOP),
+    ]:
+        frames += encoder.encode(delta)
+    frames += encoder.close()
+    assert encoder.close() == []
+    assert [f.data for f in frames][-2:] == [
+        b'{"type":"error","errorText":"Upstream overloaded"}',
+        b"[DONE]",
+    ]
+
+
+def test_a_stream_without_start_or_finish_still_opens_and_closes_the_message() -> None:
+    assert chunks(encode([TextDelta("hi")])) == [
+        {"type": "start"},
+        {"type": "start-step"},
+        {"type": "text-start", "id": "t0"},
+        {"type": "text-delta", "id": "t0", "delta": "hi"},
+        {"type": "text-end", "id": "t0"},
+        {"type": "finish-step"},
+        {"type": "finish"},
+        "[DONE]",
+    ]
+    assert chunks(encode([])) == [
+        {"type": "start"},
+        {"type": "start-step"},
+        {"type": "finish-step"},
+        {"type": "finish"},
+        "[DONE]",
+    ]
+
+
+# --- decoding (the simple reader) ---------------------------------------------------
+
+
+EXPECTED: list[Delta] = [
+    Start("msg_fx1", ""),
+    ReasoningDelta("User wants weather."),
+    TextDelta("Checking "),
+    TextDelta("Paris."),
+    ToolCallStart(0, "call_fxA", "get_weather"),
+    ToolCallDelta(0, '{"city":"Paris"}'),
+    ToolCallEnd(0),
+    Finish(FinishReason.TOOL_CALLS, "tool-calls"),
+]
+
+
+def test_fixture_decodes_at_every_chunking() -> None:
+    assert decode([FIXTURE])[0] == EXPECTED
+    assert decode([FIXTURE])[1].complete
+    assert decode([FIXTURE[i : i + 1] for i in range(len(FIXTURE))])[0] == EXPECTED
+    for cut in range(1, len(FIXTURE)):
+        assert decode([FIXTURE[:cut], FIXTURE[cut:]])[0] == EXPECTED, cut
+    for seed in range(3):
+        for pieces in random_splits(FIXTURE, seed):
+            assert decode(pieces)[0] == EXPECTED
+
+
+def test_decoder_reads_errors_malformed_data_and_inputs_without_deltas() -> None:
+    wire = (
+        b'data: {"type":"start"}\n\n'
+        b'data: {"type":"tool-input-available","toolCallId":"c","toolName":"f","input":{"a":1}}\n\n'
+        b'data: {"type":"data-weather","data":{}}\n\n'
+        b'data: {"type":"error","errorText":"boom"}\n\n'
+    )
+    deltas, decoder = decode([wire])
+    assert deltas == [
+        Start("", ""),
+        ToolCallStart(0, "c", "f"),
+        ToolCallDelta(0, '{"a":1}'),
+        ToolCallEnd(0),
+        StreamError(ErrorKind.SERVER, "boom"),
+    ]
+    assert decoder.complete
+    (error,) = decode([b"data: {oops\n\n"])[0]
+    assert isinstance(error, StreamError) and "malformed" in error.message
+
+
+@given(streams(frozenset({"reasoning", "refusal", "tools"})))
+def test_random_streams_survive_encode_then_decode(stream: list[Delta]) -> None:
+    before = accumulate(stream)
+    after = accumulate(decode([encode(stream, message_metadata=True)])[0])
+    want = essence(before)
+    # Refusals travel as text.
+    want["choices"][0]["text"] += want["choices"][0]["refusal"]
+    want["choices"][0]["refusal"] = ""
+    assert essence(after) == want
+    assert after.id == before.id
+    assert [c.id for c in after.choices[0].tool_calls] == [
+        c.id for c in before.choices[0].tool_calls
+    ]
+
+
+# --- requests -----------------------------------------------------------------------
+
+
+def test_use_chat_body_parses_into_turns_tool_calls_and_results() -> None:
+    body = {
+        "id": "chat-1",
+        "trigger": "submit-message",
+        "model": "gpt-4o",
+        "temperature": 0.2,
+        "messages": [
+            {"id": "s", "role": "system", "parts": [{"type": "text", "text": "Be brief."}]},
+            {
+                "id": "u1",
+                "role": "user",
+                "parts": [
+                    {"type": "text", "text": "Weather here?"},
+                    {"type": "file", "mediaType": "image/png", "url": "data:image/png;base64,AAA="},
+                ],
+            },
+            {
+                "id": "a1",
+                "role": "assistant",
+                "parts": [
+                    {"type": "step-start"},
+                    {"type": "reasoning", "text": "need tools", "state": "done"},
+                    {"type": "text", "text": "Checking."},
+                    {
+                        "type": "tool-get_weather",
+                        "toolCallId": "c1",
+                        "state": "output-available",
+                        "input": {"city": "Paris"},
+                        "output": {"temp": 21},
+                    },
+                    {
+                        "type": "dynamic-tool",
+                        "toolName": "lookup",
+                        "toolCallId": "c2",
+                        "state": "output-error",
+                        "input": {},
+                        "errorText": "down",
+                    },
+                    {"type": "step-start"},
+                    {"type": "source-url", "sourceId": "s1", "url": "https://x.test"},
+                    {"type": "text", "text": "21 degrees."},
+                    {
+                        "type": "tool-ask",
+                        "toolCallId": "c3",
+                        "state": "input-streaming",
+                        "input": {},
+                    },
+                ],
+            },
+        ],
+    }
+    request = VERCEL_UI.parse_request(orjson.dumps(body))
+    assert request == Request(
+        model="gpt-4o",
+        messages=(
+            Message("system", (TextPart("Be brief."),)),
+            Message(
+                "user",
+                (
+                    TextPart("Weather here?"),
+                    ImagePart(url="data:image/png;base64,AAA=", media_type="image/png"),
+                ),
+            ),
+            Message(
+                "assistant",
+                (
+                    ReasoningPart("need tools"),
+                    TextPart("Checking."),
+                    ToolCallPart("c1", "get_weather", '{"city":"Paris"}'),
+                    ToolCallPart("c2", "lookup", "{}"),
+                ),
+            ),
+            Message(
+                "tool", (ToolResultPart("c1", '{"temp":21}'), ToolResultPart("c2", "down", True))
+            ),
+            Message("assistant", (TextPart("21 degrees."),)),
+        ),
+        stream=True,
+        extra={"id": "chat-1", "trigger": "submit-message", "temperature": 0.2},
+        dialect="vercel_ui",
+    )
+
+
+def test_denied_tool_calls_answer_with_an_error_result() -> None:
+    body = {
+        "messages": [
+            {
+                "role": "assistant",
+                "parts": [
+                    {
+                        "type": "tool-rm",
+                        "toolCallId": "c",
+                        "state": "output-denied",
+                        "input": {"path": "/"},
+                        "approval": {"id": "a", "approved": False, "reason": "Too risky."},
+                    }
+                ],
+            }
+        ]
+    }
+    messages = VERCEL_UI.parse_request(body).messages
+    assert messages[1] == Message(
+        "tool", (ToolResultPart("c", "The user denied the tool call. Too risky.", True),)
+    )
+    assert VERCEL_UI.parse_request(body).model == ""
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({}, "messages"),
+        ({"messages": [3]}, "messages[0]"),
+        ({"messages": [{"parts": []}]}, "messages[0].role"),
+        ({"messages": [{"role": "tool", "parts": []}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "parts": "hi"}]}, "messages[0].parts"),
+        ({"messages": [{"role": "user", "parts": [{"text": "x"}]}]}, "messages[0].parts[0].type"),
+        (
+            {"messages": [{"role": "user", "parts": [{"type": "text"}]}]},
+            "messages[0].parts[0].text",
+        ),
+        ({"messages": [{"role": "user", "parts": [{"type": "file"}]}]}, "messages[0].parts[0].url"),
+        (
+            {
+                "messages": [
+                    {"role": "assistant", "parts": [{"type": "tool-x", "state": "input-available"}]}
+                ]
+            },
+            "messages[0].parts[0].toolCallId",
+        ),
+        ({"messages": [], "model": 4}, "model"),
+    ],
+)
+def test_bad_request_bodies_name_the_field(body: dict[str, object], param: str) -> None:
+    with pytest.raises(RequestError) as info:
+        VERCEL_UI.parse_request(body)
+    assert info.value.param == param
+
+
+def test_directions_without_meaning_here_raise_not_implemented() -> None:
+    request = Request("m", (Message("user", (TextPart("hi"),)),))
+    with pytest.raises(NotImplementedError, match="browser-facing"):
+        VERCEL_UI.build_request(request)
+    with pytest.raises(NotImplementedError, match="non-streamed"):
+        VERCEL_UI.render_response(accumulate(NEUTRAL))
+    with pytest.raises(NotImplementedError, match="non-streamed"):
+        VERCEL_UI.parse_response(b"{}")
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"),
+    [
+        (ErrorKind.INVALID_REQUEST, 400),
+        (ErrorKind.AUTHENTICATION, 401),
+        (ErrorKind.PERMISSION, 403),
+        (ErrorKind.NOT_FOUND, 404),
+        (ErrorKind.REQUEST_TOO_LARGE, 413),
+        (ErrorKind.RATE_LIMIT, 429),
+        (ErrorKind.SERVER, 500),
+        (ErrorKind.OVERLOADED, 503),
+        (ErrorKind.TIMEOUT, 504),
+    ],
+)
+def test_error_bodies_round_trip(kind: ErrorKind, status: int) -> None:
+    code, body = VERCEL_UI.error_body(StreamError(kind, "msg"))
+    assert (code, body) == (status, {"type": "error", "errorText": "msg"})
+    assert VERCEL_UI.parse_error(code, orjson.dumps(body)) == StreamError(kind, "msg", status)
+
+
+def test_parse_error_reads_other_shapes_and_plain_text() -> None:
+    assert VERCEL_UI.parse_error(400, b'{"error": {"message": "bad"}}').message == "bad"
+    assert VERCEL_UI.parse_error(500, b"Internal Server Error").message == "Internal Server Error"
+
+
+# --- the AI SDK itself (opt-in: needs Node and an `npm install ai` directory) --------
+
+_NODE_CHECK = """
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+const require = createRequire(process.env.TOKENRELAY_AI_SDK_DIR + '/package.json');
+const { DefaultChatTransport, readUIMessageStream } = await import(
+  pathToFileURL(require.resolve('ai')).href
+);
+const errors = [];
+const stream = await new DefaultChatTransport({ api: process.argv[2] }).sendMessages({
+  chatId: 'c1', trigger: 'submit-message', messageId: undefined, abortSignal: undefined,
+  messages: [{ id: 'u1', role: 'user', parts: [{ type: 'text', text: 'hi' }] }],
+});
+let last;
+for await (const message of readUIMessageStream({
+  stream, terminateOnError: false, onError: (e) => errors.push(String(e.message ?? e)),
+})) last = message;
+console.log(JSON.stringify({ message: last, errors }));
+"""
+
+
+def test_the_ai_sdk_reads_the_stream_and_sends_a_body_we_parse(tmp_path: Path) -> None:
+    sdk = os.environ.get("TOKENRELAY_AI_SDK_DIR")
+    if not sdk or shutil.which("node") is None:
+        pytest.skip("set TOKENRELAY_AI_SDK_DIR to a directory where `npm install ai` ran")
+    script = tmp_path / "check.mjs"
+    script.write_text(_NODE_CHECK)
+    stream: list[Delta] = [*NEUTRAL[:-2], StreamError(ErrorKind.OVERLOADED, "busy")]
+    with replay_server() as server:
+        server.respond(encode(NEUTRAL), headers=HEADERS)
+        server.respond(encode(stream), headers=HEADERS)
+        runs = [
+            subprocess.run(
+                ["node", str(script), server.url + "/api/chat"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            for _ in range(2)
+        ]
+        body = server.requests[0][3]
+    whole, errored = (orjson.loads(run.stdout) for run in runs)
+    assert whole["errors"] == []
+    assert whole["message"]["id"] == "msg_fx1"
+    assert [p["type"] for p in whole["message"]["parts"]] == [
+        "step-start",
+        "reasoning",
+        "text",
+        "tool-get_weather",
+    ]
+    assert whole["message"]["parts"][2]["text"] == "Checking Paris."
+    assert whole["message"]["parts"][3]["input"] == {"city": "Paris"}
+    assert errored["errors"] == ["busy"]
+    request = VERCEL_UI.parse_request(body)
+    assert request.messages == (Message("user", (TextPart("hi"),)),)
+    assert request.extra["trigger"] == "submit-message"
