@@ -37,6 +37,21 @@ Where Gemini and the neutral model do not fit, this codec decides:
   ``{"text": "", "thoughtSignature": ...}``.
 - **Refusals** have no Gemini form: they are sent as text. ``Finish.stop_sequence`` and
   ``Usage.estimated`` are not carried.
+- **Requests**: snake_case field names are read too (Google's JSON parser takes both).
+  A ``functionResponse`` of ``{"output": x}`` or ``{"error": x}`` is a result (an error
+  result for the latter) with ``x`` as its content (JSON text unless a string); any other
+  ``response`` object is the content whole; results are built as ``{"output"|"error":
+  content}``. ``inlineData`` and ``fileData`` of any MIME type are image parts. Tools
+  other than function declarations (search, code execution...), unknown
+  ``generationConfig``/``thinkingConfig``/``toolConfig`` fields and unknown top-level fields
+  go to ``extra`` and are merged back for a Gemini upstream. ``thinkingBudget: -1``
+  (dynamic, the default) reads as no budget; a budget from another dialect also sets
+  ``includeThoughts`` (Gemini streams no thoughts without it). ``ANY`` with one allowed
+  function is that tool; with several, ``required`` (the list is lost). A function without
+  parameters is declared without ``parameters`` (Gemini rejects an empty object schema).
+  ``parallel_tool_calls`` and ``user`` have no Gemini field. ``render_response`` renders
+  the content of a failed ``Completion``; its error is the caller's to send with
+  ``error_body``.
 - The encoder reports the model the client asked for (``request.model``) when it is
   given the request, as a gateway that maps names should; else ``Start.model``.
 - The encoder holds a finished tool call until the next delta, and a ``Finish`` until
@@ -46,11 +61,13 @@ Where Gemini and the neutral model do not fit, this codec decides:
 
 from __future__ import annotations
 
+import base64
 import re
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from ..errors import RequestError
 from ..sse import Event
@@ -818,9 +835,6 @@ def _image(part: ImagePart) -> dict[str, Any]:
         head, _, payload = part.url[5:].partition(",")
         media_type, _, encoding = head.partition(";")
         if encoding != "base64":
-            import base64
-            from urllib.parse import unquote_to_bytes
-
             payload = base64.b64encode(unquote_to_bytes(payload)).decode()
         return {"inlineData": {"mimeType": media_type or "image/png", "data": payload}}
     suffix = part.url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()

@@ -22,6 +22,9 @@ token counts. Where Ollama and the neutral model do not fit, this codec decides:
   ``eval_count`` (no cached or reasoning share); the durations are not carried.
 - **One choice**: deltas of other choices are not encoded. Signatures and refusals have
   no Ollama form (refusals are sent as content), nor has ``ToolResultPart.is_error``.
+- The encoder reports the model the client asked for (``request.model``) when given the
+  request, else ``Start.model``. The decoder drops a last line cut short by the end of the
+  body (the stream is then incomplete) rather than calling it malformed.
 - The encoder sends each delta as its own line (content and tool calls of one upstream
   line may come back as two), every line with the stream's ``created_at``; it holds the
   ``Finish`` until ``close()`` so the final line carries the final usage.
