@@ -323,6 +323,11 @@ def test_bad_bodies_get_400_or_413_in_the_callers_dialect() -> None:
         response = httpx.post(f"{mock.url}/v1/chat/completions", content=b"{nope")
         assert response.status_code == 400
         assert "JSON" in response.json()["error"]["message"]
+        response = httpx.post(
+            f"{mock.url}/v1/chat/completions", json={"model": "echo", "messages": "hi"}
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["param"] == "messages"
         response = httpx.post(f"{mock.url}/v1/messages", json={"model": 5})
         assert response.status_code == 400
         assert response.json()["type"] == "error"

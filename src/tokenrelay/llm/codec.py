@@ -281,4 +281,4 @@ def error_from_status(status: int, message: str, raw_type: str = "") -> StreamEr
 
 def error_from_request_error(exc: RequestError) -> StreamError:
     kind = ErrorKind.REQUEST_TOO_LARGE if exc.status == 413 else kind_of_status(exc.status)
-    return StreamError(kind, str(exc), exc.status)
+    return StreamError(kind, str(exc), exc.status, param=exc.param)

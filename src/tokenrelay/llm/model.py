@@ -216,12 +216,14 @@ class Finish:
 class StreamError:
     """The generation failed; nothing follows. ``status`` is the HTTP status the error
     would have had before the stream started (a hint for the client's dialect);
-    ``raw_type`` the upstream's own error type word."""
+    ``raw_type`` the upstream's own error type word; ``param`` the request field to blame,
+    when one is (OpenAI's error bodies carry it)."""
 
     kind: ErrorKind
     message: str
     status: int | None = None
     raw_type: str = ""
+    param: str | None = None
 
     @property
     def http_status(self) -> int:

@@ -215,9 +215,10 @@ def _error(value: Any, status: int | None = None) -> StreamError:
         value = value["error"]
     kind_word: Any = None
     code: Any = None
+    param: Any = None
     if isinstance(value, dict):
         message = value.get("message") or value.get("detail") or value.get("msg") or ""
-        kind_word, code = value.get("type"), value.get("code")
+        kind_word, code, param = value.get("type"), value.get("code"), value.get("param")
     else:
         message = value
     message = message if isinstance(message, str) else dumps(message).decode()
@@ -228,7 +229,8 @@ def _error(value: Any, status: int | None = None) -> StreamError:
     else:
         kind = _KIND_OF_WORD.get(str(code)) or _KIND_OF_WORD.get(str(kind_word)) or K.SERVER
     raw = kind_word if isinstance(kind_word, str) else code if isinstance(code, str) else ""
-    return StreamError(kind, message or "upstream error", status, raw)
+    param = param if isinstance(param, str) else None
+    return StreamError(kind, message or "upstream error", status, raw, param)
 
 
 def _malformed(data: str | bytes) -> StreamError:
@@ -595,7 +597,7 @@ def _error_json(error: StreamError) -> dict[str, Any]:
         "error": {
             "message": error.message,
             "type": error.raw_type or word,
-            "param": None,
+            "param": error.param,
             "code": code,
         }
     }
