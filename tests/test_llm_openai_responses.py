@@ -1,0 +1,1056 @@
+"""The OpenAI Responses codec: fixtures decode at every chunking, the encoder's output is
+what the official openai SDK reads, requests survive parse/build, and random neutral
+streams survive encode → decode."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import openai
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import FIXTURES, random_splits
+from tests.replay_server import ReplayServer, replay_server
+from tokenrelay.errors import RequestError
+from tokenrelay.llm import (
+    Completion,
+    Delta,
+    ErrorKind,
+    Finish,
+    FinishReason,
+    ImagePart,
+    Message,
+    ReasoningDelta,
+    ReasoningPart,
+    RefusalDelta,
+    Request,
+    Start,
+    StreamError,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallPart,
+    ToolCallStart,
+    ToolChoice,
+    ToolResultPart,
+    Usage,
+    accumulate,
+)
+from tokenrelay.llm.codec import dumps
+from tokenrelay.llm.openai_responses import OPENAI_RESPONSES
+from tokenrelay.sse import Decoder
+
+WRITTEN = FIXTURES / "written"
+MODEL = "gpt-4.1-2025-04-14"
+START = Start("resp_fx1", MODEL, 1741290958)
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def decode(chunks: list[bytes]) -> tuple[list[Delta], bool]:
+    decoder = OPENAI_RESPONSES.decoder()
+    out: list[Delta] = []
+    for chunk in chunks:
+        out += decoder.feed(chunk)
+    out += decoder.close()
+    return out, decoder.complete
+
+
+def encode(deltas: list[Delta], request: Request | None = None) -> bytes:
+    return OPENAI_RESPONSES.encoder(request).encode_all(deltas)
+
+
+def wire_events(wire: bytes) -> list[tuple[str, dict[str, Any]]]:
+    decoder = Decoder()
+    events = [*decoder.feed(wire), *decoder.close()]
+    return [(e.event, json.loads(e.data)) for e in events]
+
+
+def sse(*events: dict[str, Any]) -> bytes:
+    """A Responses stream of ``events`` (sequence numbers added)."""
+    out = b""
+    for seq, event in enumerate(events):
+        out += b"event: %s\ndata: %s\n\n" % (
+            event["type"].encode(),
+            dumps({**event, "sequence_number": seq}),
+        )
+    return out
+
+
+def response(status: str = "in_progress", **fields: Any) -> dict[str, Any]:
+    return {
+        "id": "resp_x",
+        "object": "response",
+        "created_at": 1700000000,
+        "model": "m",
+        "status": status,
+        "output": [],
+        "usage": None,
+        **fields,
+    }
+
+
+CREATED = {"type": "response.created", "response": response()}
+
+
+# --- 1. fixtures decode at every chunking --------------------------------------------
+
+EXPECTED: dict[str, list[Delta]] = {
+    "openai_responses_text.sse": [
+        START,
+        TextDelta("Hi"),
+        TextDelta(" there!"),
+        Usage(input_tokens=12, output_tokens=3),
+        Finish(FinishReason.STOP),
+    ],
+    "openai_responses_function_call.sse": [
+        START,
+        ToolCallStart(0, "call_fx1", "get_weather"),
+        ToolCallDelta(0, '{"city":'),
+        ToolCallDelta(0, '"Paris"}'),
+        ToolCallEnd(0),
+        Usage(input_tokens=12, output_tokens=3),
+        Finish(FinishReason.TOOL_CALLS),
+    ],
+    "openai_responses_error.sse": [
+        START,
+        StreamError(
+            ErrorKind.SERVER, "The model failed to generate a response.", None, "server_error"
+        ),
+    ],
+}
+FIXTURE_NAMES = sorted(EXPECTED)
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (WRITTEN / name).read_bytes()
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_decodes_whole_and_byte_by_byte(name: str) -> None:
+    data = fixture_bytes(name)
+    assert decode([data]) == (EXPECTED[name], True)
+    assert decode([data[i : i + 1] for i in range(len(data))]) == (EXPECTED[name], True)
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_decodes_split_in_two_at_every_byte(name: str) -> None:
+    data = fixture_bytes(name)
+    for cut in range(1, len(data)):
+        assert decode([data[:cut], data[cut:]]) == (EXPECTED[name], True), cut
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_fixture_decodes_at_random_splits(name: str) -> None:
+    data = fixture_bytes(name)
+    for seed in range(3):
+        for chunks in random_splits(data, seed):
+            assert decode(chunks) == (EXPECTED[name], True)
+
+
+def test_fixture_accumulates_to_the_whole_answer() -> None:
+    text = accumulate(EXPECTED["openai_responses_text.sse"])
+    assert (text.id, text.model, text.choices[0].text) == ("resp_fx1", MODEL, "Hi there!")
+    calls = accumulate(EXPECTED["openai_responses_function_call.sse"]).choices[0].tool_calls
+    assert [(c.id, c.name, json.loads(c.arguments)) for c in calls] == [
+        ("call_fx1", "get_weather", {"city": "Paris"})
+    ]
+
+
+def test_crlf_line_endings_decode_alike() -> None:
+    data = fixture_bytes("openai_responses_text.sse").replace(b"\n", b"\r\n")
+    assert decode([data]) == (EXPECTED["openai_responses_text.sse"], True)
+
+
+def test_done_marker_added_by_a_proxy_is_ignored_even_without_a_blank_line() -> None:
+    data = fixture_bytes("openai_responses_text.sse")
+    assert decode([data + b"data: [DONE]"]) == (EXPECTED["openai_responses_text.sse"], True)
+    body = data[: data.index(b"event: response.completed")] + b"data: [DONE]\n\n"
+    assert decode([body])[0] == EXPECTED["openai_responses_text.sse"][:3]
+
+
+def test_a_bare_error_object_inside_the_stream_is_an_error() -> None:
+    wire = sse(CREATED) + b'data: {"error": {"message": "quota", "type": "insufficient_quota"}}\n\n'
+    deltas, complete = decode([wire])
+    assert complete
+    assert deltas[1:] == [StreamError(ErrorKind.RATE_LIMIT, "quota", None, "insufficient_quota")]
+
+
+def test_stream_cut_short_is_not_complete() -> None:
+    data = fixture_bytes("openai_responses_text.sse")
+    deltas, complete = decode([data[: data.index(b"event: response.completed")]])
+    assert not complete
+    assert deltas == EXPECTED["openai_responses_text.sse"][:3]
+
+
+# --- decoder: the rest of the dialect ------------------------------------------------
+
+
+def test_summary_parts_join_with_a_blank_line_and_encrypted_content_is_the_signature() -> None:
+    item = {"id": "rs_1", "type": "reasoning", "summary": []}
+    done = {**item, "encrypted_content": "gAAA=="}
+    wire = sse(
+        CREATED,
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        *(
+            {"type": "response.reasoning_summary_text.delta", "item_id": "rs_1",
+             "output_index": 0, "summary_index": i, "delta": d}
+            for i, d in [(0, "First"), (0, " part."), (1, "Second.")]
+        ),
+        {"type": "response.output_item.done", "output_index": 0, "item": done},
+        {"type": "response.completed", "response": response("completed", output=[done])},
+    )  # fmt: skip
+    deltas, _ = decode([wire])
+    assert deltas[1:4] == [
+        ReasoningDelta("First"),
+        ReasoningDelta(" part."),
+        ReasoningDelta("\n\nSecond."),
+    ]
+    choice = accumulate(deltas).choices[0]
+    assert (choice.reasoning, choice.reasoning_signature) == ("First part.\n\nSecond.", "gAAA==")
+
+
+def test_raw_reasoning_wins_over_a_summary_of_the_same_item() -> None:
+    base = {"item_id": "rs_1", "output_index": 0}
+    wire = sse(
+        CREATED,
+        {"type": "response.reasoning_text.delta", **base, "content_index": 0, "delta": "raw"},
+        {"type": "response.reasoning_summary_text.delta", **base, "summary_index": 0,
+         "delta": "summary"},
+        {"type": "response.reasoning_text.delta", **base, "content_index": 0, "delta": " more"},
+    )  # fmt: skip
+    deltas, _ = decode([wire])
+    assert deltas == [
+        Start("resp_x", "m", 1700000000),
+        ReasoningDelta("raw"),
+        ReasoningDelta(" more"),
+    ]
+
+
+def test_refusal_deltas_become_refusal() -> None:
+    wire = sse(
+        CREATED,
+        {"type": "response.refusal.delta", "item_id": "m", "output_index": 0,
+         "content_index": 0, "delta": "I can't"},
+    )  # fmt: skip
+    assert decode([wire])[0][1:] == [RefusalDelta("I can't")]
+
+
+@pytest.mark.parametrize("where", ["arguments.done", "output_item.done"])
+def test_function_arguments_never_streamed_come_from_the_done_event(where: str) -> None:
+    item = {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "f",
+            "arguments": "", "status": "in_progress"}  # fmt: skip
+    done = {**item, "arguments": '{"a":1}', "status": "completed"}
+    events: list[dict[str, Any]] = [
+        CREATED,
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+    ]
+    if where == "arguments.done":
+        events.append(
+            {"type": "response.function_call_arguments.done", "item_id": "fc_1",
+             "output_index": 0, "arguments": '{"a":1}'}
+        )  # fmt: skip
+    events.append({"type": "response.output_item.done", "output_index": 0, "item": done})
+    deltas, _ = decode([sse(*events)])
+    assert deltas[1:] == [
+        ToolCallStart(0, "call_1", "f"),
+        ToolCallDelta(0, '{"a":1}'),
+        ToolCallEnd(0),
+    ]
+
+
+def test_a_response_sent_only_whole_at_the_end_is_replayed() -> None:
+    output = [
+        {"id": "rs_1", "type": "reasoning", "summary": [{"type": "summary_text", "text": "hm"}]},
+        {"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+         "content": [{"type": "output_text", "text": "Hello"}]},
+        {"id": "fc_1", "type": "function_call", "call_id": "call_1", "name": "f",
+         "arguments": "{}"},
+    ]  # fmt: skip
+    usage = {"input_tokens": 9, "input_tokens_details": {"cached_tokens": 4},
+             "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 2}}  # fmt: skip
+    wire = sse(
+        CREATED,
+        {
+            "type": "response.completed",
+            "response": response("completed", output=output, usage=usage),
+        },
+    )
+    deltas, complete = decode([wire])
+    assert complete
+    assert deltas[1:] == [
+        ReasoningDelta("hm"),
+        TextDelta("Hello"),
+        ToolCallStart(0, "call_1", "f"),
+        ToolCallDelta(0, "{}"),
+        ToolCallEnd(0),
+        Usage(input_tokens=9, output_tokens=7, cached_tokens=4, reasoning_tokens=2),
+        Finish(FinishReason.TOOL_CALLS),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reason", "finish"),
+    [
+        ("max_output_tokens", Finish(FinishReason.LENGTH, "max_output_tokens")),
+        ("content_filter", Finish(FinishReason.CONTENT_FILTER, "content_filter")),
+        ("max_messages", Finish(FinishReason.OTHER, "max_messages")),
+    ],
+)
+def test_incomplete_response_finishes_with_its_reason(reason: str, finish: Finish) -> None:
+    done = response("incomplete", incomplete_details={"reason": reason})
+    deltas, complete = decode([sse(CREATED, {"type": "response.incomplete", "response": done})])
+    assert complete and deltas[-1] == finish
+
+
+def test_response_failed_alone_is_one_error() -> None:
+    failed = response("failed", error={"code": "rate_limit_exceeded", "message": "slow"})
+    wire = sse(CREATED, {"type": "response.failed", "response": failed})
+    deltas, complete = decode([wire])
+    assert complete
+    assert deltas[1:] == [StreamError(ErrorKind.RATE_LIMIT, "slow", None, "rate_limit_exceeded")]
+
+
+def test_error_event_with_a_nested_error_object_is_read() -> None:
+    error = {"type": "error", "error": {"type": "invalid_request_error", "code": None,
+                                        "message": "bad"}}  # fmt: skip
+    deltas, complete = decode([sse(CREATED, error)])
+    assert complete
+    assert deltas[1:] == [
+        StreamError(ErrorKind.INVALID_REQUEST, "bad", None, "invalid_request_error")
+    ]
+
+
+def test_malformed_json_gives_a_server_error_and_ends_decoding() -> None:
+    wire = sse(CREATED) + b"event: response.output_text.delta\ndata: {not json\n\n"
+    wire += sse({"type": "response.output_text.delta", "delta": "late", "output_index": 0})
+    deltas, complete = decode([wire])
+    assert len(deltas) == 2 and isinstance(deltas[1], StreamError)
+    assert deltas[1].kind is ErrorKind.SERVER and "malformed" in deltas[1].message
+    assert not complete
+
+
+def test_unknown_events_and_keep_alives_are_ignored() -> None:
+    wire = sse(CREATED, {"type": "response.web_search_call.searching", "output_index": 0})
+    wire += b": ping\n\n"
+    assert decode([wire])[0] == [Start("resp_x", "m", 1700000000)]
+
+
+def test_content_before_any_lifecycle_event_still_opens_with_start() -> None:
+    wire = sse({"type": "response.output_text.delta", "output_index": 0, "delta": "x"})
+    assert decode([wire])[0] == [Start("", ""), TextDelta("x")]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(
+        st.sampled_from(
+            ["type", "id", "call_id", "name", "arguments", "delta", "output_index", "item",
+             "item_id", "response", "output", "status", "usage", "error", "content", "text",
+             "summary", "summary_index", "encrypted_content", "incomplete_details", "reason",
+             "input_tokens", "input_tokens_details", "code", "message", "created_at", "model"]
+        ),
+        inner,
+        max_size=6,
+    ),
+    max_leaves=20,
+)  # fmt: skip
+EVENT_TYPES = [
+    "response.created", "response.in_progress", "response.output_text.delta",
+    "response.refusal.delta", "response.reasoning_text.delta",
+    "response.reasoning_summary_text.delta", "response.output_item.added",
+    "response.function_call_arguments.delta", "response.function_call_arguments.done",
+    "response.output_item.done", "response.completed", "response.incomplete",
+    "response.failed", "error", "message",
+]  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(EVENT_TYPES), st.dictionaries(st.text(max_size=3), json_values)),
+        max_size=8,
+    )
+)
+def test_no_event_content_crashes_the_decoder(events: list[tuple[str, dict[str, Any]]]) -> None:
+    decoder = OPENAI_RESPONSES.decoder()
+    for type_, body in events:
+        data = json.dumps({**body, "type": type_}).encode()
+        decoder.feed(b"event: %s\ndata: %s\n\n" % (type_.encode(), data))
+    decoder.close()
+
+
+@given(st.binary(max_size=300))
+def test_no_bytes_crash_the_decoder(data: bytes) -> None:
+    decoder = OPENAI_RESPONSES.decoder()
+    decoder.feed(data)
+    decoder.close()
+
+
+# --- 2. encoder golden: decode a fixture, encode it back -----------------------------
+
+# The neutral model does not carry the item ids (the encoder derives its own), the request
+# settings echoed in the response object (temperature, tools, store...), logprobs,
+# annotations or cache writes; and this encoder always sends response.in_progress.
+CARRIED = {"id", "object", "created_at", "status", "model", "output", "usage", "error",
+           "incomplete_details"}  # fmt: skip
+ITEM_TYPES = {"message", "function_call", "reasoning"}
+
+
+def normalise(events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    names: dict[str, str] = {}
+
+    def walk(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            value = {k: walk(v, k) for k, v in value.items()}
+            if value.get("type") in ITEM_TYPES and "id" in value:
+                value["id"] = names.setdefault(value["id"], f"item{len(names)}")
+            if "item_id" in value:
+                value["item_id"] = names.setdefault(value["item_id"], f"item{len(names)}")
+            value.get("input_tokens_details", {}).pop("cache_write_tokens", None)
+            if key == "response":
+                value = {k: v for k, v in value.items() if k in CARRIED}
+            return value
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    out = []
+    for name, data in events:
+        assert name == data["type"]
+        if name != "response.in_progress":
+            out.append(walk({k: v for k, v in data.items() if k != "sequence_number"}))
+    return out
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_encoding_a_decoded_fixture_gives_the_fixture_back(name: str) -> None:
+    original = wire_events(fixture_bytes(name))
+    deltas, _ = decode([fixture_bytes(name)])
+    encoded = wire_events(encode(deltas))
+    assert normalise(encoded) == normalise(original)
+
+
+# --- the encoder's own promises ------------------------------------------------------
+
+
+def rich_stream(finish: FinishReason = FinishReason.TOOL_CALLS) -> list[Delta]:
+    """Reasoning with a signature, text, a call with arguments and one without, then the
+    finish, with the usage coming after it."""
+    return [
+        Start("resp_t1", "gpt-test", 1700000000),
+        ReasoningDelta("Let me "),
+        ReasoningDelta("think."),
+        ReasoningDelta("", signature="enc=="),
+        TextDelta("Hello"),
+        TextDelta(", world"),
+        ToolCallStart(0, "call_a", "get_weather"),
+        ToolCallDelta(0, '{"city":'),
+        ToolCallDelta(0, '"Paris"}'),
+        ToolCallEnd(0),
+        ToolCallStart(1, "call_b", "get_time"),
+        ToolCallEnd(1),
+        Finish(finish),
+        Usage(20, 10, cached_tokens=5, reasoning_tokens=3),
+    ]
+
+
+RICH_TYPES = [
+    "response.created", "response.in_progress",
+    "response.output_item.added", "response.content_part.added",
+    "response.reasoning_text.delta", "response.reasoning_text.delta",
+    "response.reasoning_text.done", "response.content_part.done", "response.output_item.done",
+    "response.output_item.added", "response.content_part.added",
+    "response.output_text.delta", "response.output_text.delta",
+    "response.output_text.done", "response.content_part.done", "response.output_item.done",
+    "response.output_item.added", "response.function_call_arguments.delta",
+    "response.function_call_arguments.delta", "response.function_call_arguments.done",
+    "response.output_item.done",
+    "response.output_item.added", "response.function_call_arguments.done",
+    "response.output_item.done",
+    "response.completed",
+]  # fmt: skip
+
+
+def test_every_event_is_named_numbered_from_zero_and_the_stream_ends_completed() -> None:
+    events = wire_events(encode(rich_stream()))
+    assert [name for name, _ in events] == RICH_TYPES
+    assert all(name == data["type"] for name, data in events)
+    assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
+
+
+def test_completed_response_holds_the_whole_output_and_the_late_usage() -> None:
+    final = wire_events(encode(rich_stream()))[-1][1]["response"]
+    assert final["status"] == "completed"
+    assert final["usage"]["input_tokens_details"]["cached_tokens"] == 5
+    assert [item["type"] for item in final["output"]] == [
+        "reasoning", "message", "function_call", "function_call"
+    ]  # fmt: skip
+    assert [item["id"] for item in final["output"]] == ["rs_t1_0", "msg_t1_1", "fc_t1_2", "fc_t1_3"]
+    assert final["output"][3]["arguments"] == "{}"
+
+
+def test_encoder_reports_the_requested_model_and_settings() -> None:
+    request = Request("gpt-5", (Message("user", (TextPart("hi"),)),), temperature=0.2,
+                      tools=(Tool("f"),), tool_choice=ToolChoice("required"))  # fmt: skip
+    created = wire_events(encode(rich_stream(), request))[0][1]["response"]
+    assert (created["model"], created["temperature"], created["tool_choice"]) == (
+        "gpt-5", 0.2, "required"
+    )  # fmt: skip
+    assert created["tools"][0]["name"] == "f"
+
+
+def test_close_is_idempotent_and_nothing_follows_an_error() -> None:
+    encoder = OPENAI_RESPONSES.encoder()
+    encoder.encode(Start("resp_e", "m"))
+    frames = encoder.encode(StreamError(ErrorKind.SERVER, "boom"))
+    assert [f.event for f in frames] == ["error", "response.failed"]
+    assert encoder.encode(TextDelta("late")) == [] and encoder.close() == []
+    encoder = OPENAI_RESPONSES.encoder()
+    assert encoder.encode_all([Start("resp_e", "m")])
+    assert encoder.close() == []
+
+
+def test_an_error_before_start_still_opens_the_response() -> None:
+    events = wire_events(encode([StreamError(ErrorKind.OVERLOADED, "busy")]))
+    assert [name for name, _ in events] == [
+        "response.created", "response.in_progress", "error", "response.failed"
+    ]  # fmt: skip
+
+
+def test_text_and_refusal_share_one_message_as_two_parts() -> None:
+    deltas: list[Delta] = [
+        Start("resp_r", "m"),
+        TextDelta("Sorry: "),
+        RefusalDelta("no."),
+        Finish(FinishReason.STOP),
+    ]
+    final = wire_events(encode(deltas))[-1][1]["response"]
+    assert final["output"][0]["content"][1] == {"type": "refusal", "refusal": "no."}
+    assert len(final["output"]) == 1
+
+
+def test_other_choices_are_dropped() -> None:
+    deltas: list[Delta] = [Start("resp_c", "m"), TextDelta("a"), TextDelta("b", choice=1)]
+    assert accumulate(decode([encode(deltas)])[0]).choices[0].text == "a"
+
+
+# --- 3. the official openai SDK reads what the encoder writes -------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ReplayServer]:
+    with replay_server() as server:
+        yield server
+
+
+@pytest.fixture
+def sdk(server: ReplayServer) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0) as client:
+        yield client
+
+
+def test_sdk_stream_helper_reads_reasoning_text_calls_and_usage(
+    server: ReplayServer, sdk: openai.OpenAI
+) -> None:
+    server.respond(encode(rich_stream()))
+    with sdk.responses.stream(model="gpt-test", input="hi") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert server.requests[-1][1] == "/v1/responses"
+    assert [e.type for e in events] == RICH_TYPES
+    text_deltas = [e for e in events if e.type == "response.output_text.delta"]
+    assert text_deltas[-1].snapshot == "Hello, world"
+    assert final.output_text == "Hello, world"
+    reasoning, message, call_a, call_b = final.output
+    assert reasoning.type == "reasoning" and reasoning.content is not None
+    assert reasoning.content[0].text == "Let me think."
+    assert reasoning.encrypted_content == "enc=="
+    assert message.type == "message"
+    assert call_a.type == "function_call" and call_b.type == "function_call"
+    assert (call_a.call_id, call_a.name, json.loads(call_a.arguments)) == (
+        "call_a", "get_weather", {"city": "Paris"}
+    )  # fmt: skip
+    assert (call_b.call_id, call_b.arguments) == ("call_b", "{}")
+    assert final.usage is not None
+    assert (final.usage.input_tokens, final.usage.output_tokens, final.usage.total_tokens) == (
+        20, 10, 30
+    )  # fmt: skip
+    assert final.usage.input_tokens_details.cached_tokens == 5
+    assert final.usage.output_tokens_details.reasoning_tokens == 3
+    assert (final.id, final.status) == ("resp_t1", "completed")
+
+
+def test_sdk_create_stream_iterates_raw_events(server: ReplayServer, sdk: openai.OpenAI) -> None:
+    server.respond(encode(rich_stream()))
+    events = list(sdk.responses.create(model="gpt-test", input="hi", stream=True))
+    assert [e.type for e in events] == RICH_TYPES
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "Hello, world"
+
+
+def test_sdk_async_stream_helper_reads_the_final_response(server: ReplayServer) -> None:
+    server.respond(encode(rich_stream()))
+
+    async def run() -> str:
+        async with openai.AsyncOpenAI(
+            base_url=server.url + "/v1", api_key="x", max_retries=0
+        ) as aclient:
+            async with aclient.responses.stream(model="gpt-test", input="hi") as stream:
+                return (await stream.get_final_response()).output_text
+
+    assert asyncio.run(run()) == "Hello, world"
+
+
+@pytest.mark.parametrize("reason", [FinishReason.STOP, FinishReason.TOOL_CALLS, FinishReason.PAUSE])
+def test_sdk_sees_a_completed_response(
+    server: ReplayServer, sdk: openai.OpenAI, reason: FinishReason
+) -> None:
+    server.respond(encode(rich_stream(reason)))
+    with sdk.responses.stream(model="gpt-test", input="hi") as stream:
+        assert stream.get_final_response().status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("reason", "word"),
+    [(FinishReason.LENGTH, "max_output_tokens"), (FinishReason.CONTENT_FILTER, "content_filter")],
+)
+def test_sdk_sees_an_incomplete_response_with_its_reason(
+    server: ReplayServer, sdk: openai.OpenAI, reason: FinishReason, word: str
+) -> None:
+    deltas: list[Delta] = [Start("resp_i", "m"), TextDelta("cut"), Finish(reason), Usage(3, 4)]
+    server.respond(encode(deltas))
+    with sdk.responses.stream(model="gpt-test", input="hi") as stream:
+        events = list(stream)
+        # the SDK has a final response only for response.completed, as with OpenAI itself
+        with pytest.raises(RuntimeError, match=r"response\.completed"):
+            stream.get_final_response()
+    last = events[-1]
+    assert last.type == "response.incomplete"
+    assert last.response.incomplete_details is not None
+    assert last.response.incomplete_details.reason == word
+    assert last.response.output_text == "cut"
+    assert last.response.output[0].status == "incomplete"  # type: ignore[union-attr]
+    assert last.response.usage is not None and last.response.usage.output_tokens == 4
+
+
+def test_sdk_surfaces_a_midstream_error_as_error_and_failed_events(
+    server: ReplayServer, sdk: openai.OpenAI
+) -> None:
+    # The openai SDK does not raise for the Responses error events: it yields them, and
+    # get_final_response() raises because no response.completed came.
+    deltas: list[Delta] = [
+        Start("resp_f", "m"),
+        TextDelta("partial"),
+        StreamError(ErrorKind.RATE_LIMIT, "slow down"),
+    ]
+    server.respond(encode(deltas))
+    with sdk.responses.stream(model="gpt-test", input="hi") as stream:
+        events = list(stream)
+        with pytest.raises(RuntimeError, match=r"response\.completed"):
+            stream.get_final_response()
+    error, failed = events[-2:]
+    assert error.type == "error" and failed.type == "response.failed"
+    assert (error.code, error.message) == ("rate_limit_exceeded", "slow down")
+    assert failed.response.error is not None
+    assert failed.response.error.code == "rate_limit_exceeded"
+    assert failed.response.output_text == "partial"
+
+    server.respond(encode(deltas))
+    raw = list(sdk.responses.create(model="gpt-test", input="hi", stream=True))
+    assert [e.type for e in raw[-2:]] == ["error", "response.failed"]
+
+
+def test_sdk_create_parses_the_non_streamed_response(
+    server: ReplayServer, sdk: openai.OpenAI
+) -> None:
+    body = OPENAI_RESPONSES.render_response(accumulate(rich_stream()))
+    server.respond(dumps(body), content_type="application/json")
+    result = sdk.responses.create(model="gpt-test", input="hi")
+    assert result.output_text == "Hello, world"
+    assert [o.type for o in result.output] == [
+        "reasoning",
+        "message",
+        "function_call",
+        "function_call",
+    ]
+    assert result.usage is not None and result.usage.total_tokens == 30
+    assert result.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("finish", "error", "status"),
+    [
+        (Finish(FinishReason.LENGTH), None, "incomplete"),
+        (None, StreamError(ErrorKind.SERVER, "boom"), "failed"),
+    ],
+)
+def test_sdk_create_parses_incomplete_and_failed_responses(
+    server: ReplayServer,
+    sdk: openai.OpenAI,
+    finish: Finish | None,
+    error: StreamError | None,
+    status: str,
+) -> None:
+    completion = accumulate([Start("resp_n", "m"), TextDelta("x"), *([finish] if finish else [])])
+    body = OPENAI_RESPONSES.render_response(replace(completion, error=error))
+    server.respond(dumps(body), content_type="application/json")
+    result = sdk.responses.create(model="gpt-test", input="hi")
+    assert result.status == status
+    assert (result.error is not None) == (error is not None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "exception"),
+    [
+        (ErrorKind.INVALID_REQUEST, 400, openai.BadRequestError),
+        (ErrorKind.AUTHENTICATION, 401, openai.AuthenticationError),
+        (ErrorKind.PERMISSION, 403, openai.PermissionDeniedError),
+        (ErrorKind.NOT_FOUND, 404, openai.NotFoundError),
+        (ErrorKind.REQUEST_TOO_LARGE, 413, openai.APIStatusError),
+        (ErrorKind.RATE_LIMIT, 429, openai.RateLimitError),
+        (ErrorKind.SERVER, 500, openai.InternalServerError),
+        (ErrorKind.TIMEOUT, 504, openai.InternalServerError),
+        (ErrorKind.OVERLOADED, 503, openai.InternalServerError),
+    ],
+)
+def test_sdk_raises_the_right_exception_for_each_error_body(
+    server: ReplayServer,
+    sdk: openai.OpenAI,
+    kind: ErrorKind,
+    status: int,
+    exception: type[Exception],
+) -> None:
+    sent_status, body = OPENAI_RESPONSES.error_body(StreamError(kind, f"{kind} happened"))
+    assert sent_status == status
+    server.respond(dumps(body), status=sent_status)
+    with pytest.raises(exception) as info:
+        sdk.responses.create(model="gpt-test", input="hi")
+    assert isinstance(info.value, openai.APIStatusError)
+    assert info.value.status_code == status
+    assert f"{kind} happened" in info.value.message
+
+
+def test_sdk_request_body_parses(server: ReplayServer, sdk: openai.OpenAI) -> None:
+    server.respond(encode(rich_stream()))
+    tools: Any = [
+        {"type": "function", "name": "get_weather", "description": "Weather",
+         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+         "strict": False},
+    ]  # fmt: skip
+    sdk.responses.create(
+        model="gpt-test",
+        instructions="Be brief.",
+        input=[{"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]}],
+        tools=tools,
+        max_output_tokens=50,
+        stream=True,
+    ).close()
+    request = OPENAI_RESPONSES.parse_request(server.requests[-1][3])
+    assert request.messages == (
+        Message("system", (TextPart("Be brief."),)),
+        Message("user", (TextPart("Weather?"),)),
+    )
+    assert request.tools[0].name == "get_weather" and request.stream
+    assert request.max_tokens == 50 and "tools" not in request.extra
+
+
+# --- error bodies both ways ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(ErrorKind))
+def test_error_body_parses_back_to_its_kind(kind: ErrorKind) -> None:
+    status, body = OPENAI_RESPONSES.error_body(StreamError(kind, "msg"))
+    error = OPENAI_RESPONSES.parse_error(status, dumps(body))
+    assert (error.message, error.status) == ("msg", status)
+    # 529 is sent as 503, which reads back as overloaded too
+    assert error.kind is kind
+
+
+def test_parse_error_tolerates_a_body_that_is_not_json() -> None:
+    error = OPENAI_RESPONSES.parse_error(502, b"<html>Bad gateway</html>")
+    assert (error.kind, error.status, error.message) == (
+        ErrorKind.SERVER, 502, "<html>Bad gateway</html>"
+    )  # fmt: skip
+
+
+def test_parse_response_reads_an_error_body() -> None:
+    body = {"error": {"message": "nope", "type": "invalid_request_error", "code": None}}
+    assert OPENAI_RESPONSES.parse_response(dumps(body)) == [
+        StreamError(ErrorKind.INVALID_REQUEST, "nope", None, "invalid_request_error")
+    ]
+
+
+def test_render_then_parse_response_keeps_the_answer() -> None:
+    completion = accumulate(rich_stream())
+    deltas = OPENAI_RESPONSES.parse_response(dumps(OPENAI_RESPONSES.render_response(completion)))
+    assert accumulate(deltas) == completion
+
+
+# --- 4. requests ---------------------------------------------------------------------
+
+FULL_REQUEST = Request(
+    model="gpt-4.1",
+    messages=(
+        Message("system", (TextPart("Be brief."),)),
+        Message("user", (TextPart("Look:"), ImagePart(url="https://example.com/a.png"))),
+        Message(
+            "assistant",
+            (
+                ReasoningPart("I should call tools.", "enc=="),
+                TextPart("Checking."),
+                ToolCallPart("call_1", "get_weather", '{"city":"Paris"}'),
+                ToolCallPart("call_2", "now", "{}"),
+            ),
+        ),
+        Message("tool", (ToolResultPart("call_1", "sunny"), ToolResultPart("call_2", "noon"))),
+        Message("system", (TextPart("Answer in French."),)),
+        Message("user", (TextPart("Merci"),)),
+    ),
+    stream=True,
+    max_tokens=100,
+    temperature=0.5,
+    top_p=0.9,
+    tools=(
+        Tool("get_weather", "Weather", {"type": "object", "properties": {"city": {}}}),
+        Tool("now"),
+    ),
+    tool_choice=ToolChoice("tool", "get_weather"),
+    parallel_tool_calls=False,
+    include_usage=True,
+    user="u1",
+    extra={"store": False, "metadata": {"k": "v"}, "reasoning": {"effort": "low"},
+           "previous_response_id": "resp_0", "include": ["reasoning.encrypted_content"]},
+    dialect="openai_responses",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        FULL_REQUEST,
+        Request("m", (Message("user", (TextPart("hi"),)),), include_usage=True,
+                dialect="openai_responses"),
+        replace(FULL_REQUEST, tool_choice=ToolChoice("none"), stream=False),
+        replace(FULL_REQUEST, extra={"tools": [{"type": "web_search"}]}, tools=()),
+    ],
+)  # fmt: skip
+def test_parse_of_build_gives_the_request_back(request_: Request) -> None:
+    body = OPENAI_RESPONSES.build_request(request_)
+    assert OPENAI_RESPONSES.parse_request(dumps(body)) == request_
+
+
+def test_build_request_writes_the_responses_shape() -> None:
+    body = OPENAI_RESPONSES.build_request(FULL_REQUEST)
+    assert body["instructions"] == "Be brief."
+    assert body["input"][0] == {
+        "type": "message",
+        "role": "user",
+        "content": [
+            {"type": "input_text", "text": "Look:"},
+            {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "auto"},
+        ],
+    }
+    assert [item["type"] for item in body["input"][1:6]] == [
+        "reasoning", "message", "function_call", "function_call", "function_call_output"
+    ]  # fmt: skip
+    assert "id" not in body["input"][1]  # a store=false upstream would look it up
+    assert body["tool_choice"] == {"type": "function", "name": "get_weather"}
+    assert body["max_output_tokens"] == 100 and body["store"] is False
+
+
+def test_requests_from_other_dialects_get_non_strict_tools_and_lose_what_has_no_place() -> None:
+    request = Request(
+        "m",
+        (
+            Message("user", (ImagePart(data="AAAA", media_type="image/jpeg"),)),
+            Message("assistant", (ReasoningPart("unsigned thoughts"), TextPart("ok"))),
+        ),
+        tools=(Tool("f"),),
+        stop=("END",),
+        n=2,
+        reasoning_budget=8000,
+        extra={"seed": 1},
+        dialect="openai_chat",
+    )
+    body = OPENAI_RESPONSES.build_request(request)
+    assert body["tools"][0]["strict"] is False
+    assert body["reasoning"] == {"effort": "medium"}
+    assert body["input"][0]["content"][0]["image_url"] == "data:image/jpeg;base64,AAAA"
+    assert [item["type"] for item in body["input"]] == ["message", "message"]  # no reasoning
+    assert not {"stop", "n", "seed"} & body.keys()
+
+
+def test_parse_request_reads_the_loose_forms() -> None:
+    request = OPENAI_RESPONSES.parse_request(
+        {
+            "model": "m",
+            "input": [
+                {"role": "developer", "content": "Rules."},
+                {"role": "user", "content": "Hi"},
+                {"type": "function_call_output", "call_id": "c",
+                 "output": [{"type": "input_text", "text": "a"},
+                            {"type": "input_text", "text": "b"}]},
+                {"type": "reasoning", "id": "rs_1",
+                 "summary": [{"type": "summary_text", "text": "one"},
+                             {"type": "summary_text", "text": "two"}]},
+            ],
+            "tools": [{"type": "function", "name": "f", "strict": True}, {"type": "web_search"}],
+            "tool_choice": {"type": "web_search"},
+            "seed": 3,
+        }
+    )  # fmt: skip
+    assert request.messages == (
+        Message("system", (TextPart("Rules."),)),
+        Message("user", (TextPart("Hi"),)),
+        Message("tool", (ToolResultPart("c", "ab"),)),
+        Message("assistant", (ReasoningPart("one\n\ntwo"),)),
+    )
+    assert request.tools == (Tool("f"),) and request.tool_choice is None
+    assert request.extra["tools"][1] == {"type": "web_search"}
+    assert request.extra["tool_choice"] == {"type": "web_search"}
+    assert request.extra["seed"] == 3 and request.include_usage
+
+
+def test_parse_request_takes_a_string_input() -> None:
+    request = OPENAI_RESPONSES.parse_request(b'{"model":"m","input":"hello","stream":true}')
+    assert request.messages == (Message("user", (TextPart("hello"),)),) and request.stream
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"input": "x"}, "model"),
+        ({"model": 3, "input": "x"}, "model"),
+        ({"model": "m"}, "input"),
+        ({"model": "m", "input": 3}, "input"),
+        ({"model": "m", "input": ["x"]}, "input[0]"),
+        ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
+        ({"model": "m", "input": [{"role": "user"}]}, "input[0].content"),
+        ({"model": "m", "input": [{"role": "user", "content": 3}]}, "input[0].content"),
+        ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_file"}]}]},
+         "input[0].content[0].type"),
+        ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
+         "input[0].content[0].text"),
+        ({"model": "m", "input": [{"role": "user",
+                                   "content": [{"type": "input_image", "file_id": "f"}]}]},
+         "input[0].content[0].file_id"),
+        ({"model": "m", "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
+         "input[0].call_id"),
+        ({"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": 1}]},
+         "input[0].output"),
+        ({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
+        ({"model": "m", "input": "x", "tools": {}}, "tools"),
+        ({"model": "m", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
+        ({"model": "m", "input": "x", "tool_choice": "sometimes"}, "tool_choice"),
+        ({"model": "m", "input": "x", "max_output_tokens": "9"}, "max_output_tokens"),
+        ({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
+        ({"model": "m", "input": "x", "temperature": "hot"}, "temperature"),
+        ({"model": "m", "input": "x", "stream": "yes"}, "stream"),
+        ({"model": "m", "input": "x", "reasoning": "high"}, "reasoning"),
+    ],
+)  # fmt: skip
+def test_bad_request_names_the_field(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(RequestError) as info:
+        OPENAI_RESPONSES.parse_request(body)
+    assert info.value.param == param
+
+
+def test_request_body_that_is_not_json_is_rejected() -> None:
+    with pytest.raises(RequestError):
+        OPENAI_RESPONSES.parse_request(b"{nope")
+
+
+# --- 5. random neutral streams survive encode → decode --------------------------------
+
+small_text = st.text(max_size=6)
+
+
+@st.composite
+def neutral_streams(draw: st.DrawFn) -> list[Delta]:
+    head: list[Delta] = [Start("resp_h", "model-h", 7)]
+    tails: list[Delta] = []  # tool calls left open, finished after everything else
+    calls = 0
+    for kind in draw(
+        st.lists(st.sampled_from(["text", "refusal", "reasoning", "tool"]), max_size=7)
+    ):
+        if kind == "text":
+            head += [TextDelta(t) for t in draw(st.lists(small_text, min_size=1, max_size=3))]
+        elif kind == "refusal":
+            head += [RefusalDelta(t) for t in draw(st.lists(small_text, min_size=1, max_size=2))]
+        elif kind == "reasoning":
+            head += [ReasoningDelta(t) for t in draw(st.lists(small_text, max_size=3))]
+            if draw(st.booleans()):
+                head.append(ReasoningDelta("", draw(st.text(min_size=1, max_size=4))))
+        else:
+            index, calls = calls, calls + 1
+            name = draw(st.text("abcxyz_", min_size=1, max_size=5))
+            args = [ToolCallDelta(index, a) for a in draw(st.lists(small_text, max_size=3))]
+            cut = draw(st.integers(0, len(args)))
+            later = draw(st.booleans())
+            head += [ToolCallStart(index, f"call_{index}", name), *args[:cut]]
+            (tails if later else head).extend([*args[cut:], ToolCallEnd(index)])
+    end: list[Delta] = []
+    usage = Usage(*draw(st.tuples(*[st.integers(0, 10**6)] * 4)))
+    if draw(st.booleans()):
+        end.append(StreamError(draw(st.sampled_from(list(ErrorKind))), draw(small_text)))
+    else:
+        reasons = [FinishReason.STOP, FinishReason.TOOL_CALLS, FinishReason.LENGTH,
+                   FinishReason.CONTENT_FILTER]  # fmt: skip
+        end.append(Finish(draw(st.sampled_from(reasons))))
+        if draw(st.booleans()):
+            end.insert(draw(st.integers(0, 1)), usage)
+    return head + tails + end
+
+
+def expected_after_round_trip(completion: Completion) -> Completion:
+    """What the dialect keeps: no Finish.raw, STOP/TOOL_CALLS by whether calls were made,
+    and on error the error's message (its kind only as far as the dialect's codes tell).
+    A reasoning signature travels in ``output_item.done``: on error it may be lost with
+    the item that was still open, so it is not compared then."""
+    choice = completion.choices[0]
+    if completion.error is not None:
+        kinds = {ErrorKind.RATE_LIMIT: ErrorKind.RATE_LIMIT,
+                 ErrorKind.INVALID_REQUEST: ErrorKind.INVALID_REQUEST,
+                 ErrorKind.REQUEST_TOO_LARGE: ErrorKind.INVALID_REQUEST}  # fmt: skip
+        error = StreamError(
+            kinds.get(completion.error.kind, ErrorKind.SERVER), completion.error.message
+        )
+        choice = replace(choice, finish=None, reasoning_signature="")
+        return replace(completion, usage=None, error=error, choices=(choice,))
+    assert choice.finish is not None
+    reason = choice.finish.reason
+    if reason in (FinishReason.STOP, FinishReason.TOOL_CALLS):
+        reason = FinishReason.TOOL_CALLS if choice.tool_calls else FinishReason.STOP
+    return replace(completion, choices=(replace(choice, finish=Finish(reason)),))
+
+
+def comparable(completion: Completion) -> Completion:
+    error = completion.error
+    choice = completion.choices[0]
+    finish = choice.finish and Finish(choice.finish.reason)
+    signature = "" if error else choice.reasoning_signature
+    return replace(
+        completion,
+        error=error and StreamError(error.kind, error.message),
+        choices=(replace(choice, finish=finish, reasoning_signature=signature),),
+    )
+
+
+@settings(max_examples=200)
+@given(neutral_streams(), st.integers(1, 64))
+def test_random_streams_survive_encode_then_decode(deltas: list[Delta], chunk: int) -> None:
+    wire = encode(deltas)
+    decoded, complete = decode([wire[i : i + chunk] for i in range(0, len(wire), chunk)])
+    assert complete
+    assert comparable(accumulate(decoded)) == expected_after_round_trip(accumulate(deltas))
