@@ -34,9 +34,9 @@ from typing import Any, Literal, TypeAlias
 
 import orjson
 
-from ..errors import RequestError
-from ..sse import Event
-from .codec import (
+from ...errors import RequestError
+from ...sse import Event
+from ..codec import (
     Frame,
     Framing,
     SSEStreamDecoder,
@@ -47,7 +47,7 @@ from .codec import (
     load_body,
     loads,
 )
-from .fields import (
+from ..fields import (
     obj_item,
     opt_bool,
     opt_float,
@@ -59,7 +59,7 @@ from .fields import (
     req_obj,
     req_str,
 )
-from .model import (
+from ..model import (
     Choice,
     Completion,
     Delta,
