@@ -19,6 +19,7 @@ Codecs are sans-IO: no sockets, no clock, no randomness. Ids and timestamps come
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol
@@ -282,3 +283,52 @@ def error_from_status(status: int, message: str, raw_type: str = "") -> StreamEr
 def error_from_request_error(exc: RequestError) -> StreamError:
     kind = ErrorKind.REQUEST_TOO_LARGE if exc.status == 413 else kind_of_status(exc.status)
     return StreamError(kind, str(exc), exc.status, param=exc.param)
+
+
+def args_object(arguments: str) -> Any:
+    """A tool call's JSON arguments as the object that dialects sending arguments as an
+    object (not as JSON text) need: ``{}`` when empty, ``{"arguments": <the text>}`` when
+    not a JSON object."""
+    if not arguments:
+        return {}
+    try:
+        value = loads(arguments)
+    except ValueError:
+        value = None
+    return value if isinstance(value, dict) else {"arguments": arguments}
+
+
+class CallIds:
+    """Ids for the tool calls of a request whose dialect may give none, and the call each
+    tool result answers.
+
+    ``call`` numbers the request's calls: one without an id gets ``call_{k}``, ``k`` its
+    ordinal among them. ``result`` returns the id of the pending call a result answers,
+    and marks that call answered: the call with the result's own id if it gives one, else
+    the oldest call of its name. A result that answers no pending call keeps its own id,
+    or gets ``call_{name}``. With ``by_name`` (Gemini, whose results always name their
+    function) a result answers only calls of its own name; without it (Ollama), an id
+    alone picks the call, and a result with neither id nor name answers the oldest call.
+    """
+
+    def __init__(self, *, by_name: bool) -> None:
+        self._by_name = by_name
+        self._count = 0
+        self._pending: deque[tuple[str, str]] = deque()  # (name, id) not yet answered
+
+    def call(self, name: str, given: str) -> str:
+        call_id = given or f"call_{self._count}"
+        self._count += 1
+        self._pending.append((name, call_id))
+        return call_id
+
+    def result(self, name: str, given: str) -> str:
+        for entry in self._pending:
+            if given:
+                found = entry[1] == given and (not self._by_name or entry[0] == name)
+            else:
+                found = entry[0] == name or (not self._by_name and not name)
+            if found:
+                self._pending.remove(entry)
+                return entry[1]
+        return given or f"call_{name}"

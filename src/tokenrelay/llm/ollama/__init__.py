@@ -1,0 +1,77 @@
+"""Ollama ``POST /api/chat``: NDJSON lines, streaming unless ``"stream": false``.
+
+One module per thing it holds: ``stream`` (the decoder and encoder of the NDJSON lines,
+with the finish words and the ``created_at`` times they write), ``request``
+(``parse_request``, ``build_request``) and ``response`` (non-streamed answers and error
+bodies).
+
+Where Ollama and the neutral model do not fit, these choices were made (the ones that
+concern one module alone are written in that module's docstring):
+
+- **No ids.** The stream's id is ``ollama-{created_at in Unix nanoseconds}`` from its first
+  line (``""`` without a readable ``created_at``); ``Start.created`` is that time in
+  seconds. Tool calls get ``call_{nanoseconds}_{n}`` (``ToolCallTracker``'s id prefix),
+  so ids stay unique across the turns of a conversation. The encoder writes the first
+  line's ``created_at`` back from such an id (so it decodes to the same id), from
+  ``Start.created`` otherwise, and sends a call's ``id`` only when it is not the derived
+  one. In requests, calls get ``call_{k}`` (their ordinal in the request) and a ``tool``
+  message answers the oldest unanswered call of its ``tool_name`` (of any name without
+  one); ``build_request`` names each result after the call its id refers to.
+- **Arguments arrive whole** as an object: one ``ToolCallDelta`` with its JSON. Arguments
+  that are not a JSON object are sent as ``{"arguments": <the text>}``.
+- **Finish**: ``done_reason`` ``stop`` after tool calls is ``TOOL_CALLS`` (raw ``"stop"``);
+  ``length`` is ``LENGTH``; ``load``/``unload`` and unknown words are ``OTHER``. Reasons
+  Ollama has no word for are sent as the neutral word (``content_filter``, ``error``,
+  ``pause``, ``other``), which this decoder reads back. Usage is ``prompt_eval_count`` and
+  ``eval_count`` (no cached or reasoning share); the durations are not carried.
+- **One choice**: deltas of other choices are not encoded. Signatures and refusals have
+  no Ollama form (refusals are sent as content), nor has ``ToolResultPart.is_error``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..codec import Framing
+from ..model import Completion, Delta, Request, StreamError
+from .request import build_request, parse_request
+from .response import error_body, parse_error, parse_response, render_response
+from .stream import OllamaDecoder, OllamaEncoder, format_time, parse_time
+
+__all__ = ["OLLAMA", "OllamaDecoder", "OllamaDialect", "OllamaEncoder", "format_time", "parse_time"]
+
+
+class OllamaDialect:
+    """The Ollama ``/api/chat`` dialect (see the module docstring)."""
+
+    name = "ollama"
+    framing: Framing = "ndjson"
+    media_type = "application/x-ndjson"
+
+    def parse_request(self, body: bytes | str | Mapping[str, Any]) -> Request:
+        return parse_request(body)
+
+    def build_request(self, request: Request) -> dict[str, Any]:
+        return build_request(request)
+
+    def decoder(self) -> OllamaDecoder:
+        return OllamaDecoder()
+
+    def encoder(self, request: Request | None = None) -> OllamaEncoder:
+        return OllamaEncoder(request)
+
+    def render_response(self, completion: Completion) -> dict[str, Any]:
+        return render_response(completion)
+
+    def parse_response(self, body: bytes | Mapping[str, Any]) -> list[Delta]:
+        return parse_response(body)
+
+    def error_body(self, error: StreamError) -> tuple[int, dict[str, Any]]:
+        return error_body(error)
+
+    def parse_error(self, status: int, body: bytes) -> StreamError:
+        return parse_error(status, body)
+
+
+OLLAMA = OllamaDialect()

@@ -1,0 +1,65 @@
+"""Non-streamed Ollama answers (the one line with ``"done": true``) and error bodies
+(``{"error": "<message>"}``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..codec import args_object, error_from_status, loads
+from ..model import STATUS_OF_KIND, Completion, Delta, ErrorKind, StreamError, kind_of_status
+from .stream import _DERIVED_ID, OllamaDecoder, finish_word, format_time
+
+_STATUS = {**STATUS_OF_KIND, ErrorKind.OVERLOADED: 503}  # 529 is Anthropic's alone
+
+
+def render_response(completion: Completion) -> dict[str, Any]:
+    """The non-streamed answer: the one line with ``"done": true`` (choice 0 only)."""
+    choice = completion.choices[0] if completion.choices else None
+    message: dict[str, Any] = {"role": "assistant", "content": ""}
+    body: dict[str, Any] = {"model": completion.model, "created_at": "", "message": message}
+    ns = int(m[1]) if (m := _DERIVED_ID.fullmatch(completion.id)) else 0
+    ns = ns if ns // 10**9 == completion.created else completion.created * 10**9
+    body["created_at"] = format_time(ns)
+    if choice is not None:
+        message["content"] = choice.text + choice.refusal
+        if choice.reasoning:
+            message["thinking"] = choice.reasoning
+        if choice.tool_calls:
+            message["tool_calls"] = []
+            for n, call in enumerate(choice.tool_calls):
+                entry: dict[str, Any] = {
+                    "function": {"name": call.name, "arguments": args_object(call.arguments)}
+                }
+                if call.id != (f"call_{ns}_{n}" if ns else f"call_{n}"):
+                    entry["id"] = call.id
+                message["tool_calls"].append(entry)
+        if choice.finish is not None:
+            body["done_reason"] = finish_word(choice.finish)
+    body["done"] = True
+    if (usage := completion.usage) is not None:
+        body["prompt_eval_count"] = usage.input_tokens
+        body["eval_count"] = usage.output_tokens
+    return body
+
+
+def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
+    decoder = OllamaDecoder()
+    if isinstance(body, Mapping):
+        return decoder.feed_object(body)
+    return decoder.feed(body) + decoder.close()
+
+
+def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
+    return _STATUS[error.kind], {"error": error.message}
+
+
+def parse_error(status: int, body: bytes) -> StreamError:
+    try:
+        value = loads(body)
+    except ValueError:
+        return error_from_status(status, body.decode("utf-8", "replace").strip()[:1000])
+    error = value.get("error") if isinstance(value, dict) else None
+    if isinstance(error, str):
+        return StreamError(kind_of_status(status), error or f"upstream HTTP {status}", status)
+    return error_from_status(status, "")

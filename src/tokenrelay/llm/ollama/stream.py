@@ -1,0 +1,340 @@
+"""The ``/api/chat`` NDJSON decoder and encoder, and the finish words and times they
+write.
+
+Each line is ``{"model", "created_at", "message": {"role", "content", "thinking"?,
+"tool_calls"?}, "done": false}``; the last has ``"done": true``, ``done_reason`` and the
+token counts. The decisions both sides follow are in the package docstring; these
+concern the stream alone:
+
+- The encoder reports the model the client asked for (``request.model``) when given the
+  request, else ``Start.model``. The decoder drops a last line cut short by the end of the
+  body (the stream is then incomplete) rather than calling it malformed.
+- The encoder sends each delta as its own line (content and tool calls of one upstream
+  line may come back as two), every line with the stream's ``created_at``; it holds the
+  ``Finish`` until ``close()`` so the final line carries the final usage.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from ..codec import (
+    Frame,
+    Framing,
+    LineStreamDecoder,
+    StreamEncoder,
+    ToolCallTracker,
+    args_object,
+    dumps,
+    loads,
+)
+from ..model import (
+    Delta,
+    ErrorKind,
+    Finish,
+    FinishReason,
+    ReasoningDelta,
+    RefusalDelta,
+    Request,
+    Start,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    Usage,
+)
+
+_F = FinishReason
+REASON_OF_WORD: dict[str, FinishReason] = {
+    "stop": _F.STOP,
+    "length": _F.LENGTH,
+    # Not Ollama's words: what this encoder sends for reasons Ollama has none for.
+    "content_filter": _F.CONTENT_FILTER,
+    "error": _F.ERROR,
+    "pause": _F.PAUSE,
+}
+WORD_OF_REASON: dict[FinishReason, str] = {
+    _F.STOP: "stop",
+    _F.TOOL_CALLS: "stop",
+    _F.LENGTH: "length",
+    _F.CONTENT_FILTER: "content_filter",
+    _F.ERROR: "error",
+    _F.PAUSE: "pause",
+    _F.OTHER: "other",
+}
+
+_TIME = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9})\d*)?(Z|z|[+-]\d\d:?\d\d)?"
+)
+_DERIVED_ID = re.compile(r"ollama-(\d+)")
+
+
+def parse_time(value: Any) -> int:
+    """An RFC 3339 time (Go's, with up to nine fraction digits) in Unix nanoseconds;
+    0 when unreadable."""
+    if not isinstance(value, str) or (m := _TIME.fullmatch(value)) is None:
+        return 0
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    try:
+        datetime(year, month, day, hour, minute, second)  # ranges timegm would wrap
+    except ValueError:
+        return 0
+    seconds = calendar.timegm((year, month, day, hour, minute, second))
+    zone = m[8]
+    if zone and zone not in "Zz":
+        hours, minutes = int(zone[1:3]), int(zone[-2:])
+        seconds -= (1 if zone[0] == "+" else -1) * (hours * 3600 + minutes * 60)
+    return seconds * 10**9 + int((m[7] or "0").ljust(9, "0"))
+
+
+def format_time(ns: int) -> str:
+    """Unix nanoseconds as Go's RFC 3339 with nanoseconds (trailing zeros trimmed)."""
+    seconds, fraction = divmod(ns, 10**9)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    digits = f"{fraction:09d}".rstrip("0")
+    return f"{stamp}.{digits}Z" if digits else f"{stamp}Z"
+
+
+def _reason(word: str, called: bool) -> FinishReason:
+    reason = REASON_OF_WORD.get(word, _F.OTHER) if word else _F.STOP
+    return _F.TOOL_CALLS if reason is _F.STOP and called else reason
+
+
+def finish_word(finish: Finish) -> str:
+    """Ollama's word for ``finish``: its own ``raw`` when that means the same."""
+    raw = finish.raw
+    if raw and raw.islower() and _reason(raw, finish.reason is _F.TOOL_CALLS) is finish.reason:
+        return raw
+    return WORD_OF_REASON[finish.reason]
+
+
+def _int(obj: Mapping[str, Any], key: str) -> int:
+    value = obj.get(key)
+    return value if type(value) is int else 0
+
+
+def _malformed(exc: Exception) -> StreamError:
+    return StreamError(ErrorKind.SERVER, f"the upstream sent malformed data: {exc}")
+
+
+# --- decoding -----------------------------------------------------------------------
+
+
+class OllamaDecoder(LineStreamDecoder):
+    """``/api/chat`` NDJSON bytes → deltas (see the module docstring)."""
+
+    def __init__(self, *, max_line_bytes: int = 16 * 1024 * 1024) -> None:
+        super().__init__(max_line_bytes=max_line_bytes)
+        self._tracker = ToolCallTracker()
+        self._started = False
+        self._calls = 0
+        self._done = False
+        self._closing = False
+
+    def close(self) -> list[Delta]:
+        self._closing = True
+        return super().close()
+
+    def feed_line(self, line: bytes) -> list[Delta]:
+        if self._done:
+            return []
+        try:
+            value = loads(line)
+        except ValueError as exc:
+            if self._closing:
+                return []  # a line cut short with the body: the stream is incomplete
+            return self._fail(_malformed(exc))
+        if not isinstance(value, dict):
+            return self._fail(_malformed(TypeError(f"a line is {type(value).__name__}")))
+        return self.feed_object(value)
+
+    def _fail(self, error: StreamError) -> list[Delta]:
+        self._done = self.complete = True
+        return [error]
+
+    def feed_object(self, obj: Mapping[str, Any]) -> list[Delta]:
+        """Deltas for one parsed line (or a whole non-streamed answer)."""
+        if self._done:
+            return []
+        if "error" in obj:
+            error = obj["error"]
+            text = error if isinstance(error, str) else dumps(error).decode()
+            return self._fail(StreamError(ErrorKind.SERVER, text or "upstream error"))
+        out: list[Delta] = []
+        if not self._started:
+            self._started = True
+            ns = parse_time(obj.get("created_at"))
+            self._tracker.id_prefix = str(ns) if ns else ""
+            model = obj.get("model")
+            model = model if isinstance(model, str) else ""
+            out.append(Start(f"ollama-{ns}" if ns else "", model, ns // 10**9))
+        message = obj.get("message")
+        if isinstance(message, dict):
+            thinking, content = message.get("thinking"), message.get("content")
+            if isinstance(thinking, str) and thinking:
+                out.append(ReasoningDelta(thinking))
+            if isinstance(content, str) and content:
+                out.append(TextDelta(content))
+            calls = message.get("tool_calls")
+            if isinstance(calls, list):
+                for call in calls:
+                    if isinstance(call, dict):
+                        out += self._call(call)
+        if obj.get("done") is True:
+            self._done = self.complete = True
+            if "prompt_eval_count" in obj or "eval_count" in obj:
+                out.append(Usage(_int(obj, "prompt_eval_count"), _int(obj, "eval_count")))
+            word = obj.get("done_reason")
+            word = word if isinstance(word, str) else ""
+            out.append(Finish(_reason(word, 0 in self._tracker.called), word))
+        return out
+
+    def _call(self, call: Mapping[str, Any]) -> list[Delta]:
+        function = call.get("function")
+        if not isinstance(function, dict):
+            return []
+        n = self._calls
+        self._calls += 1
+        name, call_id = function.get("name"), call.get("id")
+        args = function.get("arguments")
+        text = args if isinstance(args, str) else dumps({} if args is None else args).decode()
+        out = self._tracker.start(
+            0,
+            n,
+            call_id if isinstance(call_id, str) else None,
+            name if isinstance(name, str) else "",
+        )
+        return out + self._tracker.arguments(0, n, text) + self._tracker.end(0, n)
+
+
+# --- encoding -----------------------------------------------------------------------
+
+
+class OllamaEncoder(StreamEncoder):
+    """Deltas → ``/api/chat`` NDJSON lines (see the module docstring)."""
+
+    framing: ClassVar[Framing] = "ndjson"
+
+    def __init__(self, request: Request | None = None) -> None:
+        self._model = request.model if request else ""
+        self._ns = 0
+        self._head = self._make_head(self._model, 0)
+        self._usage: Usage | None = None
+        self._finish: Finish | None = None
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}
+        self._ended: dict[int, bytes] = {}  # ended calls waiting for lower ones
+        self._next_call = 0
+        self._done = False
+        self._handlers: dict[type, Callable[[Any], list[Frame]]] = {
+            Start: self._start,
+            TextDelta: self._text,
+            RefusalDelta: self._text,
+            ReasoningDelta: self._reasoning,
+            ToolCallStart: self._call_start,
+            ToolCallDelta: self._call_delta,
+            ToolCallEnd: self._call_end,
+            Usage: self._set_usage,
+            Finish: self._set_finish,
+            StreamError: self._error,
+        }
+
+    @staticmethod
+    def _make_head(model: str, ns: int) -> bytes:
+        return b'{"model":' + dumps(model) + b',"created_at":' + dumps(format_time(ns))
+
+    def encode(self, delta: Delta) -> list[Frame]:
+        if self._done or getattr(delta, "choice", 0) != 0:
+            return []
+        return self._handlers[type(delta)](delta)
+
+    def _start(self, delta: Start) -> list[Frame]:
+        match = _DERIVED_ID.fullmatch(delta.id)
+        ns = int(match[1]) if match else 0
+        self._ns = ns if ns // 10**9 == delta.created else delta.created * 10**9
+        self._head = self._make_head(self._model or delta.model, self._ns)
+        return []
+
+    def _line(self, message: bytes) -> list[Frame]:
+        return [
+            Frame(self._head + b',"message":{"role":"assistant",' + message + b'},"done":false}')
+        ]
+
+    def _text(self, delta: TextDelta | RefusalDelta) -> list[Frame]:
+        return self._line(b'"content":' + dumps(delta.text)) if delta.text else []
+
+    def _reasoning(self, delta: ReasoningDelta) -> list[Frame]:
+        if not delta.text:
+            return []  # a signature has no Ollama form
+        return self._line(b'"content":"","thinking":' + dumps(delta.text))
+
+    def _call_start(self, delta: ToolCallStart) -> list[Frame]:
+        self._calls[delta.index] = (delta.id, delta.name, [])
+        return []
+
+    def _call_delta(self, delta: ToolCallDelta) -> list[Frame]:
+        if (call := self._calls.get(delta.index)) is not None:
+            call[2].append(delta.arguments)
+        return []
+
+    def _call_end(self, delta: ToolCallEnd) -> list[Frame]:
+        call = self._calls.pop(delta.index, None)
+        if call is None:
+            return []
+        call_id, name, fragments = call
+        function = {"name": name, "arguments": args_object("".join(fragments))}
+        entry: dict[str, Any] = {"function": function}
+        derived = f"call_{self._ns}_{delta.index}" if self._ns else f"call_{delta.index}"
+        if call_id != derived:
+            entry["id"] = call_id
+        self._ended[delta.index] = dumps(entry)
+        # The decoder numbers calls by position: send them in ordinal order.
+        ready = []
+        while self._next_call in self._ended:
+            ready.append(self._ended.pop(self._next_call))
+            self._next_call += 1
+        return self._calls_line(ready)
+
+    def _calls_line(self, calls: list[bytes]) -> list[Frame]:
+        if not calls:
+            return []
+        return self._line(b'"content":"","tool_calls":[' + b",".join(calls) + b"]")
+
+    def _end_calls(self) -> list[Frame]:
+        frames: list[Frame] = []
+        for index in sorted(self._calls):
+            frames += self._call_end(ToolCallEnd(index))
+        rest = [self._ended.pop(i) for i in sorted(self._ended)]
+        return frames + self._calls_line(rest)
+
+    def _set_usage(self, delta: Usage) -> list[Frame]:
+        self._usage = delta
+        return []
+
+    def _set_finish(self, delta: Finish) -> list[Frame]:
+        self._finish = delta
+        return self._end_calls()
+
+    def _error(self, delta: StreamError) -> list[Frame]:
+        self._done = True
+        return [Frame(dumps({"error": delta.message}))]
+
+    def close(self) -> list[Frame]:
+        if self._done:
+            return []
+        frames = self._end_calls()
+        self._done = True
+        line = self._head + b',"message":{"role":"assistant","content":""}'
+        if self._finish is not None:
+            line += b',"done_reason":' + dumps(finish_word(self._finish))
+        line += b',"done":true'
+        if (usage := self._usage) is not None:
+            line += b',"prompt_eval_count":%d,"eval_count":%d' % (
+                usage.input_tokens,
+                usage.output_tokens,
+            )
+        return [*frames, Frame(line + b"}")]
