@@ -1,0 +1,119 @@
+"""OpenAI Chat non-streamed answers (``chat.completion``): rendered from a ``Completion``
+and read back into deltas."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from ..accumulate import replay
+from ..codec import dumps, loads
+from ..model import Choice, Completion, Delta, ToolCall
+from ._common import _finish_word, _int, _list, _obj, _parse_finish, _usage, _usage_json
+from .errors import _error, _malformed
+
+__all__ = ["parse_response", "render_response"]
+
+
+def render_response(completion: Completion) -> dict[str, Any]:
+    """``Completion`` → a ``chat.completion`` body."""
+    body: dict[str, Any] = {
+        "id": completion.id,
+        "object": "chat.completion",
+        "created": completion.created,
+        "model": completion.model,
+        "choices": [_choice_json(c) for c in completion.choices],
+    }
+    if completion.usage is not None:
+        body["usage"] = _usage_json(completion.usage)
+    return body
+
+
+def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
+    """A non-streamed upstream answer (or error body) → the deltas a stream of it would give."""
+    if not isinstance(body, Mapping):
+        raw = body
+        try:
+            body = loads(raw)
+        except orjson.JSONDecodeError:
+            return [_malformed(raw)]
+        if not isinstance(body, dict):
+            return [_malformed(raw)]
+    if body.get("error"):
+        return [_error(body)]
+    usage = body.get("usage")
+    completion = Completion(
+        id=str(body.get("id") or ""),
+        model=str(body.get("model") or ""),
+        created=_int(body.get("created")),
+        choices=tuple(_parse_choice(c) for c in _list(body.get("choices")) if isinstance(c, dict)),
+        usage=_usage(usage) if isinstance(usage, dict) else None,
+    )
+    return replay(completion)
+
+
+def _choice_json(choice: Choice) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": choice.text or (None if choice.tool_calls or choice.refusal else ""),
+        "refusal": choice.refusal or None,
+    }
+    if choice.reasoning:
+        message["reasoning_content"] = choice.reasoning
+    if choice.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in choice.tool_calls
+        ]
+    if choice.finish is not None:
+        word = _finish_word(choice.finish)
+    else:
+        word = "tool_calls" if choice.tool_calls else "stop"
+    return {
+        "index": choice.index,
+        "message": message,
+        "logprobs": {"content": list(choice.logprobs), "refusal": None}
+        if choice.logprobs
+        else None,
+        "finish_reason": word,
+    }
+
+
+def _parse_choice(choice: Mapping[str, Any]) -> Choice:
+    index = _int(choice.get("index"))
+    message = _obj(choice.get("message"))
+
+    def text(key: str) -> str:
+        value = message.get(key)
+        return value if isinstance(value, str) else ""
+
+    calls = []
+    for i, item in enumerate(_list(message.get("tool_calls"))):
+        function = _obj(_obj(item).get("function"))
+        arguments = function.get("arguments") or "{}"
+        if not isinstance(arguments, str):
+            arguments = dumps(arguments).decode()
+        calls.append(
+            ToolCall(
+                str(_obj(item).get("id") or f"call_{i}"), str(function.get("name") or ""), arguments
+            )
+        )
+    word = choice.get("finish_reason")
+    logprobs = _obj(choice.get("logprobs")).get("content")
+    return Choice(
+        index=index,
+        text=text("content"),
+        reasoning=text("reasoning_content") or text("reasoning"),
+        refusal=text("refusal"),
+        tool_calls=tuple(calls),
+        finish=_parse_finish(word, index, choice.get("stop_reason"))
+        if isinstance(word, str)
+        else None,
+        logprobs=tuple(logprobs) if isinstance(logprobs, list) else (),
+    )
