@@ -1,0 +1,297 @@
+"""The gateway's configuration: one frozen object, filled from a TOML file, the
+environment and flags (the CLI only fills it in; ``create_app`` only reads it).
+
+::
+
+    [gateway]                          # every key optional
+    api_keys_env = "TOKENRELAY_KEYS"   # comma-separated client keys; unset = no auth
+    max_body_bytes = 4194304
+    max_streams = 1000                 # concurrent generations; more get 429
+    grace_seconds = 30                 # generation goes on this long after the last
+                                       # reader left, waiting for a resume (0: cancel)
+    retention_seconds = 600            # finished streams stay resumable this long
+    ping_seconds = 15                  # keep-alive while waiting for the first token
+
+    [gateway.timeouts]                 # seconds
+    connect = 10
+    first_token = 60
+    idle = 60                          # longest gap between tokens
+    total = 600
+
+    [gateway.retry]                    # before the first token only
+    attempts = 3                       # per route entry
+    backoff = 0.5                      # first wait; doubles, with jitter
+    max_backoff = 8
+
+    [[providers]]
+    name = "up"
+    kind = "openai"                    # openai | anthropic | gemini | ollama | local | mock
+    base_url = "http://127.0.0.1:9000/v1"
+    api_key_env = "UPSTREAM_KEY"       # read from the environment, never from the file
+    # headers = { "x-team" = "a" }; options = { ... } for what one kind understands
+
+    [[models]]
+    name = "gpt-test"                  # the name clients ask for
+    route = ["up:echo"]                # provider:upstream-model, in fallback order
+
+Secrets never live in the file: an ``api_key`` key there is an error, and keys named by
+``api_key_env`` are read when the file is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import TokenRelayError
+from ..providers.base import ProviderConfig
+
+__all__ = [
+    "ConfigError",
+    "GatewayConfig",
+    "ModelRoute",
+    "RetryPolicy",
+    "Timeouts",
+    "load_config",
+    "parse_config",
+]
+
+KINDS = ("openai", "anthropic", "gemini", "ollama", "local", "mock")
+
+
+class ConfigError(TokenRelayError):
+    """The configuration is invalid; the message names the file's key to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 10.0
+    first_token: float = 60.0
+    idle: float = 60.0
+    total: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    """A model clients can ask for, and where it is served from, in fallback order:
+    ``route`` holds (provider name, upstream model) pairs."""
+
+    name: str
+    route: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    providers: tuple[ProviderConfig, ...] = ()
+    models: tuple[ModelRoute, ...] = ()
+    api_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_streams: int = 1000
+    grace_seconds: float = 30.0
+    retention_seconds: float = 600.0
+    ping_seconds: float = 15.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def model(self, name: str) -> ModelRoute | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def provider(self, name: str) -> ProviderConfig | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table")
+    return value
+
+
+def _number(
+    table: Mapping[str, Any],
+    key: str,
+    where: str,
+    default: float,
+    *,
+    integer: bool = False,
+    positive: bool = False,
+) -> Any:
+    value = table.get(key, default)
+    ok = isinstance(value, int) if integer else isinstance(value, int | float)
+    if isinstance(value, bool) or not ok:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{where}.{key} must be {kind}, not {value!r}")
+    if value < 0 or (positive and value == 0):
+        raise ConfigError(f"{where}.{key} must be {'> 0' if positive else '>= 0'}")
+    return value
+
+
+def _known(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown key {key} (known: {', '.join(sorted(allowed))})")
+
+
+def _provider(raw: Any, i: int, env: Mapping[str, str], connect: float) -> ProviderConfig:
+    where = f"providers[{i}]"
+    table = _table(raw, where)
+    if "api_key" in table:
+        raise ConfigError(
+            f"{where}.api_key: keys do not belong in the file; name an environment "
+            f"variable with api_key_env instead"
+        )
+    _known(
+        table,
+        {"name", "kind", "base_url", "api_key_env", "headers", "options", "max_connections"},
+        where,
+    )
+    name, kind = table.get("name"), table.get("kind")
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ConfigError(f"{where}.name must be a non-empty string without ':'")
+    if kind not in KINDS:
+        raise ConfigError(f"{where}.kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    base_url = table.get("base_url", "")
+    if not isinstance(base_url, str):
+        raise ConfigError(f"{where}.base_url must be a string")
+    if kind in ("openai", "anthropic", "gemini", "ollama") and not base_url:
+        raise ConfigError(f"{where}.base_url is required for kind {kind!r}")
+    key_env = table.get("api_key_env", "")
+    if not isinstance(key_env, str):
+        raise ConfigError(f"{where}.api_key_env must be the name of an environment variable")
+    api_key = env.get(key_env, "") if key_env else ""
+    if key_env and not api_key:
+        raise ConfigError(f"{where}.api_key_env: environment variable {key_env} is not set")
+    headers = _table(table.get("headers", {}), f"{where}.headers")
+    if not all(isinstance(v, str) for v in headers.values()):
+        raise ConfigError(f"{where}.headers values must be strings")
+    return ProviderConfig(
+        name=name,
+        kind=kind,
+        base_url=base_url.rstrip("/"),
+        api_key_env=key_env,
+        api_key=api_key,
+        headers=dict(headers),
+        connect_timeout=connect,
+        max_connections=_number(table, "max_connections", where, 1000, integer=True, positive=True),
+        options=dict(_table(table.get("options", {}), f"{where}.options")),
+    )
+
+
+def _model(raw: Any, i: int, providers: set[str]) -> ModelRoute:
+    where = f"models[{i}]"
+    table = _table(raw, where)
+    _known(table, {"name", "route"}, where)
+    name, route = table.get("name"), table.get("route")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}.name must be a non-empty string")
+    if isinstance(route, str):
+        route = [route]
+    if not isinstance(route, list) or not route:
+        raise ConfigError(f"{where}.route must be a list of 'provider:model' strings")
+    pairs = []
+    for j, entry in enumerate(route):
+        provider, sep, upstream = entry.partition(":") if isinstance(entry, str) else ("", "", "")
+        if not sep or not upstream:
+            raise ConfigError(f"{where}.route[{j}] must be 'provider:model', not {entry!r}")
+        if provider not in providers:
+            raise ConfigError(
+                f"{where}.route[{j}] names provider {provider!r}, which is not configured"
+            )
+        pairs.append((provider, upstream))
+    return ModelRoute(name, tuple(pairs))
+
+
+def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """A ``GatewayConfig`` from parsed TOML (``ConfigError`` naming what is wrong)."""
+    env = os.environ if env is None else env
+    _known(data, {"gateway", "providers", "models"}, "")
+    gateway = _table(data.get("gateway", {}), "gateway")
+    _known(
+        gateway,
+        {f.name for f in fields(GatewayConfig)} - {"providers", "models", "api_keys"}
+        | {"api_keys_env"},
+        "gateway",
+    )
+    timeouts_raw = _table(gateway.get("timeouts", {}), "gateway.timeouts")
+    _known(timeouts_raw, {f.name for f in fields(Timeouts)}, "gateway.timeouts")
+    defaults = Timeouts()
+    timeouts = Timeouts(
+        **{
+            name: float(
+                _number(
+                    timeouts_raw, name, "gateway.timeouts", getattr(defaults, name), positive=True
+                )
+            )
+            for name in ("connect", "first_token", "idle", "total")
+        }
+    )
+    retry_raw = _table(gateway.get("retry", {}), "gateway.retry")
+    _known(retry_raw, {f.name for f in fields(RetryPolicy)}, "gateway.retry")
+    retry = RetryPolicy(
+        attempts=_number(retry_raw, "attempts", "gateway.retry", 3, integer=True, positive=True),
+        backoff=float(_number(retry_raw, "backoff", "gateway.retry", 0.5)),
+        max_backoff=float(_number(retry_raw, "max_backoff", "gateway.retry", 8.0)),
+    )
+    keys_env = gateway.get("api_keys_env", "")
+    if not isinstance(keys_env, str):
+        raise ConfigError("gateway.api_keys_env must be the name of an environment variable")
+    keys = (
+        frozenset(k.strip() for k in env.get(keys_env, "").split(",") if k.strip())
+        if keys_env
+        else frozenset()
+    )
+    if keys_env and not keys:
+        raise ConfigError(f"gateway.api_keys_env: environment variable {keys_env} is not set")
+    raw_providers = data.get("providers", [])
+    if not isinstance(raw_providers, list):
+        raise ConfigError("providers must be an array of tables ([[providers]])")
+    providers = tuple(_provider(p, i, env, timeouts.connect) for i, p in enumerate(raw_providers))
+    names = [p.name for p in providers]
+    if len(set(names)) != len(names):
+        raise ConfigError(
+            f"providers: two are named {next(n for n in names if names.count(n) > 1)!r}"
+        )
+    raw_models = data.get("models", [])
+    if not isinstance(raw_models, list):
+        raise ConfigError("models must be an array of tables ([[models]])")
+    models = tuple(_model(m, i, set(names)) for i, m in enumerate(raw_models))
+    model_names = [m.name for m in models]
+    if len(set(model_names)) != len(model_names):
+        raise ConfigError("models: two share a name")
+    return GatewayConfig(
+        providers=providers,
+        models=models,
+        api_keys=keys,
+        max_body_bytes=_number(
+            gateway, "max_body_bytes", "gateway", 4 * 1024 * 1024, integer=True, positive=True
+        ),
+        max_streams=_number(gateway, "max_streams", "gateway", 1000, integer=True, positive=True),
+        grace_seconds=float(_number(gateway, "grace_seconds", "gateway", 30.0)),
+        retention_seconds=float(_number(gateway, "retention_seconds", "gateway", 600.0)),
+        ping_seconds=float(_number(gateway, "ping_seconds", "gateway", 15.0, positive=True)),
+        timeouts=timeouts,
+        retry=retry,
+    )
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and check a TOML configuration file."""
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_config(data, env)

@@ -1,0 +1,107 @@
+"""The gateway's TOML configuration: the documented shape loads; every mistake is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tokenrelay.gateway.config import ConfigError, GatewayConfig, load_config, parse_config
+
+ISSUE_EXAMPLE = """
+[[providers]]
+name = "up"
+kind = "openai"                        # openai | anthropic | gemini | ollama | local | mock
+base_url = "http://127.0.0.1:9000/v1"
+api_key_env = "UPSTREAM_KEY"           # the key is read from the environment, never from the file
+
+[[models]]
+name = "gpt-test"                      # the name clients ask for
+route = ["up:echo"]                    # provider:upstream-model, in fallback order
+"""
+
+
+def test_the_documented_example_loads_with_the_key_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(ISSUE_EXAMPLE)
+    config = load_config(path, env={"UPSTREAM_KEY": "sk-secret"})
+    (provider,) = config.providers
+    assert (provider.name, provider.kind, provider.base_url) == (
+        "up",
+        "openai",
+        "http://127.0.0.1:9000/v1",
+    )
+    assert provider.api_key == "sk-secret"
+    assert "sk-secret" not in repr(config)
+    route = config.model("gpt-test")
+    assert route is not None and route.route == (("up", "echo"),)
+    assert config.timeouts.first_token == 60 and config.grace_seconds == 30
+
+
+def test_every_gateway_setting_is_read() -> None:
+    config = parse_config(
+        {
+            "gateway": {
+                "api_keys_env": "KEYS", "max_body_bytes": 1000, "max_streams": 5,
+                "grace_seconds": 0, "retention_seconds": 5, "ping_seconds": 2,
+                "timeouts": {"connect": 1, "first_token": 2, "idle": 3, "total": 4},
+                "retry": {"attempts": 2, "backoff": 0.1, "max_backoff": 1},
+            },
+            "providers": [{"name": "m", "kind": "mock", "options": {"token_ms": 5}}],
+            "models": [{"name": "a", "route": ["m:echo", "m:lorem"]}],
+        },
+        env={"KEYS": "k1, k2"},
+    )  # fmt: skip
+    assert config.api_keys == {"k1", "k2"}
+    assert (config.max_body_bytes, config.max_streams, config.grace_seconds) == (1000, 5, 0)
+    assert (config.timeouts.connect, config.timeouts.total) == (1, 4)
+    assert config.providers[0].connect_timeout == 1
+    assert config.retry.attempts == 2 and config.providers[0].options == {"token_ms": 5}
+    assert config.models[0].route == (("m", "echo"), ("m", "lorem"))
+
+
+def test_no_configuration_is_an_empty_gateway() -> None:
+    assert parse_config({}, env={}) == GatewayConfig()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"providers": [{"name": "u", "kind": "openai", "base_url": "x", "api_key": "sk"}]},
+         "providers[0].api_key: keys do not belong in the file"),
+        ({"providers": [{"name": "u", "kind": "gpt"}]}, "providers[0].kind must be one of"),
+        ({"providers": [{"name": "u", "kind": "openai"}]}, "providers[0].base_url is required"),
+        ({"providers": [{"name": "u", "kind": "mock", "api_key_env": "NOPE"}]},
+         "environment variable NOPE is not set"),
+        ({"providers": [{"name": "a:b", "kind": "mock"}]}, "without ':'"),
+        ({"providers": [{"name": "u", "kind": "mock"}, {"name": "u", "kind": "mock"}]},
+         "two are named 'u'"),
+        ({"providers": [{"name": "u", "kind": "mock", "colour": 1}]},
+         "unknown key providers[0].colour"),
+        ({"models": [{"name": "m", "route": ["ghost:echo"]}]}, "which is not configured"),
+        ({"providers": [{"name": "u", "kind": "mock"}], "models": [{"name": "m", "route": ["u"]}]},
+         "must be 'provider:model'"),
+        ({"models": [{"name": "m", "route": []}]}, "models[0].route must be a list"),
+        ({"gateway": {"max_streams": 0}}, "gateway.max_streams must be > 0"),
+        ({"gateway": {"grace_seconds": -1}}, "gateway.grace_seconds must be >= 0"),
+        ({"gateway": {"max_streams": "many"}}, "gateway.max_streams must be an integer"),
+        ({"gateway": {"timeouts": {"idle": 0}}}, "gateway.timeouts.idle must be > 0"),
+        ({"gateway": {"timeouts": {"soon": 1}}}, "unknown key gateway.timeouts.soon"),
+        ({"gateway": {"api_keys_env": "NOPE"}}, "environment variable NOPE is not set"),
+        ({"gateway": {"workers": 2}}, "unknown key gateway.workers"),
+        ({"extra": {}}, "unknown key extra"),
+    ],
+)  # fmt: skip
+def test_mistakes_are_named_precisely(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={})
+    assert message in str(info.value)
+
+
+def test_unreadable_or_invalid_files_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[providers]\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, env={})
