@@ -20,7 +20,7 @@ generation stops. The gateway relies on it to stop paying for tokens nobody read
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,7 +76,7 @@ class Provider(Protocol):
 
     config: ProviderConfig
 
-    def stream(self, request: Request, model: str) -> AsyncIterator[Delta]:
+    def stream(self, request: Request, model: str) -> AsyncGenerator[Delta, None]:
         """The deltas of one attempt at ``request``, sent to the upstream as ``model``."""
         ...
 
