@@ -124,6 +124,7 @@ def test_import_tokenrelay_loads_only_the_standard_library() -> None:
         "tokenrelay.llm",
         "tokenrelay.mock",
         "tokenrelay.store",
+        "tokenrelay.providers",
     ],
 )
 def test_all_lists_exactly_the_public_names(name: str) -> None:

@@ -1,0 +1,365 @@
+"""Every HTTP upstream, one class: ``HTTPProvider``, parameterised by a table of kinds.
+
+A kind (``KINDS``) says where a request goes, how it is authenticated and which dialect
+codec speaks to it:
+
+========  =================================================  ====================
+kind      request                                            key header
+========  =================================================  ====================
+openai    POST {base_url}/chat/completions (SSE)             Authorization: Bearer
+anthropic POST {base_url}/v1/messages (SSE)                  x-api-key
+gemini    POST {base_url}/v1beta/models/{model}:stream...    x-goog-api-key
+ollama    POST {base_url}/api/chat (NDJSON)                  Authorization: Bearer
+========  =================================================  ====================
+
+The OpenAI-compatible long tail (vLLM, llama.cpp server, LM Studio, Ollama's ``/v1``,
+OpenRouter...) is kind ``openai`` with another ``base_url`` (and ``headers``), not code.
+No key configured means no key header is sent (local servers need none).
+
+Transport: aiohttp, not httpx. Measured here, aiohttp's bare read rate is about 474k
+events/s against httpx's 71k (``shared/notes/gateway-lessons.md``); the upstream read is
+the gateway's hottest loop, and the gateway benchmark (``bench/gateway.py``) confirms
+the choice end to end. One ``ClientSession`` per provider, made lazily inside the running
+loop (none at import, none bound to a loop that is gone), with a connection limit of
+``max_connections`` and only a connect timeout: first-token, idle and total deadlines are
+the gateway's, written once for every provider.
+
+Decisions beyond the ``Provider`` contract (``base.py``):
+
+- The leading ``Start`` delta is held back until the first delta after it. An upstream
+  that opens its stream and then fails at once (Anthropic sends ``message_start`` and
+  then ``overloaded_error``) thus fails *before* the first delta, with an
+  ``UpstreamError`` the gateway may retry, instead of committing the gateway to a stream
+  that has nothing in it.
+- A 200 whose content type is not the dialect's (an HTML page from a misconfigured
+  ``base_url``) is an ``UpstreamError`` that is not retryable (retrying will not fix
+  it); a 200 ``application/json`` body is read as a non-streamed answer by the
+  dialect's ``parse_response``, as some compatible servers ignore ``stream``.
+- Malformed data, an in-band error or a cut connection before the first delta are
+  ``UpstreamError``\\s (retryable unless the error says the request itself is wrong);
+  after it, a ``StreamError`` delta ends the stream.
+- The API key is never put into an error message: messages built from foreign exceptions
+  and from upstream error bodies are scrubbed of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from ..errors import TokenRelayError
+from ..llm.anthropic import ANTHROPIC
+from ..llm.codec import Dialect, dumps, loads
+from ..llm.gemini import GEMINI, request_path
+from ..llm.model import Delta, ErrorKind, Request, Start, StreamError
+from ..llm.ollama import OLLAMA
+from ..llm.openai_chat import OPENAI_CHAT
+from ._common import EARLY_CLOSE, RETRYABLE_KINDS, retryable_status
+from .base import ProviderConfig, UpstreamError
+
+__all__ = ["KINDS", "HTTPKind", "HTTPProvider", "parse_retry_after"]
+
+ERROR_BODY_LIMIT = 64 * 1024  # an error body is read this far, no further
+JSON_BODY_LIMIT = 16 * 1024 * 1024  # a non-streamed answer to a streamed request
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPKind:
+    """What differs between HTTP upstream kinds: the dialect, where its default server
+    is, the path of a streamed request (and of the model list), and how the key is
+    sent."""
+
+    dialect: Dialect
+    default_base_url: str
+    path: Callable[[Request], str]
+    auth: Callable[[str], dict[str, str]]
+    models_path: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+KINDS: dict[str, HTTPKind] = {
+    "openai": HTTPKind(
+        OPENAI_CHAT,
+        "https://api.openai.com/v1",
+        lambda request: "/chat/completions",
+        _bearer,
+        "/models",
+    ),
+    "anthropic": HTTPKind(
+        ANTHROPIC,
+        "https://api.anthropic.com",
+        lambda request: "/v1/messages",
+        lambda key: {"x-api-key": key},
+        "/v1/models",
+        {"anthropic-version": "2023-06-01"},
+    ),
+    "gemini": HTTPKind(
+        GEMINI,
+        "https://generativelanguage.googleapis.com",
+        request_path,
+        lambda key: {"x-goog-api-key": key},
+        "/v1beta/models",
+    ),
+    "ollama": HTTPKind(
+        OLLAMA,
+        "http://127.0.0.1:11434",
+        lambda request: "/api/chat",
+        _bearer,
+        "/api/tags",
+    ),
+}
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP
+    date); None when neither says."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+class HTTPProvider:
+    """An upstream reached over HTTP (see the module docstring for the kinds)."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        if config.kind not in KINDS:
+            raise ValueError(f"HTTPProvider serves kinds {', '.join(KINDS)}, not {config.kind!r}")
+        self.config = config
+        self.kind = KINDS[config.kind]
+        self.base_url = (config.base_url or self.kind.default_base_url).rstrip("/")
+        headers = dict(self.kind.headers)
+        if config.api_key:
+            headers.update(self.kind.auth(config.api_key))
+        headers.update({k.lower(): v for k, v in config.headers.items()})
+        self._headers = headers
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"HTTPProvider(name={self.config.name!r}, kind={self.config.kind!r})"
+
+    def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.config.max_connections),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
+                auto_decompress=True,
+            )
+            self._loop = loop
+        return self._session
+
+    def _scrub(self, text: str) -> str:
+        key = self.config.api_key
+        return text.replace(key, "[redacted]") if key else text
+
+    def _scrubbed(self, error: StreamError) -> StreamError:
+        message = self._scrub(error.message)
+        return error if message == error.message else replace(error, message=message)
+
+    def _connection_error(self, what: str, exc: BaseException) -> UpstreamError:
+        detail = str(exc) or type(exc).__name__
+        return UpstreamError.connection(self._scrub(f"{self.config.name}: {what}: {detail}"))
+
+    def _failed(self, error: StreamError) -> UpstreamError:
+        """An error the upstream reported before the first delta."""
+        return UpstreamError(self._scrubbed(error), retryable=error.kind in RETRYABLE_KINDS)
+
+    async def stream(self, request: Request, model: str) -> AsyncGenerator[Delta, None]:
+        """The deltas of one attempt (the contract is ``Provider``'s, in ``base.py``)."""
+        dialect = self.kind.dialect
+        upstream = replace(request, model=model, stream=True, include_usage=True)
+        body = dumps(dialect.build_request(upstream))
+        url = self.base_url + self.kind.path(upstream)
+        headers = {**self._headers, "content-type": "application/json"}
+        try:
+            response = await self._client().post(url, data=body, headers=headers)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise self._connection_error("request failed", exc) from None
+        ended = False  # the body was read to its end: the connection may be reused
+        try:
+            status = response.status
+            if not 200 <= status < 300:
+                raw = await _read(response, ERROR_BODY_LIMIT)
+                ended = response.content.at_eof()
+                raise UpstreamError(
+                    self._scrubbed(dialect.parse_error(status, raw)),
+                    retryable=retryable_status(status),
+                    retry_after=parse_retry_after(response.headers),
+                )
+            media_type = _media_type(response.headers.get("content-type"))
+            if media_type == "application/json" and dialect.framing == "sse":
+                async for delta in self._whole(response, dialect):
+                    yield delta
+                ended = True
+                return
+            if media_type not in (dialect.media_type, "application/json"):
+                raise UpstreamError(
+                    StreamError(
+                        ErrorKind.SERVER,
+                        f"{self.config.name} answered 200 with content type "
+                        f"{media_type or 'none'!r}, not {dialect.media_type!r}",
+                        502,
+                    ),
+                    retryable=False,
+                )
+            # The hot loop, inline: each delta crosses one generator frame, not two.
+            decoder = dialect.decoder()
+            held: list[Delta] = []  # leading Start deltas, until the delta after them
+            started = False
+            content = response.content
+            chunk = b"."
+            while chunk:
+                try:
+                    chunk = await content.readany()
+                    deltas = decoder.feed(chunk) if chunk else decoder.close()
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    if not started:
+                        raise self._connection_error("stream broke", exc) from None
+                    yield EARLY_CLOSE
+                    return
+                except TokenRelayError as exc:  # a line or event over the decoder's limit
+                    error = StreamError(ErrorKind.SERVER, self._scrub(str(exc)), 502)
+                    if not started:
+                        raise UpstreamError(error, retryable=True) from None
+                    yield error
+                    return
+                if not deltas:
+                    continue
+                if not started:
+                    deltas, held = held + deltas, []
+                    first = next((d for d in deltas if not isinstance(d, Start)), None)
+                    if first is None:
+                        held = deltas
+                        continue
+                    if isinstance(first, StreamError):
+                        raise self._failed(first)
+                    started = True
+                for delta in deltas:
+                    yield delta
+                    if isinstance(delta, StreamError):
+                        return
+            ended = True
+            if not decoder.complete:
+                if not started:
+                    raise UpstreamError.connection(
+                        f"{self.config.name} closed the stream before its first delta"
+                    )
+                yield EARLY_CLOSE
+            elif not started:
+                raise UpstreamError(
+                    StreamError(ErrorKind.SERVER, f"{self.config.name} sent an empty stream", 502),
+                    retryable=True,
+                )
+        finally:
+            # A response not read to its end is closed, not returned to the pool, so the
+            # upstream sees the disconnect and stops generating.
+            if ended:
+                response.release()
+            else:
+                response.close()
+
+    async def _whole(
+        self, response: aiohttp.ClientResponse, dialect: Dialect
+    ) -> AsyncGenerator[Delta, None]:
+        """A 200 ``application/json`` answer to a streamed request."""
+        try:
+            raw = await _read(response, JSON_BODY_LIMIT)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise self._connection_error("reading the answer failed", exc) from None
+        try:
+            deltas = dialect.parse_response(raw)
+        except (TokenRelayError, ValueError, TypeError, KeyError) as exc:
+            error = StreamError(
+                ErrorKind.SERVER, self._scrub(f"{self.config.name} sent malformed JSON: {exc}"), 502
+            )
+            raise UpstreamError(error, retryable=True) from None
+        first = next((d for d in deltas if not isinstance(d, Start)), None)
+        if first is None:
+            raise UpstreamError(
+                StreamError(ErrorKind.SERVER, f"{self.config.name} sent an empty answer", 502),
+                retryable=True,
+            )
+        if isinstance(first, StreamError):
+            raise self._failed(first)
+        for delta in deltas:
+            yield delta
+
+    async def models(self) -> list[str]:
+        """The upstream's model names ([] when it cannot list them or fails to)."""
+        url = self.base_url + self.kind.models_path
+        try:
+            async with self._client().get(
+                url,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=30, sock_connect=self.config.connect_timeout),
+            ) as response:
+                if response.status != 200:
+                    return []
+                body = loads(await _read(response, JSON_BODY_LIMIT))
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            return []
+        return _model_names(body)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
+
+
+async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, or its first ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await response.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _model_names(body: Any) -> list[str]:
+    """Model ids from OpenAI's and Anthropic's ``{"data": [{"id"}]}``, Gemini's
+    ``{"models": [{"name": "models/x"}]}`` or Ollama's ``{"models": [{"name"}]}``."""
+    if not isinstance(body, dict):
+        return []
+    items = body.get("data") or body.get("models") or []
+    names: list[str] = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            name = item.get("id") or item.get("name")
+            if isinstance(name, str) and name:
+                names.append(name.removeprefix("models/"))
+    return names
