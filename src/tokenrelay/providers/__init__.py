@@ -2,8 +2,8 @@
 
 ``PROVIDER_KINDS`` maps each provider kind to what builds it from a ``ProviderConfig``;
 ``create_provider(config)`` looks the kind up. Every HTTP upstream is one class,
-``HTTPProvider``, over a table of kinds (``openai``, ``anthropic``, ``gemini``,
-``ollama``); the OpenAI-compatible long tail (vLLM, llama.cpp server, LM Studio,
+``HTTPProvider``, over a table of kinds (``HTTP_KINDS``: ``openai``, ``anthropic``,
+``gemini``, ``ollama``); the OpenAI-compatible long tail (vLLM, llama.cpp server, LM Studio,
 Ollama's ``/v1``) is kind ``openai`` with its own ``base_url``. ``mock`` is the fake LLM
 in-process; ``local`` runs a model in-process (when its module is there). The contract
 every provider keeps is ``Provider``'s, in ``base.py``.
@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .base import Provider, ProviderConfig, UpstreamError
-from .http import KINDS, HTTPProvider
+from .http import KINDS as HTTP_KINDS
+from .http import HTTPProvider
 from .mock import MockProvider
 
 __all__ = [
+    "HTTP_KINDS",
     "PROVIDER_KINDS",
     "HTTPProvider",
     "MockProvider",
@@ -28,7 +30,7 @@ __all__ = [
 ]
 
 PROVIDER_KINDS: dict[str, Callable[[ProviderConfig], Provider]] = {
-    **dict.fromkeys(KINDS, HTTPProvider),
+    **dict.fromkeys(HTTP_KINDS, HTTPProvider),
     "mock": MockProvider,
 }
 
