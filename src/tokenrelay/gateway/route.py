@@ -1,0 +1,114 @@
+"""One generation along a model's route: retries and fallbacks before the first delta,
+deadlines throughout, and never a switch of upstream after the first delta.
+
+``generate`` yields the deltas of the first attempt that produces one. Before that,
+an ``UpstreamError`` that is retryable is tried again on the same route entry (up to
+``retry.attempts`` times, waiting the upstream's ``Retry-After`` or an exponential
+backoff with full jitter), then the next entry is tried; when every entry failed, the
+last error is raised for the caller to answer in the client's dialect. After the first
+delta, any failure (an upstream error event, a timeout) is yielded as a ``StreamError``
+and the generation ends: the client may already have acted on what it received (run a
+tool, shown text), so replaying it from another upstream would be wrong.
+
+Deadlines: ``first_token`` from the start of the generation (across retries) to the first
+delta; ``idle`` between two deltas; ``total`` for the whole generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
+
+from ..llm.model import Delta, ErrorKind, Request, StreamError
+from ..providers.base import Provider, UpstreamError
+from .config import ModelRoute, RetryPolicy, Timeouts
+
+__all__ = ["generate"]
+
+
+def backoff(
+    policy: RetryPolicy, attempt: int, retry_after: float | None, rng: Callable[[], float]
+) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based)."""
+    if retry_after is not None:
+        return float(min(retry_after, policy.max_backoff))
+    ceiling: float = min(policy.max_backoff, policy.backoff * 2.0 ** (attempt - 1))
+    return ceiling * (0.5 + 0.5 * rng())  # jitter, never less than half the step
+
+
+def _timeout(kind: str, seconds: float) -> StreamError:
+    return StreamError(ErrorKind.TIMEOUT, f"upstream {kind} timeout ({seconds:g} s)", 504)
+
+
+async def generate(
+    route: ModelRoute,
+    providers: Mapping[str, Provider],
+    request: Request,
+    *,
+    retry: RetryPolicy,
+    timeouts: Timeouts,
+    rng: Callable[[], float] = random.random,
+) -> AsyncIterator[Delta]:
+    """The deltas of one generation (see the module docstring)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first_deadline = started + min(timeouts.first_token, timeouts.total)
+    total_deadline = started + timeouts.total
+    last_error: UpstreamError | None = None
+    for provider_name, upstream_model in route.route:
+        provider = providers[provider_name]
+        for attempt in range(1, retry.attempts + 1):
+            stream = provider.stream(replace(request, model=upstream_model), upstream_model)
+            try:
+                try:
+                    async with asyncio.timeout_at(first_deadline):
+                        first = await anext(stream)
+                except StopAsyncIteration:
+                    raise UpstreamError(
+                        StreamError(ErrorKind.SERVER, "upstream sent an empty stream", 502),
+                        retryable=True,
+                    ) from None
+                except TimeoutError:
+                    raise UpstreamError(
+                        _timeout("first-token", timeouts.first_token), retryable=False
+                    ) from None
+            except UpstreamError as exc:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+                last_error = exc
+                if exc.error.kind is ErrorKind.TIMEOUT and loop.time() >= first_deadline:
+                    raise
+                if not exc.retryable:
+                    break  # the next route entry may still serve it
+                if attempt < retry.attempts:
+                    delay = backoff(retry, attempt, exc.retry_after, rng)
+                    if loop.time() + delay >= first_deadline:
+                        break
+                    await asyncio.sleep(delay)
+                continue
+            # Committed to this upstream from here on.
+            try:
+                yield first
+                while True:
+                    deadline = min(loop.time() + timeouts.idle, total_deadline)
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            delta = await anext(stream)
+                    except StopAsyncIteration:
+                        return
+                    except TimeoutError:
+                        idle = deadline < total_deadline
+                        yield _timeout(
+                            "idle" if idle else "total", timeouts.idle if idle else timeouts.total
+                        )
+                        return
+                    yield delta
+                    if isinstance(delta, StreamError):
+                        return
+            finally:
+                await stream.aclose()
+    assert last_error is not None, "a route has at least one entry"
+    raise last_error
