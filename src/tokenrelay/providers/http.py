@@ -26,11 +26,11 @@ the gateway's, written once for every provider.
 
 Decisions beyond the ``Provider`` contract (``base.py``):
 
-- The leading ``Start`` delta is held back until the first delta after it. An upstream
-  that opens its stream and then fails at once (Anthropic sends ``message_start`` and
-  then ``overloaded_error``) thus fails *before* the first delta, with an
-  ``UpstreamError`` the gateway may retry, instead of committing the gateway to a stream
-  that has nothing in it.
+- The leading ``Start`` and ``Usage`` deltas (what a stream's opening event says) are
+  held back until the first delta of content. An upstream that opens its stream and then
+  fails at once (Anthropic sends ``message_start`` and then ``overloaded_error``) thus
+  fails *before* the first delta, with an ``UpstreamError`` the gateway may retry,
+  instead of committing the gateway to a stream that has nothing in it.
 - A 200 whose content type is not the dialect's (an HTML page from a misconfigured
   ``base_url``) is an ``UpstreamError`` that is not retryable (retrying will not fix
   it); a 200 ``application/json`` body is read as a non-streamed answer by the
@@ -57,7 +57,7 @@ from ..errors import TokenRelayError
 from ..llm.anthropic import ANTHROPIC
 from ..llm.codec import Dialect, dumps, loads
 from ..llm.gemini import GEMINI, request_path
-from ..llm.model import Delta, ErrorKind, Request, Start, StreamError
+from ..llm.model import Delta, ErrorKind, Request, Start, StreamError, Usage
 from ..llm.ollama import OLLAMA
 from ..llm.openai_chat import OPENAI_CHAT
 from ._common import EARLY_CLOSE, RETRYABLE_KINDS, retryable_status
@@ -141,6 +141,9 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     except (TypeError, ValueError):
         return None
     return max(0.0, when - (time.time() if now is None else now))
+
+
+_OPENING = (Start, Usage)  # what a stream says before its content
 
 
 def _media_type(content_type: str | None) -> str:
@@ -234,7 +237,7 @@ class HTTPProvider:
                 )
             # The hot loop, inline: each delta crosses one generator frame, not two.
             decoder = dialect.decoder()
-            held: list[Delta] = []  # leading Start deltas, until the delta after them
+            held: list[Delta] = []  # leading Start and Usage, until the first content
             started = False
             content = response.content
             chunk = b"."
@@ -257,7 +260,7 @@ class HTTPProvider:
                     continue
                 if not started:
                     deltas, held = held + deltas, []
-                    first = next((d for d in deltas if not isinstance(d, Start)), None)
+                    first = next((d for d in deltas if not isinstance(d, _OPENING)), None)
                     if first is None:
                         held = deltas
                         continue
@@ -303,7 +306,7 @@ class HTTPProvider:
                 ErrorKind.SERVER, self._scrub(f"{self.config.name} sent malformed JSON: {exc}"), 502
             )
             raise UpstreamError(error, retryable=True) from None
-        first = next((d for d in deltas if not isinstance(d, Start)), None)
+        first = next((d for d in deltas if not isinstance(d, _OPENING)), None)
         if first is None:
             raise UpstreamError(
                 StreamError(ErrorKind.SERVER, f"{self.config.name} sent an empty answer", 502),
