@@ -36,14 +36,14 @@ def declaring_spec(app: Any, version: str) -> Any:
 
 
 @contextlib.contextmanager
-def run_server(app: Any, kind: str = "uvicorn") -> Iterator[str]:
+def run_server(app: Any, kind: str = "uvicorn", lifespan: str = "off") -> Iterator[str]:
     """Serve ``app`` on a free loopback port; yields the base URL."""
     port = free_port()
     if kind.startswith("uvicorn"):
         if kind == "uvicorn-spec-2.4":
             app = declaring_spec(app, "2.4")
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
@@ -57,8 +57,12 @@ def run_server(app: Any, kind: str = "uvicorn") -> Iterator[str]:
             yield f"http://127.0.0.1:{port}"
         finally:
             server.should_exit = True
-            server.force_exit = True
-            thread.join(10)
+            if lifespan == "off":
+                server.force_exit = True
+            thread.join(5)
+            if thread.is_alive():  # connections still open: do not wait for them
+                server.force_exit = True
+                thread.join(10)
     elif kind == "hypercorn":
         config = HypercornConfig()
         config.bind = [f"127.0.0.1:{port}"]

@@ -1,6 +1,7 @@
-"""The LLM streaming gateway (``tokenrelay serve``). Under construction: the configuration
-is here; ``create_app`` follows."""
+"""The LLM streaming gateway (``tokenrelay serve``): ``create_app(config)`` gives an ASGI
+app with OpenAI- and Anthropic-compatible endpoints in front of the configured upstreams."""
 
+from .app import Gateway, create_app
 from .config import (
     ConfigError,
     GatewayConfig,
@@ -13,10 +14,12 @@ from .config import (
 
 __all__ = [
     "ConfigError",
+    "Gateway",
     "GatewayConfig",
     "ModelRoute",
     "RetryPolicy",
     "Timeouts",
+    "create_app",
     "load_config",
     "parse_config",
 ]

@@ -10,8 +10,12 @@ delta, any failure (an upstream error event, a timeout) is yielded as a ``Stream
 and the generation ends: the client may already have acted on what it received (run a
 tool, shown text), so replaying it from another upstream would be wrong.
 
+The first *content* delta commits (text, reasoning, a tool call, a finish): an upstream
+that answers 200 and then an error event before any content is retried like one that
+answered with an error status.
+
 Deadlines: ``first_token`` from the start of the generation (across retries) to the first
-delta; ``idle`` between two deltas; ``total`` for the whole generation.
+content delta; ``idle`` between two deltas; ``total`` for the whole generation.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 
-from ..llm.model import Delta, ErrorKind, Request, StreamError
+from ..llm.model import Delta, ErrorKind, Request, Start, StreamError, Usage
 from ..providers.base import Provider, UpstreamError
 from .config import ModelRoute, RetryPolicy, Timeouts
 
@@ -43,6 +47,25 @@ def _timeout(kind: str, seconds: float) -> StreamError:
     return StreamError(ErrorKind.TIMEOUT, f"upstream {kind} timeout ({seconds:g} s)", 504)
 
 
+_RETRYABLE_KINDS = frozenset(
+    {ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKind.SERVER, ErrorKind.TIMEOUT}
+)
+
+
+async def _head(stream: AsyncIterator[Delta]) -> list[Delta]:
+    """The deltas up to and including the first one with content: what an attempt must
+    produce before the gateway commits to it. An error event before any content is a
+    failed attempt like an HTTP error (retryable when its kind is)."""
+    head: list[Delta] = []
+    while True:
+        delta = await anext(stream)
+        if isinstance(delta, StreamError):
+            raise UpstreamError(delta, retryable=delta.kind in _RETRYABLE_KINDS)
+        head.append(delta)
+        if not isinstance(delta, Start | Usage):
+            return head
+
+
 async def generate(
     route: ModelRoute,
     providers: Mapping[str, Provider],
@@ -51,8 +74,10 @@ async def generate(
     retry: RetryPolicy,
     timeouts: Timeouts,
     rng: Callable[[], float] = random.random,
+    on_error: Callable[[str, StreamError], None] | None = None,
 ) -> AsyncIterator[Delta]:
-    """The deltas of one generation (see the module docstring)."""
+    """The deltas of one generation (see the module docstring). ``on_error(provider,
+    error)`` hears of every failed attempt and of an error after the first delta."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     first_deadline = started + min(timeouts.first_token, timeouts.total)
@@ -65,7 +90,7 @@ async def generate(
             try:
                 try:
                     async with asyncio.timeout_at(first_deadline):
-                        first = await anext(stream)
+                        head = await _head(stream)
                 except StopAsyncIteration:
                     raise UpstreamError(
                         StreamError(ErrorKind.SERVER, "upstream sent an empty stream", 502),
@@ -78,6 +103,8 @@ async def generate(
             except UpstreamError as exc:
                 with contextlib.suppress(Exception):
                     await stream.aclose()
+                if on_error is not None:
+                    on_error(provider_name, exc.error)
                 last_error = exc
                 if exc.error.kind is ErrorKind.TIMEOUT and loop.time() >= first_deadline:
                     raise
@@ -91,7 +118,8 @@ async def generate(
                 continue
             # Committed to this upstream from here on.
             try:
-                yield first
+                for delta in head:
+                    yield delta
                 while True:
                     deadline = min(loop.time() + timeouts.idle, total_deadline)
                     try:
@@ -101,12 +129,17 @@ async def generate(
                         return
                     except TimeoutError:
                         idle = deadline < total_deadline
-                        yield _timeout(
+                        error = _timeout(
                             "idle" if idle else "total", timeouts.idle if idle else timeouts.total
                         )
+                        if on_error is not None:
+                            on_error(provider_name, error)
+                        yield error
                         return
                     yield delta
                     if isinstance(delta, StreamError):
+                        if on_error is not None:
+                            on_error(provider_name, delta)
                         return
             finally:
                 await stream.aclose()

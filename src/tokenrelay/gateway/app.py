@@ -1,0 +1,428 @@
+"""``create_app(config)``: the gateway as a Starlette app. All state lives on the app
+(``app.state.gateway``), created in its lifespan: no module-level state.
+
+Request path for a streamed generation::
+
+    client body ─► dialect.parse_request ─► model route ─► StreamHub.start(generate(...))
+                                                              │ producer task, store log
+    client ◄─ EventSourceResponse ◄─ StreamHub.frames(dialect, ids "k.j") ◄──┘
+
+The response starts when the first content arrives, or after ``ping_seconds`` without it
+(then with keep-alive pings). So an upstream that fails before that is answered with a
+real HTTP error status in the client's dialect; one that fails later ends the stream with
+the dialect's error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..errors import RequestError
+from ..llm import ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES
+from ..llm.accumulate import accumulate
+from ..llm.anthropic import PING_FRAME
+from ..llm.codec import Dialect, Frame, dumps, error_from_request_error
+from ..llm.model import (
+    Delta,
+    ErrorKind,
+    Request,
+    Start,
+    StreamError,
+    Usage,
+)
+from ..providers import Provider, UpstreamError, create_provider
+from ..server import EventSourceResponse
+from ..sse import comment
+from ..store import MemoryStore, StreamNotFoundError, StreamStore
+from .config import GatewayConfig
+from .hub import StreamHub, parse_event_id
+from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .route import generate
+
+__all__ = ["Gateway", "create_app"]
+
+_PING_COMMENT = comment("ping")
+
+
+def _ping_for(dialect: Dialect) -> Frame | bytes | None:
+    # OpenAI's SDKs fail on data-less events: keep-alives are comments there; Anthropic's
+    # documented keep-alive is a ping event.
+    return PING_FRAME if dialect is ANTHROPIC else _PING_COMMENT
+
+
+@dataclass
+class Gateway:
+    """What one app holds: configuration, providers, the stream hub and metrics."""
+
+    config: GatewayConfig
+    providers: dict[str, Provider]
+    hub: StreamHub
+    metrics: Metrics
+    ready: bool = False
+    stream_models: dict[str, str] = field(default_factory=dict)  # running stream -> model
+
+
+def _gateway(request: HTTPRequest) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _error_response(
+    dialect: Dialect,
+    error: StreamError,
+    headers: Mapping[str, str] | None = None,
+    endpoint: str = "",
+    gateway: Gateway | None = None,
+) -> Response:
+    status, body = dialect.error_body(error)
+    if gateway is not None:
+        gateway.metrics.requests.labels(endpoint, str(status)).inc()
+    return Response(dumps(body), status, headers=dict(headers or {}), media_type="application/json")
+
+
+def _client_key(request: HTTPRequest) -> str:
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key", "")
+
+
+async def _body(request: HTTPRequest, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestError(f"request body exceeds {limit} bytes", status=413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(f"request body exceeds {limit} bytes", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _authorised(gateway: Gateway, request: HTTPRequest) -> bool:
+    keys = gateway.config.api_keys
+    return not keys or _client_key(request) in keys
+
+
+def _unauthorised() -> StreamError:
+    return StreamError(ErrorKind.AUTHENTICATION, "missing or invalid API key", 401)
+
+
+async def _instrument(
+    deltas: AsyncIterator[Delta], gateway: Gateway, model: str, started: float
+) -> AsyncIterator[Delta]:
+    """Time to first token and gaps between tokens, measured where tokens arrive."""
+    ttft = gateway.metrics.ttft.labels(model)
+    gap = gateway.metrics.gap.labels(model)
+    last = 0.0
+    async for delta in deltas:
+        if not isinstance(delta, Start | Usage):
+            now = time.perf_counter()
+            if last:
+                gap.observe(now - last)
+            else:
+                ttft.observe(now - started)
+            last = now
+        yield delta
+
+
+def _endpoint(dialect: Dialect, path: str) -> Any:
+    async def handle(request: HTTPRequest) -> Response:
+        started = time.perf_counter()
+        gateway = _gateway(request)
+        config = gateway.config
+        if not _authorised(gateway, request):
+            return _error_response(dialect, _unauthorised(), endpoint=path, gateway=gateway)
+        try:
+            neutral = dialect.parse_request(await _body(request, config.max_body_bytes))
+        except RequestError as exc:
+            return _error_response(
+                dialect, error_from_request_error(exc), endpoint=path, gateway=gateway
+            )
+        route = config.model(neutral.model)
+        if route is None:
+            known = ", ".join(m.name for m in config.models) or "none"
+            error = StreamError(
+                ErrorKind.NOT_FOUND,
+                f"model {neutral.model!r} does not exist (models: {known})",
+                404,
+                param="model",
+            )
+            return _error_response(dialect, error, endpoint=path, gateway=gateway)
+        if gateway.hub.active >= config.max_streams:
+            error = StreamError(
+                ErrorKind.RATE_LIMIT,
+                f"too many concurrent streams (limit {config.max_streams})",
+                429,
+            )
+            return _error_response(dialect, error, {"retry-after": "1"}, path, gateway)
+
+        def on_error(provider: str, error: StreamError) -> None:
+            gateway.metrics.upstream_errors.labels(provider, error.kind.value).inc()
+
+        deltas = _instrument(
+            generate(
+                route,
+                gateway.providers,
+                neutral,
+                retry=config.retry,
+                timeouts=config.timeouts,
+                on_error=on_error,
+            ),
+            gateway,
+            route.name,
+            started,
+        )
+        if not neutral.stream:
+            return await _whole(request, dialect, neutral, deltas, gateway, path)
+        stream_id = f"str_{uuid.uuid4().hex}"
+        meta = {
+            "dialect": dialect.name,
+            "model": neutral.model,
+            "n": neutral.n,
+            "include_usage": neutral.include_usage,
+            "created": int(time.time()),
+        }
+        gateway.stream_models[stream_id] = route.name
+        first = await gateway.hub.start(stream_id, meta, neutral, deltas)
+        done, _ = await asyncio.wait({first}, timeout=config.ping_seconds)
+        failure = first.result() if done and not first.cancelled() else None
+        if isinstance(failure, UpstreamError):
+            headers = {}
+            if failure.retry_after is not None:
+                headers["retry-after"] = f"{failure.retry_after:g}"
+            return _error_response(dialect, failure.error, headers, path, gateway)
+        gateway.metrics.requests.labels(path, "200").inc()
+        return EventSourceResponse(
+            gateway.hub.frames(stream_id, dialect, neutral),
+            headers={"x-stream-id": stream_id},
+            ping=None,  # the hub pings in the dialect's own way
+        )
+
+    return handle
+
+
+async def _whole(
+    request: HTTPRequest,
+    dialect: Dialect,
+    neutral: Request,
+    deltas: AsyncIterator[Delta],
+    gateway: Gateway,
+    path: str,
+) -> Response:
+    """A non-streamed answer; a client that goes away cancels the generation."""
+
+    async def collect() -> list[Delta]:
+        return [d async for d in deltas]
+
+    task = asyncio.ensure_future(collect())
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():  # the client left (or we were cancelled): stop the upstream
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+    if task.cancelled():
+        return Response(status_code=499)  # nobody is listening; nginx's "client closed"
+    try:
+        collected = task.result()
+    except UpstreamError as exc:
+        headers = {} if exc.retry_after is None else {"retry-after": f"{exc.retry_after:g}"}
+        return _error_response(dialect, exc.error, headers, path, gateway)
+    completion = accumulate(collected)
+    if completion.error is not None:
+        return _error_response(dialect, completion.error, endpoint=path, gateway=gateway)
+    if completion.usage is not None:
+        gateway.metrics.usage(neutral.model, completion.usage)
+    completion = replace(completion, model=neutral.model)
+    gateway.metrics.requests.labels(path, "200").inc()
+    return Response(dumps(dialect.render_response(completion)), media_type="application/json")
+
+
+async def _disconnected(request: HTTPRequest) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+_DIALECT_OF_STREAM = {d.name: d for d in (OPENAI_CHAT, ANTHROPIC, OPENAI_RESPONSES)}
+
+
+async def _resume(request: HTTPRequest) -> Response:
+    gateway = _gateway(request)
+    stream_id = request.path_params["stream_id"]
+    try:
+        info = await gateway.hub.store.info(stream_id)
+    except StreamNotFoundError:
+        info = None
+    dialect = (
+        _DIALECT_OF_STREAM.get(info.meta.get("dialect", ""), OPENAI_CHAT) if info else OPENAI_CHAT
+    )
+    if not _authorised(gateway, request):
+        return _error_response(dialect, _unauthorised())
+    if info is None:
+        return _error_response(
+            dialect,
+            StreamError(
+                ErrorKind.NOT_FOUND,
+                f"no stream {stream_id!r} (finished streams are kept "
+                f"{gateway.config.retention_seconds:g} s)",
+                404,
+            ),
+        )
+    # The header wins: EventSource sends it itself when it reconnects after the query
+    # parameter's first connection.
+    last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    try:
+        after = parse_event_id(last)
+    except ValueError as exc:
+        return _error_response(
+            dialect, StreamError(ErrorKind.INVALID_REQUEST, str(exc), 400, param="Last-Event-ID")
+        )
+    neutral = Request(
+        model=info.meta.get("model", ""),
+        messages=(),
+        stream=True,
+        include_usage=bool(info.meta.get("include_usage")),
+        n=int(info.meta.get("n", 1)),
+    )
+    return EventSourceResponse(
+        gateway.hub.frames(stream_id, dialect, neutral, after),
+        headers={"x-stream-id": stream_id},
+        ping=None,
+    )
+
+
+async def _cancel(request: HTTPRequest) -> Response:
+    gateway = _gateway(request)
+    stream_id = request.path_params["stream_id"]
+    if not _authorised(gateway, request):
+        return _error_response(OPENAI_CHAT, _unauthorised())
+    try:
+        await gateway.hub.store.info(stream_id)
+    except StreamNotFoundError:
+        return _error_response(
+            OPENAI_CHAT, StreamError(ErrorKind.NOT_FOUND, f"no stream {stream_id!r}", 404)
+        )
+    cancelled = gateway.hub.cancel(stream_id)
+    return JSONResponse({"id": stream_id, "object": "stream", "cancelled": cancelled})
+
+
+async def _models(request: HTTPRequest) -> Response:
+    gateway = _gateway(request)
+    if not _authorised(gateway, request):
+        dialect = ANTHROPIC if "anthropic-version" in request.headers else OPENAI_CHAT
+        return _error_response(dialect, _unauthorised())
+    names = [m.name for m in gateway.config.models]
+    if "anthropic-version" in request.headers:  # the anthropic SDK's models.list()
+        data = [
+            {"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}
+            for n in names
+        ]
+        return JSONResponse(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": names[0] if names else None,
+                "last_id": names[-1] if names else None,
+            }
+        )
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                {"id": n, "object": "model", "created": 0, "owned_by": "tokenrelay"} for n in names
+            ],
+        }
+    )
+
+
+async def _healthz(request: HTTPRequest) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _readyz(request: HTTPRequest) -> Response:
+    gateway = _gateway(request)
+    if not gateway.ready:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    return JSONResponse({"status": "ready", "active_streams": gateway.hub.active})
+
+
+async def _metrics(request: HTTPRequest) -> Response:
+    gateway = _gateway(request)
+    gateway.metrics.active.set(gateway.hub.active)
+    return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(
+    config: GatewayConfig,
+    *,
+    store: StreamStore | None = None,
+    providers: Mapping[str, Provider] | None = None,
+) -> Starlette:
+    """The gateway for ``config``. ``store`` defaults to a ``MemoryStore`` with the
+    configured retention; ``providers`` (by name) replace those built from the config."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        built = (
+            dict(providers)
+            if providers is not None
+            else {p.name: create_provider(p) for p in config.providers}
+        )
+        metrics = Metrics()
+        stream_models: dict[str, str] = {}
+
+        def on_end(stream_id: str, usage: Usage, why: str) -> None:
+            metrics.usage(stream_models.pop(stream_id, ""), usage)
+            metrics.streams_ended.labels(why).inc()
+
+        hub = StreamHub(
+            store or MemoryStore(retention=config.retention_seconds),
+            grace=config.grace_seconds,
+            ping=config.ping_seconds,
+            ping_frame=_ping_for,
+            on_end=on_end,
+        )
+        gateway = Gateway(config, built, hub, metrics, ready=True, stream_models=stream_models)
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            gateway.ready = False
+            await hub.aclose()
+            for provider in built.values():
+                with contextlib.suppress(Exception):
+                    await provider.aclose()
+            await hub.store.aclose()
+
+    routes = [
+        Route(
+            "/v1/chat/completions", _endpoint(OPENAI_CHAT, "/v1/chat/completions"), methods=["POST"]
+        ),
+        Route("/v1/messages", _endpoint(ANTHROPIC, "/v1/messages"), methods=["POST"]),
+        Route("/v1/responses", _endpoint(OPENAI_RESPONSES, "/v1/responses"), methods=["POST"]),
+        Route("/v1/models", _models, methods=["GET"]),
+        Route("/v1/streams/{stream_id}", _resume, methods=["GET"]),
+        Route("/v1/streams/{stream_id}", _cancel, methods=["DELETE"]),
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", _readyz, methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,63 @@
+"""Prometheus metrics of one gateway app (a registry per app: no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ..llm.model import Usage
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+_TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.ttft = Histogram(
+            "tokenrelay_ttft_seconds",
+            "Time from request to first token",
+            ["model"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.gap = Histogram(
+            "tokenrelay_inter_token_seconds",
+            "Gap between tokens",
+            ["model"],
+            buckets=_GAP_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "tokenrelay_tokens",
+            "Tokens by direction (estimated or not)",
+            ["model", "direction", "estimated"],
+            registry=r,
+        )
+        self.active = Gauge("tokenrelay_active_streams", "Generations running", registry=r)
+        self.requests = Counter(
+            "tokenrelay_requests",
+            "Requests by endpoint and status",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            "tokenrelay_upstream_errors",
+            "Failed upstream attempts by provider and kind",
+            ["provider", "kind"],
+            registry=r,
+        )
+        self.streams_ended = Counter(
+            "tokenrelay_streams_ended", "Streams by how they ended", ["why"], registry=r
+        )
+
+    def usage(self, model: str, usage: Usage) -> None:
+        estimated = "true" if usage.estimated else "false"
+        self.tokens.labels(model, "input", estimated).inc(usage.input_tokens)
+        self.tokens.labels(model, "output", estimated).inc(usage.output_tokens)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
