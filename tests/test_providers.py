@@ -33,7 +33,7 @@ from tokenrelay.llm import (
     Tool,
     accumulate,
 )
-from tokenrelay.mock import MockServer, script
+from tokenrelay.mock import ConnectionDropped, MockServer, script
 from tokenrelay.providers import (
     HTTP_KINDS,
     PROVIDER_KINDS,
@@ -423,6 +423,23 @@ async def test_an_error_body_is_read_no_further_than_64_kib() -> None:
     assert caught.value.retry_after == 1.5
     assert caught.value.error.status == 503
     assert len(caught.value.error.message) <= 64 * 1024
+
+
+@pytest.mark.anyio
+async def test_an_error_status_whose_body_is_cut_still_raises_by_status() -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"1000")]
+        await send({"type": "http.response.start", "status": 502, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"error": {', "more_body": True})
+        raise ConnectionDropped("cut the error body")
+
+    with run_server(app) as url:
+        async with provider("anthropic", url=url) as p:
+            with pytest.raises(UpstreamError) as caught:
+                await collect(p, "echo")
+    assert (caught.value.error.status, caught.value.retryable) == (502, True)
 
 
 @pytest.mark.anyio

@@ -212,7 +212,10 @@ class HTTPProvider:
         try:
             status = response.status
             if not 200 <= status < 300:
-                raw = await _read(response, ERROR_BODY_LIMIT)
+                try:
+                    raw = await _read(response, ERROR_BODY_LIMIT)
+                except (aiohttp.ClientError, TimeoutError, OSError):
+                    raw = b""  # the status alone still says what happened
                 ended = response.content.at_eof()
                 raise UpstreamError(
                     self._scrubbed(dialect.parse_error(status, raw)),
