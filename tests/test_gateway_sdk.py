@@ -1,0 +1,385 @@
+"""The official SDKs, unmodified, against the gateway over real loopback HTTP: every
+client dialect (OpenAI chat completions, OpenAI responses, Anthropic messages) from every
+upstream kind (openai, anthropic, gemini and ollama, all served by one `MockServer`, and
+the in-process `mock`), for text and for tool calls.
+
+One gateway serves the module: provider ``<kind>`` per kind, and models
+``<kind>-<mock model>`` routed to ``<kind>:<mock model>``. What comes out must be exactly
+the mock's script: the text, the tool names and JSON arguments, the finish reason and the
+usage the upstream counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.asgi_servers import run_server
+from tokenrelay.gateway import create_app, parse_config
+from tokenrelay.llm import Message, Request, TextPart, Tool
+from tokenrelay.llm.estimate import estimate_prompt_tokens
+from tokenrelay.mock import MockServer
+from tokenrelay.mock.script import split_words
+from tokenrelay.sse import Decoder
+
+MESSAGE = "Hello wörld, streams are 👋 fun"
+KINDS = ["openai", "anthropic", "gemini", "ollama", "mock"]
+MOCK_MODELS = ["echo", "tool", "tools"]
+
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+    "required": ["city"],
+}
+TIME_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+# The mock fills string parameters with the last user message and integers with 1.
+WEATHER_ARGS = {"city": MESSAGE, "days": 1}
+ECHO_TOKENS = len(split_words(MESSAGE))
+TOOL_TOKENS = 3  # the call's start, then its arguments in two fragments
+
+OPENAI_TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather in a city",
+            "parameters": WEATHER_SCHEMA,
+        },
+    },
+    {"type": "function", "function": {"name": "get_time", "parameters": TIME_SCHEMA}},
+]
+RESPONSES_TOOLS: list[Any] = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": WEATHER_SCHEMA,
+    },
+    {"type": "function", "name": "get_time", "parameters": TIME_SCHEMA},
+]
+ANTHROPIC_TOOLS: list[Any] = [
+    {"name": "get_weather", "description": "Weather in a city", "input_schema": WEATHER_SCHEMA},
+    {"name": "get_time", "input_schema": TIME_SCHEMA},
+]
+NEUTRAL_TOOLS = (
+    Tool("get_weather", "Weather in a city", WEATHER_SCHEMA),
+    Tool("get_time", "", TIME_SCHEMA),
+)
+
+
+def prompt_tokens(tools: bool) -> int:
+    """What the mock counts for our prompt (it is the upstream: its count is the truth)."""
+    request = Request(
+        "m", (Message("user", (TextPart(MESSAGE),)),), tools=NEUTRAL_TOOLS if tools else ()
+    )
+    return estimate_prompt_tokens(request)
+
+
+def config_for(mock_url: str) -> Any:
+    base = {"openai": mock_url + "/v1", "mock": ""}
+    return parse_config(
+        {
+            "gateway": {"ping_seconds": 5},
+            "providers": [
+                {"name": kind, "kind": kind, "base_url": base.get(kind, mock_url)} for kind in KINDS
+            ],
+            "models": [
+                {"name": f"{kind}-{model}", "route": [f"{kind}:{model}"]}
+                for kind in KINDS
+                for model in MOCK_MODELS
+            ],
+        },
+        env={},
+    )
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockServer]:
+    with MockServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gateway(mock: MockServer) -> Iterator[str]:
+    with run_server(create_app(config_for(mock.url)), lifespan="on") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def oai(gateway: str) -> Iterator[openai.OpenAI]:
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def claude(gateway: str) -> Iterator[anthropic.Anthropic]:
+    client = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
+    yield client
+    client.close()
+
+
+def user(text: str = MESSAGE) -> list[Any]:
+    return [{"role": "user", "content": text}]
+
+
+def check_calls(calls: list[tuple[str, Any]], model: str) -> None:
+    want = [("get_weather", WEATHER_ARGS)]
+    if model == "tools":
+        want.append(("get_time", {}))
+    assert calls == want
+
+
+def output_tokens(model: str) -> int:
+    return ECHO_TOKENS if model == "echo" else TOOL_TOKENS * (2 if model == "tools" else 1)
+
+
+# --- OpenAI chat completions --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", MOCK_MODELS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_openai_chat_stream_helper_rebuilds_the_answer(
+    oai: openai.OpenAI, kind: str, model: str
+) -> None:
+    tools = OPENAI_TOOLS if model != "echo" else openai.omit
+    with oai.chat.completions.stream(
+        model=f"{kind}-{model}",
+        messages=user(),
+        tools=tools,
+        stream_options={"include_usage": True},
+    ) as stream:
+        assert stream._raw_stream.response.headers["x-stream-id"].startswith("str_")
+        final = stream.get_final_completion()
+    (choice,) = final.choices
+    assert final.model == f"{kind}-{model}"
+    assert final.usage is not None
+    assert final.usage.completion_tokens == output_tokens(model)
+    assert final.usage.prompt_tokens == prompt_tokens(model != "echo")
+    if model == "echo":
+        assert (choice.message.content, choice.finish_reason) == (MESSAGE, "stop")
+        assert not choice.message.tool_calls
+    else:
+        assert choice.finish_reason == "tool_calls"
+        calls = choice.message.tool_calls or []
+        assert all(c.id and c.type == "function" for c in calls)
+        check_calls([(c.function.name, json.loads(c.function.arguments)) for c in calls], model)
+
+
+@pytest.mark.parametrize("model", MOCK_MODELS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_openai_chat_create_stream_yields_the_chunks(
+    oai: openai.OpenAI, kind: str, model: str
+) -> None:
+    tools = OPENAI_TOOLS if model != "echo" else openai.omit
+    stream = oai.chat.completions.create(
+        model=f"{kind}-{model}",
+        messages=user(),
+        tools=tools,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    assert stream.response.headers["x-stream-id"]
+    pieces: list[str] = []
+    names: dict[int, str] = {}
+    arguments: dict[int, str] = {}
+    finish, usage = None, None
+    with stream:
+        for chunk in stream:
+            if chunk.usage is not None:
+                usage = chunk.usage
+            for choice in chunk.choices:
+                pieces.append(choice.delta.content or "")
+                for call in choice.delta.tool_calls or []:
+                    if call.function and call.function.name:
+                        names[call.index] = names.get(call.index, "") + call.function.name
+                    if call.function and call.function.arguments:
+                        arguments[call.index] = (
+                            arguments.get(call.index, "") + call.function.arguments
+                        )
+                finish = choice.finish_reason or finish
+    assert usage is not None and usage.completion_tokens == output_tokens(model)
+    if model == "echo":
+        # An unpaced upstream outruns this reader: its words may come merged, none lost.
+        assert ("".join(pieces), finish) == (MESSAGE, "stop")
+    else:
+        assert finish == "tool_calls"
+        calls = [(names[i], json.loads(arguments.get(i) or "{}")) for i in sorted(names)]
+        check_calls(calls, model)
+
+
+@pytest.mark.parametrize("model", MOCK_MODELS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_openai_chat_create_returns_the_whole_answer(
+    oai: openai.OpenAI, kind: str, model: str
+) -> None:
+    tools = OPENAI_TOOLS if model != "echo" else openai.omit
+    answer = oai.chat.completions.create(model=f"{kind}-{model}", messages=user(), tools=tools)
+    (choice,) = answer.choices
+    assert answer.model == f"{kind}-{model}"
+    assert answer.usage is not None
+    assert answer.usage.completion_tokens == output_tokens(model)
+    assert answer.usage.prompt_tokens == prompt_tokens(model != "echo")
+    if model == "echo":
+        assert (choice.message.content, choice.finish_reason) == (MESSAGE, "stop")
+    else:
+        assert choice.finish_reason == "tool_calls"
+        calls = choice.message.tool_calls or []
+        check_calls([(c.function.name, json.loads(c.function.arguments)) for c in calls], model)
+
+
+# --- OpenAI responses ----------------------------------------------------------------------
+
+
+def check_response(response: Any, model: str) -> None:
+    assert response.status == "completed"
+    assert response.usage is not None
+    assert response.usage.output_tokens == output_tokens(model)
+    assert response.usage.input_tokens == prompt_tokens(model != "echo")
+    if model == "echo":
+        assert response.output_text == MESSAGE
+        return
+    calls = [item for item in response.output if item.type == "function_call"]
+    assert all(c.call_id for c in calls)
+    check_calls([(c.name, json.loads(c.arguments)) for c in calls], model)
+
+
+@pytest.mark.parametrize("model", MOCK_MODELS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_openai_responses_stream_helper_rebuilds_the_answer(
+    oai: openai.OpenAI, kind: str, model: str
+) -> None:
+    tools = RESPONSES_TOOLS if model != "echo" else openai.omit
+    with oai.responses.stream(model=f"{kind}-{model}", input=MESSAGE, tools=tools) as stream:
+        assert stream._raw_stream.response.headers["x-stream-id"]
+        events = list(stream)
+        final = stream.get_final_response()
+    numbers = [e.sequence_number for e in events]
+    assert numbers == list(range(len(numbers)))
+    assert events[-1].type == "response.completed"
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == (MESSAGE if model == "echo" else "")
+    check_response(final, model)
+
+
+@pytest.mark.parametrize("model", MOCK_MODELS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_openai_responses_create_returns_the_whole_answer(
+    oai: openai.OpenAI, kind: str, model: str
+) -> None:
+    tools = RESPONSES_TOOLS if model != "echo" else openai.omit
+    check_response(oai.responses.create(model=f"{kind}-{model}", input=MESSAGE, tools=tools), model)
+
+
+# --- Anthropic messages ---------------------------------------------------------------------
+
+
+def check_message(message: Any, model: str) -> None:
+    assert message.usage.output_tokens == output_tokens(model)
+    assert message.usage.input_tokens == prompt_tokens(model != "echo")
+    if model == "echo":
+        assert message.stop_reason == "end_turn"
+        assert [(b.type, b.text) for b in message.content] == [("text", MESSAGE)]
+        return
+    assert message.stop_reason == "tool_use"
+    uses = [b for b in message.content if b.type == "tool_use"]
+    assert all(u.id for u in uses)
+    check_calls([(u.name, u.input) for u in uses], model)
+
+
+@pytest.mark.parametrize("model", MOCK_MODELS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_anthropic_messages_stream_rebuilds_the_answer(
+    claude: anthropic.Anthropic, kind: str, model: str
+) -> None:
+    tools = ANTHROPIC_TOOLS if model != "echo" else anthropic.omit
+    with claude.messages.stream(
+        model=f"{kind}-{model}", max_tokens=100, messages=user(), tools=tools
+    ) as stream:
+        assert stream.response.headers["x-stream-id"]
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == (MESSAGE if model == "echo" else "")
+    check_message(final, model)
+
+
+@pytest.mark.parametrize("model", MOCK_MODELS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_anthropic_messages_create_returns_the_whole_answer(
+    claude: anthropic.Anthropic, kind: str, model: str
+) -> None:
+    tools = ANTHROPIC_TOOLS if model != "echo" else anthropic.omit
+    message = claude.messages.create(
+        model=f"{kind}-{model}", max_tokens=100, messages=user(), tools=tools
+    )
+    assert message.model == f"{kind}-{model}"
+    check_message(message, model)
+
+
+def test_anthropic_tool_result_round_trip_reaches_the_upstream(
+    claude: anthropic.Anthropic,
+) -> None:
+    """A second turn carrying the tool's result is accepted and answered (echo repeats
+    the last user text)."""
+    messages: list[Any] = [
+        *user(),
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": WEATHER_ARGS}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
+                {"type": "text", "text": "thanks"},
+            ],
+        },
+    ]
+    for kind in KINDS:
+        message = claude.messages.create(
+            model=f"{kind}-echo", max_tokens=100, messages=messages, tools=ANTHROPIC_TOOLS
+        )
+        assert [(b.type, getattr(b, "text", None)) for b in message.content] == [
+            ("text", "thanks")
+        ], kind
+
+
+# --- the wire: stream ids and event ids ------------------------------------------------------
+
+DIALECT_REQUESTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "openai_chat": ("/v1/chat/completions", {"messages": user(), "stream": True}),
+    "openai_responses": ("/v1/responses", {"input": MESSAGE, "stream": True}),
+    "anthropic": ("/v1/messages", {"messages": user(), "max_tokens": 100, "stream": True}),
+}
+
+
+@pytest.mark.parametrize("dialect", list(DIALECT_REQUESTS))
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_streamed_event_has_an_id_and_the_response_a_stream_id(
+    gateway: str, kind: str, dialect: str
+) -> None:
+    path, body = DIALECT_REQUESTS[dialect]
+    with httpx.stream(
+        "POST", gateway + path, json={**body, "model": f"{kind}-echo"}, timeout=10
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        stream_id = response.headers["x-stream-id"]
+        raw = response.read()
+    blocks = [b for b in raw.split(b"\n\n") if b and not b.startswith(b":")]
+    assert blocks and all(b.startswith(b"id: ") or b"\nid: " in b for b in blocks)
+    events = Decoder().feed(raw)
+    ids = [e.id for e in events]
+    assert len(events) == len(blocks) and all(ids) and len(set(ids)) == len(ids)
+    # The whole stream again, by its id, in the dialect it was started in: byte for byte.
+    again = httpx.get(f"{gateway}/v1/streams/{stream_id}", timeout=10)
+    assert again.headers["x-stream-id"] == stream_id
+    assert again.content == raw
