@@ -27,8 +27,11 @@ LAYERS: dict[str, set[str]] = {
     # The fake LLM: deterministic scripts over the dialect codecs, served by uvicorn.
     "mock": {"llm", "sse", "errors"},
     "providers": {"llm", "client", "mock", "sse", "errors"},
+    # tokenrelay chat's session: a client of the gateway's HTTP API.
+    "chat": {"client", "llm", "sse", "errors"},
     "gateway": {"providers", "server", "store", "llm", "client", "mock", "sse", "errors"},
     "cli": {
+        "chat",
         "gateway",
         "providers",
         "server",

@@ -5,6 +5,7 @@
     tokenrelay tail URL          follow a live SSE endpoint, reconnecting (extra ``client``)
     tokenrelay mock              a fake LLM server speaking every dialect (extra ``mock``)
     tokenrelay serve             the LLM gateway (extra ``gateway``; ``local`` for the model)
+    tokenrelay chat              a terminal chat with a tokenrelay gateway (extra ``chat``)
 
 Exit status: 0 when the stream ended normally; 1 when the server refused it (not 200,
 not text/event-stream); 2 for a usage error; 3 when the connection failed for good
@@ -393,7 +394,89 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+
+    chat = commands.add_parser(
+        "chat",
+        help="chat with a tokenrelay gateway in the terminal",
+        description="Send each line you type to the gateway's /v1/chat/completions and "
+        "render the answer live (Markdown). A stream cut by the network resumes from "
+        "/v1/streams/{id} where it broke. /exit or Ctrl-D ends.",
+    )
+    chat.add_argument(
+        "--url",
+        default=env("TOKENRELAY_URL", "http://127.0.0.1:8080"),
+        help="the gateway (default http://127.0.0.1:8080)",
+    )
+    chat.add_argument("--model", default="", help="default: the gateway's first model")
+    chat.add_argument(
+        "--api-key-env",
+        default="TOKENRELAY_API_KEY",
+        metavar="NAME",
+        help="environment variable holding the gateway key",
+    )
     return parser
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    try:
+        from rich.console import Console
+        from rich.live import Live
+        from rich.markdown import Markdown
+    except ImportError:
+        print(
+            "tokenrelay chat needs the chat extra: pip install 'tokenrelay[chat]'", file=sys.stderr
+        )
+        return EXIT_USAGE
+    from .chat import ChatSession
+    from .llm import TextDelta
+
+    console = Console(highlight=False)
+    errors = Console(stderr=True, highlight=False)
+
+    def resumed(attempt: int, exc: BaseException) -> None:
+        errors.print(f"[yellow]connection lost ({exc}); resuming ({attempt})[/]")
+
+    session = ChatSession(
+        args.url, args.model, api_key=os.environ.get(args.api_key_env, ""), on_resume=resumed
+    )
+    try:
+        while True:
+            try:
+                text = console.input("[bold cyan]you>[/] ")
+            except EOFError:
+                break
+            if text.strip() in ("/exit", "/quit"):
+                break
+            if not text.strip():
+                continue
+            parts: list[str] = []
+            try:
+                with Live(Markdown(""), console=console, refresh_per_second=20) as live:
+
+                    def show(delta: object, parts: list[str] = parts, live: Live = live) -> None:
+                        if isinstance(delta, TextDelta):
+                            parts.append(delta.text)
+                            live.update(Markdown("".join(parts)))
+
+                    reply = session.ask(text, show)
+            except TokenRelayError as exc:
+                errors.print(f"[red]{exc}[/]")
+                continue
+            if reply.completion.error is not None:
+                errors.print(f"[red]error: {reply.completion.error.message}[/]")
+            usage = reply.completion.usage
+            facts = [session.model]
+            if reply.ttft is not None:
+                facts.append(f"first token {reply.ttft * 1000:.0f} ms")
+            if usage is not None:
+                mark = "~" if usage.estimated else ""
+                facts.append(f"{mark}{usage.input_tokens} in / {mark}{usage.output_tokens} out")
+            if reply.resumes:
+                facts.append(f"resumed {reply.resumes}x")
+            errors.print(f"[dim]{' · '.join(facts)}[/]")
+    finally:
+        session.close()
+    return EXIT_OK
 
 
 def _env_float(name: str) -> float | None:
@@ -494,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_mock(args)
         if args.command == "serve":
             return run_serve(args)
+        if args.command == "chat":
+            return run_chat(args)
         return run_decode(args, out)
     except BrokenPipeError:  # e.g. piped into `head`
         return EXIT_OK
