@@ -176,8 +176,13 @@ class _Instance:
         self.sampled = 0
         self.last_token = -1
         self.counted = False
-        vocab = llama_cpp.llama_model_get_vocab(llama.model)
-        self._is_eog: Callable[[int], bool] = lambda t: bool(llama_cpp.llama_vocab_is_eog(vocab, t))
+        self._is_eog: Callable[[int], bool]
+        try:
+            vocab = llama_cpp.llama_model_get_vocab(llama.model)
+            self._is_eog = lambda t: bool(llama_cpp.llama_vocab_is_eog(vocab, t))
+        except AttributeError:  # a llama-cpp-python older than llama.cpp's vocab API
+            eos = llama.token_eos()
+            self._is_eog = lambda t: t == eos
         generate = llama.generate
 
         def counting_generate(tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
