@@ -110,6 +110,8 @@ async def main(max_tokens: int, rounds: int) -> None:
     for what, label in (("rate", "tokens/s (whole request)"), ("decode_rate", "decode tokens/s")):
         d, p = median(direct, what), median(ours, what)
         print(f"{label:26} direct {d:8.1f}   provider {p:8.1f}   ratio {p / d:6.1%}")
+    print("per round, tokens/s direct/provider:", end="")
+    print(", ".join(f" {a.rate:.0f}/{b.rate:.0f}" for a, b in zip(direct, ours, strict=True)))
 
 
 if __name__ == "__main__":
