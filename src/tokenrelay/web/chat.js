@@ -147,6 +147,9 @@ async function generate() {
     headers: headers(),
     signal: controller.signal,
     retry: { delay: 250, maxDelay: 4000, maxAttempts: 20 },
+    // The gateway pings every 15 s of silence: 45 s without a byte is a dead connection
+    // (a laptop that slept, a NAT that forgot us), and resuming it costs nothing.
+    idleTimeout: 45000,
     onOpen: (response) => {
       current.streamId ||= response.headers.get("x-stream-id") || "";
       view.dataset.streamId = current.streamId;
