@@ -26,7 +26,6 @@ import pytest
 
 from tests.asgi_servers import free_port, run_server
 from tokenrelay.gateway import create_app, default_config
-from tokenrelay.gateway.web import web_routes
 from tokenrelay.providers.base import ProviderConfig
 
 pytestmark = pytest.mark.slow
@@ -73,7 +72,6 @@ def gateway() -> Iterator[str]:
     config = default_config(local=False)
     mock = ProviderConfig("mock", "mock", options={"token_ms": TOKEN_MS})
     app = create_app(dataclasses.replace(config, providers=(mock,)))
-    app.router.routes.extend(web_routes())  # as `tokenrelay serve` adds them
     with run_server(app, lifespan="on") as url:
         yield url
 

@@ -12,6 +12,7 @@ from .config import (
     load_config,
     parse_config,
 )
+from .web import web_routes
 
 __all__ = [
     "ConfigError",
@@ -24,4 +25,5 @@ __all__ = [
     "default_config",
     "load_config",
     "parse_config",
+    "web_routes",
 ]

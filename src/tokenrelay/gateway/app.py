@@ -49,6 +49,7 @@ from .config import GatewayConfig
 from .hub import StreamHub, parse_event_id
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .route import generate
+from .web import web_routes
 
 __all__ = ["Gateway", "create_app"]
 
@@ -424,5 +425,6 @@ def create_app(
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz, methods=["GET"]),
         Route("/metrics", _metrics, methods=["GET"]),
+        *web_routes(),  # GET / (the chat page) and /static/
     ]
     return Starlette(routes=routes, lifespan=lifespan)
