@@ -454,13 +454,14 @@ async def resume_trial(
 
 
 RESUME_TRIALS = 240
+SEED = 20240611
 
 
 def test_resume_by_last_event_id_has_no_gap_and_no_duplicate_after_random_cuts(
     mock: MockServer,
 ) -> None:
     text = " ".join(f"tök{i}" for i in range(30)) + " 👋 end"
-    rng = random.Random(20240611)
+    rng = random.Random(SEED)
 
     async def main(url: str) -> list[int]:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=0)
@@ -563,3 +564,69 @@ def test_a_stalled_reader_gets_merged_text_while_the_upstream_runs_at_full_speed
     answer = decode(dialect, wire)
     assert answer.choices[0].text == lorem_text(tokens)
     assert answer.usage is not None and answer.usage.output_tokens == tokens
+
+
+# --- cancel, and usage whatever ended the stream ------------------------------------------------
+
+
+def test_delete_cancels_the_upstream_and_every_reader_still_gets_usage(mock: MockServer) -> None:
+    routes = {"m": ["openai:lorem"]}
+    with serve(mock, routes, providers=[paced(mock, 50)], grace_seconds=30) as gw:
+        for dialect in DIALECT_NAMES:
+            before = len(mock.app.records)
+            with httpx.stream(
+                "POST", gw.url + PATHS[dialect], json=limited(dialect, "m", 200)
+            ) as r:
+                chunks = r.iter_raw()
+                head = first_bytes(chunks)
+                stream_id = r.headers["x-stream-id"]
+                (record,) = list(mock.app.records)[before:]
+                deleted = httpx.delete(f"{gw.url}/v1/streams/{stream_id}")
+                assert deleted.json() == {"id": stream_id, "object": "stream", "cancelled": True}
+                wire = head + b"".join(chunks)  # the open reader's stream ends, cleanly
+            wait_for(lambda record=record: "ended" in record, 1)
+            assert record["outcome"] == "disconnected" and record["tokens"] < 200
+            cut = decode(dialect, wire)
+            assert cut.usage is not None and cut.usage.output_tokens > 0
+            assert cut.choices[0].text == lorem_text(200)[: len(cut.choices[0].text)]
+            # A resume after the cancel replays the whole (short) stream, usage at the end.
+            again = decode(dialect, httpx.get(f"{gw.url}/v1/streams/{stream_id}").content)
+            assert again.choices[0].text == cut.choices[0].text and again.usage == cut.usage
+            assert httpx.delete(f"{gw.url}/v1/streams/{stream_id}").json()["cancelled"] is False
+        assert httpx.delete(f"{gw.url}/v1/streams/str_nope").status_code == 404
+
+
+def test_a_stream_cut_by_a_disconnect_still_reports_its_usage(mock: MockServer) -> None:
+    routes = {"m": ["openai:lorem"]}
+    with serve(mock, routes, providers=[paced(mock, 20)]) as gw:
+        with httpx.stream(
+            "POST", gw.url + PATHS["anthropic"], json=limited("anthropic", "m", 200)
+        ) as r:
+            chunks = r.iter_raw()
+            head = first_bytes(chunks)
+            stream_id = r.headers["x-stream-id"]
+        record = mock.app.records[-1]
+        wait_for(lambda: "ended" in record, 1)
+        assert record["outcome"] == "disconnected"
+        # The upstream never said its usage: the gateway estimated it, and counted it.
+        wait_for(lambda: gw.metric("tokenrelay_streams_ended_total", why="disconnected") == 1)
+        output = gw.metric(
+            "tokenrelay_tokens_total", model="m", direction="output", estimated="true"
+        )
+        prompt = gw.metric(
+            "tokenrelay_tokens_total", model="m", direction="input", estimated="true"
+        )
+        assert output >= 1 and prompt >= 1
+        # A reader resuming after the disconnect gets the stream's end, with that usage.
+        last = Decoder().feed(head[: head.rindex(b"\n\n") + 2])[-1].id
+        tail = httpx.get(f"{gw.url}/v1/streams/{stream_id}", headers={"last-event-id": last})
+        answer = decode("anthropic", head + tail.content)
+        assert answer.usage is not None and answer.usage.output_tokens == output
+        # A stream that completed counts the upstream's own figures.
+        status, _, _ = stream_text(gw.url, "openai_chat", "m")
+        assert status == 200
+        wait_for(lambda: gw.metric("tokenrelay_streams_ended_total", why="completed") == 1)
+        counted = gw.metric(
+            "tokenrelay_tokens_total", model="m", direction="output", estimated="false"
+        )
+        assert counted == 16  # lorem without a limit: 16 words

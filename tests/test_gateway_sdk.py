@@ -12,6 +12,8 @@ usage the upstream counted.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,11 +23,12 @@ import openai
 import pytest
 
 from tests.asgi_servers import run_server
+from tests.replay_server import replay_server
 from tokenrelay.gateway import create_app, parse_config
-from tokenrelay.llm import Message, Request, TextPart, Tool
+from tokenrelay.llm import OPENAI_CHAT, Message, Request, TextPart, Tool, to_wire
 from tokenrelay.llm.estimate import estimate_prompt_tokens
 from tokenrelay.mock import MockServer
-from tokenrelay.mock.script import split_words
+from tokenrelay.mock.script import script, split_words
 from tokenrelay.sse import Decoder
 
 MESSAGE = "Hello wörld, streams are 👋 fun"
@@ -383,3 +386,263 @@ def test_every_streamed_event_has_an_id_and_the_response_a_stream_id(
     again = httpx.get(f"{gateway}/v1/streams/{stream_id}", timeout=10)
     assert again.headers["x-stream-id"] == stream_id
     assert again.content == raw
+
+
+# --- bad input: the right status and error shape in each dialect -----------------------------
+
+BODIES: dict[str, dict[str, Any]] = {
+    "openai_chat": {"messages": user()},
+    "openai_responses": {"input": MESSAGE},
+    "anthropic": {"messages": user(), "max_tokens": 100},
+}
+WRONG_TYPES = {  # (field, a value of the wrong type)
+    "openai_chat": ("messages", "hello"),
+    "openai_responses": ("input", 5),
+    "anthropic": ("max_tokens", "ten"),
+}
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+}
+
+
+def check_error(dialect: str, response: httpx.Response, status: int, param: str = "") -> str:
+    """The error's message, after checking the status and the dialect's error shape."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()
+    if dialect == "anthropic":
+        assert error["type"] == "error" and set(error["error"]) >= {"type", "message"}
+        assert error["error"]["type"] == ANTHROPIC_TYPES[status]
+        assert param in error["error"]["message"]
+        return str(error["error"]["message"])
+    assert set(error["error"]) >= {"message", "type", "param", "code"}
+    if param:
+        assert error["error"]["param"] == param
+    return str(error["error"]["message"])
+
+
+def post(url: str, dialect: str, content: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
+        url + DIALECT_REQUESTS[dialect][0],
+        content=content,
+        headers={"content-type": "application/json", **headers},
+        timeout=10,
+    )
+
+
+@pytest.mark.parametrize("dialect", list(BODIES))
+def test_bad_requests_get_precise_errors_in_the_client_s_dialect(
+    gateway: str, dialect: str
+) -> None:
+    check_error(dialect, post(gateway, dialect, b'{"model": "openai-echo", '), 400)
+    check_error(dialect, post(gateway, dialect, b"[1, 2]"), 400)
+    field, value = WRONG_TYPES[dialect]
+    wrong = {**BODIES[dialect], "model": "openai-echo", field: value}
+    check_error(dialect, post(gateway, dialect, json.dumps(wrong).encode()), 400, field)
+    unknown = {**BODIES[dialect], "model": "no-such-model", "stream": True}
+    message = check_error(dialect, post(gateway, dialect, json.dumps(unknown).encode()), 404)
+    assert "no-such-model" in message and "openai-echo" in message
+    # The gateway is still serving.
+    assert httpx.get(gateway + "/healthz").json() == {"status": "ok"}
+
+
+def test_the_sdks_raise_their_own_exceptions_for_gateway_errors(
+    oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        oai.chat.completions.create(model="no-such-model", messages=user())
+    assert caught.value.code is None or isinstance(caught.value.code, str)
+    with pytest.raises(openai.BadRequestError):
+        oai.responses.create(model="openai-echo", input=MESSAGE, temperature="hot")  # type: ignore[arg-type]
+    with pytest.raises(anthropic.NotFoundError):
+        claude.messages.create(model="no-such-model", max_tokens=10, messages=user())
+
+
+@pytest.fixture(scope="module")
+def strict(mock: MockServer) -> Iterator[str]:
+    """A gateway with client keys, a 4 KiB body limit and room for one stream."""
+    config = parse_config(
+        {
+            "gateway": {
+                "api_keys_env": "GATEWAY_KEYS",
+                "max_body_bytes": 4096,
+                "max_streams": 1,
+                "grace_seconds": 0,
+            },
+            "providers": [
+                {
+                    "name": "up",
+                    "kind": "openai",
+                    "base_url": mock.url + "/v1",
+                    "headers": {"x-mock-token-ms": "20"},
+                }
+            ],
+            "models": [{"name": "slow", "route": ["up:lorem"]}],
+        },
+        env={"GATEWAY_KEYS": "key-one, key-two"},
+    )
+    with run_server(create_app(config), lifespan="on") as url:
+        yield url
+
+
+@pytest.mark.parametrize("dialect", list(BODIES))
+def test_client_keys_are_required_by_bearer_or_x_api_key(strict: str, dialect: str) -> None:
+    limit = "max_output_tokens" if dialect == "openai_responses" else "max_tokens"
+    payload = json.dumps({**BODIES[dialect], "model": "slow", limit: 2}).encode()
+    check_error(dialect, post(strict, dialect, payload), 401)
+    check_error(dialect, post(strict, dialect, payload, authorization="Bearer key-three"), 401)
+    check_error(dialect, post(strict, dialect, payload, **{"x-api-key": "nope"}), 401)
+    assert post(strict, dialect, payload, authorization="Bearer key-one").status_code == 200
+    assert post(strict, dialect, payload, **{"x-api-key": "key-two"}).status_code == 200
+    assert httpx.get(strict + "/v1/models").status_code == 401
+    assert httpx.get(strict + "/v1/streams/str_x").status_code == 401
+    assert httpx.get(strict + "/healthz").status_code == 200
+
+
+def test_the_sdks_authenticate_with_a_gateway_key(strict: str) -> None:
+    with openai.OpenAI(base_url=strict + "/v1", api_key="key-one", max_retries=0) as client:
+        answer = client.chat.completions.create(model="slow", messages=user(), max_tokens=3)
+        assert answer.choices[0].message.content == "lorem ipsum dolor"
+    with openai.OpenAI(base_url=strict + "/v1", api_key="wrong", max_retries=0) as client:
+        with pytest.raises(openai.AuthenticationError):
+            client.models.list()
+    with anthropic.Anthropic(base_url=strict, api_key="key-two", max_retries=0) as claude:
+        message = claude.messages.create(model="slow", max_tokens=3, messages=user())
+        assert message.content[0].type == "text" and message.content[0].text == "lorem ipsum dolor"
+    with anthropic.Anthropic(base_url=strict, api_key="wrong", max_retries=0) as claude:
+        with pytest.raises(anthropic.AuthenticationError):
+            claude.messages.create(model="slow", max_tokens=3, messages=user())
+
+
+@pytest.mark.parametrize("dialect", list(BODIES))
+def test_an_oversized_body_is_413(strict: str, dialect: str) -> None:
+    big = {**BODIES[dialect], "model": "slow", "metadata": {"pad": "x" * 5000}}
+    response = post(strict, dialect, json.dumps(big).encode(), authorization="Bearer key-one")
+    check_error(dialect, response, 413)
+
+
+def test_a_stream_over_the_limit_is_429_until_one_ends(strict: str) -> None:
+    auth = {"authorization": "Bearer key-one"}
+    payload = {**BODIES["openai_chat"], "model": "slow", "stream": True, "max_tokens": 200}
+    with httpx.stream(
+        "POST", strict + "/v1/chat/completions", json=payload, headers=auth, timeout=10
+    ) as open_stream:
+        assert open_stream.status_code == 200
+        for dialect in BODIES:
+            second = {**BODIES[dialect], "model": "slow", "stream": True}
+            response = post(strict, dialect, json.dumps(second).encode(), **auth)
+            check_error(dialect, response, 429)
+            assert response.headers["retry-after"] == "1"
+    # Grace 0: the generation ends with its reader, and the slot is free again.
+    deadline = time.monotonic() + 2
+    while httpx.get(strict + "/readyz").json()["active_streams"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with openai.OpenAI(base_url=strict + "/v1", api_key="key-one", max_retries=0) as client:
+        assert client.chat.completions.create(model="slow", messages=user(), max_tokens=1)
+
+
+# --- the upstream key ----------------------------------------------------------------------------
+
+UPSTREAM_KEY = "sk-upstream-secret-4f9c2e7a1b"
+
+
+def echo_stream_body() -> bytes:
+    """What an OpenAI upstream streams for the echo of MESSAGE."""
+    request = Request(
+        "echo", (Message("user", (TextPart(MESSAGE),)),), stream=True, include_usage=True
+    )
+    encoder = OPENAI_CHAT.encoder(request)
+    frames = [f for d in script(request, id="chatcmpl-replay").deltas for f in encoder.encode(d)]
+    return to_wire([*frames, *encoder.close()])
+
+
+def test_the_upstream_key_reaches_the_upstream_and_nothing_else(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with replay_server() as upstream:
+        config = parse_config(
+            {
+                "providers": [
+                    {
+                        "name": "up",
+                        "kind": "openai",
+                        "base_url": upstream.url + "/v1",
+                        "api_key_env": "UPSTREAM_KEY",
+                    }
+                ],
+                "models": [{"name": "m", "route": ["up:echo"]}],
+                "gateway": {"retry": {"attempts": 1}},
+            },
+            env={"UPSTREAM_KEY": UPSTREAM_KEY},
+        )
+        assert UPSTREAM_KEY not in repr(config)
+        answers: list[httpx.Response] = []
+        with (
+            run_server(create_app(config), lifespan="on") as url,
+            openai.OpenAI(base_url=url + "/v1", api_key="client-key", max_retries=0) as client,
+        ):
+            upstream.respond(echo_stream_body())
+            stream = client.chat.completions.create(model="m", messages=user(), stream=True)
+            assert UPSTREAM_KEY not in str(stream.response.headers)
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+            assert text == MESSAGE
+            _, path, headers, _ = upstream.requests[-1]
+            assert path == "/v1/chat/completions"
+            assert headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
+            # An upstream that echoes the key in its error has it scrubbed, in every dialect.
+            echo = {"error": {"message": f"Incorrect API key provided: {UPSTREAM_KEY}"}}
+            for dialect, (path, body) in DIALECT_REQUESTS.items():
+                for stream_it in (True, False):
+                    upstream.respond(echo_stream_body())
+                    answers.append(
+                        httpx.post(url + path, json={**body, "model": "m", "stream": stream_it})
+                    )
+                    assert answers[-1].status_code == 200, dialect
+                upstream.respond(json.dumps(echo).encode(), status=401)
+                answers.append(httpx.post(url + path, json={**body, "model": "m"}))
+                assert answers[-1].status_code == 401
+                assert "[redacted]" in answers[-1].text
+            answers += [httpx.get(url + p) for p in ("/metrics", "/v1/models", "/readyz")]
+        assert len(upstream.requests) == 10
+    for answer in answers:
+        assert UPSTREAM_KEY not in str(answer.headers)
+        assert UPSTREAM_KEY not in answer.text
+    assert caplog.records and UPSTREAM_KEY not in caplog.text
+
+
+# --- health, readiness, metrics and models ---------------------------------------------------
+
+
+def test_health_readiness_and_metrics(gateway: str, oai: openai.OpenAI) -> None:
+    assert httpx.get(gateway + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(gateway + "/readyz").json() == {"status": "ready", "active_streams": 0}
+    oai.chat.completions.create(model="mock-echo", messages=user())
+    metrics = httpx.get(gateway + "/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain")
+    for name in (
+        "tokenrelay_ttft_seconds_bucket",
+        "tokenrelay_inter_token_seconds_bucket",
+        'tokenrelay_tokens_total{direction="output",estimated="false",model="mock-echo"}',
+        "tokenrelay_active_streams 0.0",
+        'tokenrelay_requests_total{endpoint="/v1/chat/completions",status="200"}',
+        "# TYPE tokenrelay_upstream_errors_total counter",
+    ):
+        assert name in metrics.text, name
+
+
+def test_models_are_listed_in_the_openai_and_the_anthropic_shape(
+    oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    names = [f"{kind}-{model}" for kind in KINDS for model in MOCK_MODELS]
+    listed = oai.models.list()
+    assert [m.id for m in listed] == names
+    assert all(m.object == "model" for m in listed)
+    page = claude.models.list()
+    assert [m.id for m in page] == names
+    assert all(m.type == "model" and m.display_name == m.id for m in page)
