@@ -57,18 +57,13 @@ OPENAI_TOOLS: list[Any] = [
     },
     {"type": "function", "function": {"name": "get_time", "parameters": TIME_SCHEMA}},
 ]
-RESPONSES_TOOLS: list[Any] = [
+RESPONSES_TOOLS = [{"type": "function", **t["function"]} for t in OPENAI_TOOLS]
+ANTHROPIC_TOOLS = [
     {
-        "type": "function",
-        "name": "get_weather",
-        "description": "Weather in a city",
-        "parameters": WEATHER_SCHEMA,
-    },
-    {"type": "function", "name": "get_time", "parameters": TIME_SCHEMA},
-]
-ANTHROPIC_TOOLS: list[Any] = [
-    {"name": "get_weather", "description": "Weather in a city", "input_schema": WEATHER_SCHEMA},
-    {"name": "get_time", "input_schema": TIME_SCHEMA},
+        **{k: v for k, v in t["function"].items() if k != "parameters"},
+        "input_schema": t["function"]["parameters"],
+    }
+    for t in OPENAI_TOOLS
 ]
 NEUTRAL_TOOLS = (
     Tool("get_weather", "Weather in a city", WEATHER_SCHEMA),
@@ -323,36 +318,6 @@ def test_anthropic_messages_create_returns_the_whole_answer(
     )
     assert message.model == f"{kind}-{model}"
     check_message(message, model)
-
-
-def test_anthropic_tool_result_round_trip_reaches_the_upstream(
-    claude: anthropic.Anthropic,
-) -> None:
-    """A second turn carrying the tool's result is accepted and answered (echo repeats
-    the last user text)."""
-    messages: list[Any] = [
-        *user(),
-        {
-            "role": "assistant",
-            "content": [
-                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": WEATHER_ARGS}
-            ],
-        },
-        {
-            "role": "user",
-            "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"},
-                {"type": "text", "text": "thanks"},
-            ],
-        },
-    ]
-    for kind in KINDS:
-        message = claude.messages.create(
-            model=f"{kind}-echo", max_tokens=100, messages=messages, tools=ANTHROPIC_TOOLS
-        )
-        assert [(b.type, getattr(b, "text", None)) for b in message.content] == [
-            ("text", "thanks")
-        ], kind
 
 
 # --- the wire: stream ids and event ids ------------------------------------------------------
