@@ -1131,7 +1131,7 @@ def report(res: dict[str, Any], cfg: Config) -> str:
     lines = [
         f"- date: {res['date']}; mode: {'quick' if cfg.quick else 'full'}; "
         f"benchmark time {res['elapsed_s']:.0f} s; load average at start "
-        f"{v['load_avg_at_start'][0]:.2f}",
+        f"{v['load_avg_at_start'][0]:.2f}, at the end {res['load_avg_at_end'][0]:.2f}",
         f"- python: {v['python']} on {v['platform']}, {v['cpus']} CPUs ({v['cpu']}); "
         f"gateways pinned to CPU {GATEWAY_CPU}, mock and load client to CPU {HARNESS_CPU}",
         f"- tokenrelay {v['tokenrelay_env']['tokenrelay']} (commit {v['commit']}"
@@ -1455,6 +1455,7 @@ async def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         for p in procs:
             p.stop()
     res["elapsed_s"] = time.perf_counter() - started
+    res["load_avg_at_end"] = os.getloadavg()
     res["targets"] = targets_table(res, cfg)
     return res
 
