@@ -198,8 +198,21 @@ def _endpoint(dialect: Dialect, path: str) -> Any:
         }
         gateway.stream_models[stream_id] = route.name
         first = await gateway.hub.start(stream_id, meta, neutral, deltas)
-        done, _ = await asyncio.wait({first}, timeout=config.ping_seconds)
-        failure = first.result() if done and not first.cancelled() else None
+        # Until the response starts, only this handler can notice the client leaving.
+        watcher = asyncio.ensure_future(_disconnected(request))
+        try:
+            pending: set[asyncio.Future[Any]] = {first, watcher}
+            await asyncio.wait(
+                pending, timeout=config.ping_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            watcher.cancel()
+        if watcher.done() and not watcher.cancelled() and not first.done():
+            # Gone before the first token: it never saw the stream id, so no resume can
+            # come; stop the upstream now, whatever the grace period.
+            gateway.hub.cancel(stream_id, "disconnected")
+            return Response(status_code=499)
+        failure = first.result() if first.done() and first.exception() is None else None
         if isinstance(failure, UpstreamError):
             headers = {}
             if failure.retry_after is not None:

@@ -53,9 +53,16 @@ _ENUMS: dict[tuple[type[Any], int], type[Any]] = {
 
 
 def pack(delta: Delta) -> bytes:
-    """The delta as bytes (``unpack`` gives it back equal)."""
+    """The delta as bytes (``unpack`` gives it back equal), in an object of its own size.
+
+    ``orjson.dumps`` returns its result in a ~4 KiB allocation shrunk by ``realloc``, which
+    the allocator leaves in place: kept in a stream log, each entry would pin about 4 KiB
+    (12 MB for a 3,000-token stream, measured). The copy costs ~150 ns and ~70 bytes.
+    """
     cls = type(delta)
-    return orjson.dumps([_TAGS[cls], *(getattr(delta, n) for n in _NAMES[cls])])
+    return memoryview(
+        orjson.dumps([_TAGS[cls], *(getattr(delta, n) for n in _NAMES[cls])])
+    ).tobytes()
 
 
 def unpack(data: bytes) -> Delta:
