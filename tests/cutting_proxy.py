@@ -20,6 +20,7 @@ class CuttingProxy:
         self.cuts = list(cuts)
         self.port = free_port()
         self.connections = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     limit: int | None) -> None:  # fmt: skip
@@ -44,14 +45,23 @@ class CuttingProxy:
                 writer.close()
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         cut = self.cuts[self.connections] if self.connections < len(self.cuts) else None
         self.connections += 1
         server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
         up = asyncio.create_task(self._pipe(client_r, server_w, None))
         down = asyncio.create_task(self._pipe(server_r, client_w, cut))
-        await down
-        up.cancel()
-        server_w.transport.abort()
+        try:
+            await down
+        finally:
+            up.cancel()
+            down.cancel()
+            await asyncio.gather(up, down, return_exceptions=True)
+            server_w.transport.abort()
+            client_w.transport.abort()
+            self._tasks.discard(task)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[str]:
@@ -64,6 +74,9 @@ class CuttingProxy:
             ready.set()
             async with server:
                 await stop.wait()
+                for task in list(self._tasks):  # connections still open: end them too
+                    task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
 
         thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
         thread.start()
