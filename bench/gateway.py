@@ -57,6 +57,9 @@ litellm==1.109.1``)::
     python bench/gateway.py --quick          # small sizes, ~2 min
     python bench/gateway.py --no-litellm     # tokenrelay and direct only
     python bench/gateway.py --json out.json  # default: bench/results/gateway-<date>.json
+    python bench/gateway.py --only gaps,idle # before/after of one change: 256-stream gaps
+                                             # (--streams, --repeat paired runs), idle KB
+                                             # (--idle-streams); JSON on stdout
 
 Progress goes to stderr.
 """
@@ -1460,9 +1463,74 @@ async def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+async def run_only(args: argparse.Namespace) -> dict[str, Any]:
+    """``--only``: just the paced runs at ``--streams`` (direct and tokenrelay alternated,
+    ``--repeat`` times) and/or idle memory at ``--idle-streams``: for before/after
+    measurements of one change. No LiteLLM, no report tables."""
+    os.sched_setaffinity(0, {HARNESS_CPU})
+    raise_nofile()
+    parts = set(args.only.split(","))
+    unknown = parts - {"gaps", "idle"}
+    if unknown:
+        raise SystemExit(f"--only takes gaps and/or idle, not {sorted(unknown)}")
+    cfg = Config()
+    res: dict[str, Any] = {"load_avg_at_start": os.getloadavg(), "git": git("rev-parse", "HEAD")}
+    gc.disable()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    procs: list[Proc] = []
+    try:
+        mock = start_mock()
+        procs.append(mock)
+        if "gaps" in parts:
+            tr = start_tokenrelay(mock.port, workdir)
+            procs.append(tr)
+            direct, relay = Target("direct", mock.port, None), Target("tokenrelay", tr.port, tr)
+            meters = {"mock": mock, "tokenrelay": tr, "litellm": None}
+            ref = await reference_text(direct)
+            s = await open_stream(tr.port, chat_request(relay.model("lorem"), TOKENS))
+            await asyncio.wait_for(s.done, 30)
+            s.close()
+            runs: list[dict[str, Any]] = []
+            for i in range(args.repeat):
+                pair = {}
+                for t in (direct, relay):
+                    gc.collect()
+                    pair[t.key] = r = await paced_run(t, args.streams, ref, cfg, meters)
+                    progress(f"  {args.streams:>5} streams {t.key:<10} {fmt_run(r)}")
+                    await drain(mock)
+                    await asyncio.sleep(0.5)
+                added = pair["tokenrelay"]["gap_p99_ms"] - pair["direct"]["gap_p99_ms"]
+                progress(f"  run {i + 1}: added gap p99 {added:+.2f} ms")
+                runs.append({**pair, "added_p99_ms": round(added, 3)})
+            res["gaps"] = runs
+            tr.stop()
+            procs.remove(tr)
+            await drain(mock, 15)
+        if "idle" in parts:
+            p = start_tokenrelay(mock.port, workdir)
+            procs.append(p)
+            res["idle"] = await measure_idle(Target("tokenrelay", p.port, p), args.idle_streams)
+            p.stop()
+            procs.remove(p)
+    finally:
+        for p in procs:
+            p.stop()
+    res["load_avg_at_end"] = os.getloadavg()
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (~2 min)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="gaps and/or idle (comma-separated): just those measures, tokenrelay and "
+        "direct, a JSON summary on stdout (for before/after comparisons)",
+    )
+    parser.add_argument("--streams", type=int, default=256, help="--only gaps: concurrency")
+    parser.add_argument("--repeat", type=int, default=3, help="--only gaps: paired runs")
+    parser.add_argument("--idle-streams", type=int, default=1000, help="--only idle: N")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     parser.add_argument("--litellm-venv", default=DEFAULT_LITELLM_VENV)
     parser.add_argument("--json", default="", help="where to write the results (JSON)")
@@ -1472,6 +1540,11 @@ def main() -> None:
         import uvloop
     except ImportError:
         raise SystemExit("needs uvloop: pip install -e '.[bench,gateway]'") from None
+    if args.only:
+        with deadline(1200):
+            only = uvloop.run(run_only(args))
+        sys.stdout.write(json.dumps(only, default=str) + "\n")
+        return
     try:
         with deadline(cfg.max_s):
             res = uvloop.run(run(cfg, args))
