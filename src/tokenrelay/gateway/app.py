@@ -5,7 +5,7 @@ Request path for a streamed generation::
 
     client body ─► dialect.parse_request ─► model route ─► StreamHub.start(generate(...))
                                                               │ producer task, store log
-    client ◄─ EventSourceResponse ◄─ StreamHub.frames(dialect, ids "k.j") ◄──┘
+    client ◄─ HubStreamResponse ◄─ hub Reader (dialect, ids "k.j") ◄──────────┘
 
 The response starts when the first content arrives, or after ``ping_seconds`` without it
 (then with keep-alive pings). So an upstream that fails before that is answered with a
@@ -37,17 +37,16 @@ from ..llm.model import (
     Delta,
     ErrorKind,
     Request,
-    Start,
     StreamError,
     Usage,
 )
 from ..providers import Provider, UpstreamError, create_provider
-from ..server import EventSourceResponse
 from ..sse import comment
 from ..store import MemoryStore, StreamNotFoundError, StreamStore
 from .config import GatewayConfig
-from .hub import StreamHub, parse_event_id
+from .hub import StreamHub, Timing, parse_event_id
 from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .response import HubStreamResponse, OpenStreams
 from .route import generate
 from .web import web_routes
 
@@ -70,8 +69,14 @@ class Gateway:
     providers: dict[str, Provider]
     hub: StreamHub
     metrics: Metrics
+    streams: OpenStreams
     ready: bool = False
     stream_models: dict[str, str] = field(default_factory=dict)  # running stream -> model
+
+    def upstream_error(self, provider: str, error: StreamError) -> None:
+        """Counts a failed attempt or an error after the first delta (``generate``'s
+        ``on_error``)."""
+        self.metrics.upstream_errors.labels(provider, error.kind.value).inc()
 
 
 def _gateway(request: HTTPRequest) -> Gateway:
@@ -121,24 +126,6 @@ def _unauthorised() -> StreamError:
     return StreamError(ErrorKind.AUTHENTICATION, "missing or invalid API key", 401)
 
 
-async def _instrument(
-    deltas: AsyncIterator[Delta], gateway: Gateway, model: str, started: float
-) -> AsyncIterator[Delta]:
-    """Time to first token and gaps between tokens, measured where tokens arrive."""
-    ttft = gateway.metrics.ttft.labels(model)
-    gap = gateway.metrics.gap.labels(model)
-    last = 0.0
-    async for delta in deltas:
-        if not isinstance(delta, Start | Usage):
-            now = time.perf_counter()
-            if last:
-                gap.observe(now - last)
-            else:
-                ttft.observe(now - started)
-            last = now
-        yield delta
-
-
 def _endpoint(dialect: Dialect, path: str) -> Any:
     async def handle(request: HTTPRequest) -> Response:
         started = time.perf_counter()
@@ -170,24 +157,20 @@ def _endpoint(dialect: Dialect, path: str) -> Any:
             )
             return _error_response(dialect, error, {"retry-after": "1"}, path, gateway)
 
-        def on_error(provider: str, error: StreamError) -> None:
-            gateway.metrics.upstream_errors.labels(provider, error.kind.value).inc()
-
-        deltas = _instrument(
-            generate(
-                route,
-                gateway.providers,
-                neutral,
-                retry=config.retry,
-                timeouts=config.timeouts,
-                on_error=on_error,
-            ),
-            gateway,
-            route.name,
-            started,
+        deltas = generate(
+            route,
+            gateway.providers,
+            neutral,
+            retry=config.retry,
+            timeouts=config.timeouts,
+            on_error=gateway.upstream_error,
+        )
+        metrics = gateway.metrics
+        timing = Timing(
+            started, metrics.ttft.labels(route.name).observe, metrics.gap.labels(route.name).observe
         )
         if not neutral.stream:
-            return await _whole(request, dialect, neutral, deltas, gateway, path)
+            return await _whole(request, dialect, neutral, deltas, gateway, path, timing)
         stream_id = f"str_{uuid.uuid4().hex}"
         meta = {
             "dialect": dialect.name,
@@ -197,7 +180,7 @@ def _endpoint(dialect: Dialect, path: str) -> Any:
             "created": int(time.time()),
         }
         gateway.stream_models[stream_id] = route.name
-        first = await gateway.hub.start(stream_id, meta, neutral, deltas)
+        first = await gateway.hub.start(stream_id, meta, neutral, deltas, timing)
         # Until the response starts, only this handler can notice the client leaving.
         watcher = asyncio.ensure_future(_disconnected(request))
         try:
@@ -219,11 +202,8 @@ def _endpoint(dialect: Dialect, path: str) -> Any:
                 headers["retry-after"] = f"{failure.retry_after:g}"
             return _error_response(dialect, failure.error, headers, path, gateway)
         gateway.metrics.requests.labels(path, "200").inc()
-        return EventSourceResponse(
-            gateway.hub.frames(stream_id, dialect, neutral),
-            headers={"x-stream-id": stream_id},
-            ping=None,  # the hub pings in the dialect's own way
-        )
+        hub = gateway.hub
+        return HubStreamResponse(hub, hub.reader(stream_id, dialect, neutral), gateway.streams)
 
     return handle
 
@@ -235,11 +215,16 @@ async def _whole(
     deltas: AsyncIterator[Delta],
     gateway: Gateway,
     path: str,
+    timing: Timing,
 ) -> Response:
     """A non-streamed answer; a client that goes away cancels the generation."""
 
     async def collect() -> list[Delta]:
-        return [d async for d in deltas]
+        collected = []
+        async for delta in deltas:
+            timing.delta(delta)
+            collected.append(delta)
+        return collected
 
     task = asyncio.ensure_future(collect())
     watcher = asyncio.ensure_future(_disconnected(request))
@@ -316,11 +301,8 @@ async def _resume(request: HTTPRequest) -> Response:
         include_usage=bool(info.meta.get("include_usage")),
         n=int(info.meta.get("n", 1)),
     )
-    return EventSourceResponse(
-        gateway.hub.frames(stream_id, dialect, neutral, after),
-        headers={"x-stream-id": stream_id},
-        ping=None,
-    )
+    hub = gateway.hub
+    return HubStreamResponse(hub, hub.reader(stream_id, dialect, neutral, after), gateway.streams)
 
 
 async def _cancel(request: HTTPRequest) -> Response:
@@ -414,7 +396,10 @@ def create_app(
             ping_frame=_ping_for,
             on_end=on_end,
         )
-        gateway = Gateway(config, built, hub, metrics, ready=True, stream_models=stream_models)
+        streams = OpenStreams(ping=config.ping_seconds)
+        gateway = Gateway(
+            config, built, hub, metrics, streams, ready=True, stream_models=stream_models
+        )
         app.state.gateway = gateway
         try:
             yield

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ from ..llm.model import (
     Finish,
     FinishReason,
     Request,
+    Start,
     StreamError,
     TextDelta,
     Usage,
@@ -49,7 +51,7 @@ from ..llm.pack import pack, unpack
 from ..providers.base import UpstreamError
 from ..store.base import StreamStore
 
-__all__ = ["StreamHub", "parse_event_id"]
+__all__ = ["Reader", "StreamHub", "Timing", "parse_event_id"]
 
 First = Delta | UpstreamError
 
@@ -71,6 +73,31 @@ class _Live:
     readers: int = 0
     grace: asyncio.TimerHandle | None = None
     cancelled_by: str = ""
+
+
+class Timing:
+    """Time to the first content delta (from ``started``, a ``perf_counter`` time) and the
+    gaps between content deltas, observed by the producer as deltas arrive."""
+
+    __slots__ = ("_gap", "_last", "_started", "_ttft")
+
+    def __init__(
+        self, started: float, ttft: Callable[[float], None], gap: Callable[[float], None]
+    ) -> None:
+        self._started = started
+        self._ttft = ttft
+        self._gap = gap
+        self._last = 0.0
+
+    def delta(self, delta: Delta) -> None:
+        if isinstance(delta, Start | Usage):
+            return
+        now = time.perf_counter()
+        if self._last:
+            self._gap(now - self._last)
+        else:
+            self._ttft(now - self._started)
+        self._last = now
 
 
 @dataclass(slots=True)
@@ -111,40 +138,55 @@ class StreamHub:
         return len(self._live)
 
     async def start(
-        self, stream_id: str, meta: dict[str, Any], request: Request, deltas: AsyncIterator[Delta]
+        self,
+        stream_id: str,
+        meta: dict[str, Any],
+        request: Request,
+        deltas: AsyncIterator[Delta],
+        timing: Timing | None = None,
     ) -> asyncio.Future[First]:
         """Create the stream's log and start its producer. The returned future resolves
-        with the first delta, or the ``UpstreamError`` that came before any."""
+        with the first delta, or the ``UpstreamError`` that came before any. ``timing``
+        hears of every content delta as it arrives."""
         await self.store.create(stream_id, meta)
         loop = asyncio.get_running_loop()
         live = self._live[stream_id] = _Live(first=loop.create_future())
-        live.task = loop.create_task(self._produce(stream_id, request, deltas, live))
+        live.task = loop.create_task(self._produce(stream_id, request, deltas, live, timing))
         assert live.first is not None
         return live.first
 
     async def _produce(
-        self, stream_id: str, request: Request, deltas: AsyncIterator[Delta], live: _Live
+        self,
+        stream_id: str,
+        request: Request,
+        deltas: AsyncIterator[Delta],
+        live: _Live,
+        timing: Timing | None,
     ) -> None:
         tally = _Tally()
         first = live.first
         assert first is not None
         why = "completed"
+        append = self.store.append
+        text = tally.text
         try:
             async for delta in deltas:
-                if not first.done():
-                    first.set_result(delta)
                 if isinstance(delta, TextDelta):
-                    tally.text.append(delta.text)
+                    text.append(delta.text)
                 elif isinstance(delta, Usage):
                     tally.usage = delta
                 elif isinstance(delta, StreamError):
                     why = "error"
-                await self.store.append(stream_id, [pack(delta)])
+                if timing is not None:
+                    timing.delta(delta)
+                if not first.done():
+                    first.set_result(delta)
+                await append(stream_id, [pack(delta)])
         except UpstreamError as exc:
             why = "error"
             if not first.done():
                 first.set_result(exc)
-            await self.store.append(stream_id, [pack(exc.error)])
+            await append(stream_id, [pack(exc.error)])
         except asyncio.CancelledError:
             why = live.cancelled_by or "cancelled"
             if not first.done():
@@ -156,7 +198,7 @@ class StreamHub:
             error = StreamError(ErrorKind.SERVER, f"gateway error: {exc!r}", 500)
             if not first.done():
                 first.set_result(UpstreamError(error, retryable=False))
-            await self.store.append(stream_id, [pack(error)])
+            await append(stream_id, [pack(error)])
         finally:
             usage = tally.usage or estimate_usage(request, "".join(tally.text))
             tail: list[Delta] = []
@@ -166,7 +208,7 @@ class StreamHub:
                 tail.append(Finish(FinishReason.OTHER, raw="cancelled"))
             with contextlib.suppress(Exception):
                 if tail:
-                    await self.store.append(stream_id, [pack(d) for d in tail])
+                    await append(stream_id, [pack(d) for d in tail])
                 await self.store.finish(stream_id)
             # Only running streams stay here: finished ones are the store's business.
             if live.grace is not None:
@@ -205,6 +247,18 @@ class StreamHub:
             loop = asyncio.get_running_loop()
             live.grace = loop.call_later(self.grace, self.cancel, stream_id, "disconnected")
 
+    def reader(
+        self,
+        stream_id: str,
+        dialect: Dialect,
+        request: Request | None,
+        after: tuple[int, int] | None = None,
+    ) -> Reader:
+        """A reader of the stream, from just after ``after``; it counts as attached (for the
+        grace period) until ``detach``."""
+        self._attach(stream_id)
+        return Reader(self, stream_id, dialect, request, after)
+
     async def frames(
         self,
         stream_id: str,
@@ -213,90 +267,28 @@ class StreamHub:
         after: tuple[int, int] | None = None,
     ) -> AsyncIterator[bytes]:
         """The stream's wire bytes for one reader, from just after ``after``."""
-        self._attach(stream_id)
+        reader = self.reader(stream_id, dialect, request, after)
+        store = self.store
         try:
-            async for chunk in self._frames(stream_id, dialect, request, after):
-                yield chunk
-        finally:
-            self._detach(stream_id)
-
-    async def _frames(
-        self,
-        stream_id: str,
-        dialect: Dialect,
-        request: Request | None,
-        after: tuple[int, int] | None,
-    ) -> AsyncIterator[bytes]:
-        encoder = dialect.encoder(request)
-        framing = dialect.framing
-        skip_k, skip_j = after if after is not None else (-1, -1)
-        last_id = ""
-        single_text_choice: int | None = None  # choice of the last one-frame TextDelta
-        pos = 0
-        while True:
-            entries, done = await self.store.read(stream_id, pos)
-            if not entries:
-                if done:
-                    out = []
-                    for j, frame in enumerate(encoder.close()):
-                        if pos > skip_k or j > skip_j:
-                            out.append(to_wire([frame], framing, id=f"{pos}.{j}"))
-                    if out:
-                        yield b"".join(out)
+            while True:
+                entries, done = await store.read(stream_id, reader.pos)
+                if entries:
+                    chunk = reader.encode(entries)
+                    # A stalled reader waits in the yield below: it must not hold its batch.
+                    del entries
+                    if chunk:
+                        yield chunk
+                elif done:
+                    chunk = reader.close()
+                    if chunk:
+                        yield chunk
                     return
-                if not await self.store.wait(stream_id, pos, self.ping):
-                    ping = self._ping_frame(dialect)
-                    if isinstance(ping, Frame):  # an event (Anthropic's): it carries an id too
-                        yield to_wire([ping], framing, id=last_id)
-                    elif ping is not None:  # a comment
+                elif not await store.wait(stream_id, reader.pos, self.ping):
+                    ping = reader.ping()
+                    if ping:
                         yield ping
-                continue
-            deltas = [unpack(e) for e in entries]
-            # Merge only a real backlog: entries that merely arrived back to back (a busy
-            # loop, a bursty upstream) go out one event each, as the upstream sent them.
-            merging = len(deltas) >= self.merge_backlog
-            out = []
-            i = 0
-            while i < len(deltas):
-                k = pos + i
-                delta = deltas[i]
-                if (
-                    merging
-                    and k > skip_k
-                    and isinstance(delta, TextDelta)
-                    and delta.logprobs is None
-                    and delta.choice == single_text_choice
-                ):
-                    run = [delta.text]
-                    while i + 1 < len(deltas):
-                        nxt = deltas[i + 1]
-                        if not (
-                            isinstance(nxt, TextDelta)
-                            and nxt.logprobs is None
-                            and nxt.choice == delta.choice
-                        ):
-                            break
-                        run.append(nxt.text)
-                        i += 1
-                    if len(run) > 1:
-                        delta = TextDelta("".join(run), delta.choice)
-                        k = pos + i
-                frames = encoder.encode(delta)
-                single_text_choice = (
-                    delta.choice if isinstance(delta, TextDelta) and len(frames) == 1 else None
-                )
-                if k >= skip_k:
-                    for j, frame in enumerate(frames):
-                        if k > skip_k or j > skip_j:
-                            last_id = f"{k}.{j}"
-                            out.append(to_wire([frame], framing, id=last_id))
-                i += 1
-            pos += len(entries)
-            # A stalled reader waits in the yield below: it must not hold its batch (the
-            # whole log, unpacked, for a reader that fell far behind) while it waits.
-            del entries, deltas
-            if out:
-                yield b"".join(out)
+        finally:
+            reader.detach()
 
     async def aclose(self) -> None:
         """Cancel every running generation and wait for the producers to finish."""
@@ -306,3 +298,115 @@ class StreamHub:
                 self.cancel(stream_id, "shutdown")
                 tasks.append(live.task)
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Reader:
+    """One reader's position in a stream log and its encoder: turns batches of log entries
+    into wire bytes in the reader's dialect (ids ``"k.j"``, resume skipping, merging of a
+    backlog). No I/O: the caller reads the store and sends."""
+
+    __slots__ = (
+        "_hub",
+        "_single_text_choice",
+        "dialect",
+        "encoder",
+        "framing",
+        "last_id",
+        "pos",
+        "skip_j",
+        "skip_k",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        hub: StreamHub,
+        stream_id: str,
+        dialect: Dialect,
+        request: Request | None,
+        after: tuple[int, int] | None,
+    ) -> None:
+        self._hub: StreamHub | None = hub
+        self.stream_id = stream_id
+        self.dialect = dialect
+        self.encoder = dialect.encoder(request)
+        self.framing = dialect.framing
+        self.skip_k, self.skip_j = after if after is not None else (-1, -1)
+        self.last_id = ""
+        self._single_text_choice: int | None = None  # choice of the last one-frame TextDelta
+        self.pos = 0  # the next entry to read
+
+    def detach(self) -> None:
+        """This reader is gone (idempotent): the hub may start the grace period."""
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            hub._detach(self.stream_id)
+
+    def ping(self) -> bytes | None:
+        """The dialect's keep-alive: an event (Anthropic's, with the last id) or a comment."""
+        assert self._hub is not None
+        ping = self._hub._ping_frame(self.dialect)
+        if isinstance(ping, Frame):
+            return to_wire([ping], self.framing, id=self.last_id)
+        return ping
+
+    def close(self) -> bytes:
+        """The dialect's closing frames (the stream has ended and all entries are read)."""
+        pos, skip_k, skip_j, framing = self.pos, self.skip_k, self.skip_j, self.framing
+        out = []
+        for j, frame in enumerate(self.encoder.close()):
+            if pos > skip_k or j > skip_j:
+                out.append(to_wire([frame], framing, id=f"{pos}.{j}"))
+        return b"".join(out)
+
+    def encode(self, entries: list[bytes]) -> bytes:
+        """The wire bytes of the next ``entries`` of the log (b"" while a resume skips)."""
+        assert self._hub is not None
+        pos = self.pos
+        skip_k, skip_j = self.skip_k, self.skip_j
+        encoder, framing = self.encoder, self.framing
+        single_text_choice = self._single_text_choice
+        deltas = [unpack(e) for e in entries]
+        # Merge only a real backlog: entries that merely arrived back to back (a busy
+        # loop, a bursty upstream) go out one event each, as the upstream sent them.
+        merging = len(deltas) >= self._hub.merge_backlog
+        out = []
+        i = 0
+        n = len(deltas)
+        while i < n:
+            k = pos + i
+            delta = deltas[i]
+            if (
+                merging
+                and k > skip_k
+                and isinstance(delta, TextDelta)
+                and delta.logprobs is None
+                and delta.choice == single_text_choice
+            ):
+                run = [delta.text]
+                while i + 1 < n:
+                    nxt = deltas[i + 1]
+                    if not (
+                        isinstance(nxt, TextDelta)
+                        and nxt.logprobs is None
+                        and nxt.choice == delta.choice
+                    ):
+                        break
+                    run.append(nxt.text)
+                    i += 1
+                if len(run) > 1:
+                    delta = TextDelta("".join(run), delta.choice)
+                    k = pos + i
+            frames = encoder.encode(delta)
+            single_text_choice = (
+                delta.choice if isinstance(delta, TextDelta) and len(frames) == 1 else None
+            )
+            if k >= skip_k:
+                for j, frame in enumerate(frames):
+                    if k > skip_k or j > skip_j:
+                        self.last_id = last_id = f"{k}.{j}"
+                        out.append(to_wire([frame], framing, id=last_id))
+            i += 1
+        self.pos = pos + n
+        self._single_text_choice = single_text_choice
+        return out[0] if len(out) == 1 else b"".join(out)

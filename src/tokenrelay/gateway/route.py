@@ -52,6 +52,66 @@ _RETRYABLE_KINDS = frozenset(
 )
 
 
+class _Deadline:
+    """One deadline for a task's waits, moved on every delta at the cost of two attribute
+    writes: its timer is rescheduled only when it fires and finds the deadline moved on.
+    (``asyncio.timeout_at`` around each wait schedules and cancels a timer per delta.)
+
+    While ``armed`` and past ``when``, it cancels the task; ``expired()`` then tells the
+    ``CancelledError`` that it caused apart from a cancellation from outside (as
+    ``asyncio.timeout`` does, by the task's cancellation count)."""
+
+    __slots__ = ("_base", "_fired", "_handle", "_loop", "_scheduled", "_task", "armed", "when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._loop = loop
+        self._task = task
+        self._base = task.cancelling()
+        self._handle: asyncio.TimerHandle | None = None
+        self._scheduled = 0.0  # when the pending timer fires
+        self._fired = False
+        self.armed = False
+        self.when = 0.0
+
+    def arm(self, when: float) -> None:
+        self.when = when
+        self.armed = True
+        if self._handle is None or when < self._scheduled:
+            self._schedule(when)
+
+    def _schedule(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._scheduled = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self.armed:
+            return  # the next arm schedules it again
+        if self._loop.time() < self.when:
+            self._schedule(self.when)
+            return
+        self._fired = True
+        self.armed = False
+        self._task.cancel()
+
+    def expired(self) -> bool:
+        """Whether the ``CancelledError`` being handled came from this deadline alone."""
+        if not self._fired:
+            return False
+        self._fired = False
+        return self._task.uncancel() <= self._base
+
+    def close(self) -> None:
+        self.armed = False
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 async def _head(stream: AsyncIterator[Delta]) -> list[Delta]:
     """The deltas up to and including the first one with content: what an attempt must
     produce before the gateway commits to it. An error event before any content is a
@@ -117,18 +177,21 @@ async def generate(
                     await asyncio.sleep(delay)
                 continue
             # Committed to this upstream from here on.
+            deadline = _Deadline(loop)
+            idle_seconds = timeouts.idle
             try:
                 for delta in head:
                     yield delta
                 while True:
-                    deadline = min(loop.time() + timeouts.idle, total_deadline)
+                    deadline.arm(min(loop.time() + idle_seconds, total_deadline))
                     try:
-                        async with asyncio.timeout_at(deadline):
-                            delta = await anext(stream)
+                        delta = await anext(stream)
                     except StopAsyncIteration:
                         return
-                    except TimeoutError:
-                        idle = deadline < total_deadline
+                    except asyncio.CancelledError:
+                        if not deadline.expired():
+                            raise
+                        idle = deadline.when < total_deadline
                         error = _timeout(
                             "idle" if idle else "total", timeouts.idle if idle else timeouts.total
                         )
@@ -136,12 +199,14 @@ async def generate(
                             on_error(provider_name, error)
                         yield error
                         return
+                    deadline.armed = False
                     yield delta
                     if isinstance(delta, StreamError):
                         if on_error is not None:
                             on_error(provider_name, delta)
                         return
             finally:
+                deadline.close()
                 await stream.aclose()
     assert last_error is not None, "a route has at least one entry"
     raise last_error

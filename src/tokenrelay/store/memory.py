@@ -19,13 +19,18 @@ class _Log:
     meta: Mapping[str, Any]
     entries: list[bytes] = field(default_factory=list)
     finished: bool = False
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
 
     def wake(self) -> None:
         waiters, self.waiters = self.waiters, []
         for waiter in waiters:
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(True)
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 class MemoryStore:
@@ -103,17 +108,23 @@ class MemoryStore:
         log = self._log(stream_id)
         if len(log.entries) > start or log.finished:
             return True
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A future and, with a timeout, a timer handle: no wait_for (a task's worth of
+        # objects per wait, and this runs once per delta per reader).
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
         log.waiters.append(waiter)
+        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            return False
+            woken = await waiter
         finally:
-            if not waiter.done():
-                waiter.cancel()
-            if waiter in log.waiters:
-                log.waiters.remove(waiter)
+            if timer is not None:
+                timer.cancel()
+            if not (waiter.done() and not waiter.cancelled() and waiter.result()):
+                waiter.cancel()  # we were cancelled, or it timed out: drop it
+                if waiter in log.waiters:
+                    log.waiters.remove(waiter)
+        if not woken:
+            return False
         if stream_id not in self._logs:
             raise StreamNotFoundError(stream_id)
         return True
