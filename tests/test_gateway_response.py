@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from tests.test_gateway_hub import REQUEST, hub, script, source
+from tokenrelay.gateway.hub import _wire
 from tokenrelay.gateway.response import HubStreamResponse, OpenStreams
-from tokenrelay.llm import ANTHROPIC, OPENAI_CHAT, Delta
-from tokenrelay.llm.codec import Dialect
+from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta
+from tokenrelay.llm.codec import Dialect, Frame, to_wire
 from tokenrelay.server.shutdown import shutdown_streams
 from tokenrelay.sse import Decoder
 
@@ -159,3 +160,15 @@ def test_a_cancellation_by_the_server_is_not_swallowed() -> None:
         await h.aclose()
 
     asyncio.run(main())
+
+
+def test_the_readers_fast_wire_encoding_is_byte_identical_to_to_wire() -> None:
+    frames = [Frame(b"{}"), Frame(b'{"a":"\xc3\xa9"}', "message_delta"), Frame(b"a\nb", "x")]
+    for dialect in DIALECTS.values():
+        encoder = dialect.encoder(REQUEST)
+        for delta in script():
+            frames += encoder.encode(delta)
+        frames += encoder.close()
+    for frame in frames:
+        for framing in ("sse", "ndjson"):
+            assert _wire(frame, framing, "12.3") == to_wire([frame], framing, id="12.3")

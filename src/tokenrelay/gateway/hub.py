@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..llm.codec import Dialect, Frame, to_wire
+from ..llm.codec import Dialect, Frame, Framing, to_wire
 from ..llm.estimate import estimate_usage
 from ..llm.model import (
     Delta,
@@ -300,6 +300,17 @@ class StreamHub:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _wire(frame: Frame, framing: Framing, id: str) -> bytes:
+    """``to_wire([frame], framing, id=id)``, without its list, generator and checks for the
+    common case (the ids here are always ``"k.j"``; JSON data has no line break)."""
+    data = frame.data
+    if framing != "sse" or b"\n" in data or b"\r" in data:
+        return to_wire([frame], framing, id=id)
+    if frame.event is None:
+        return b"id: %b\ndata: %b\n\n" % (id.encode(), data)
+    return b"event: %b\nid: %b\ndata: %b\n\n" % (frame.event.encode(), id.encode(), data)
+
+
 class Reader:
     """One reader's position in a stream log and its encoder: turns batches of log entries
     into wire bytes in the reader's dialect (ids ``"k.j"``, resume skipping, merging of a
@@ -356,7 +367,7 @@ class Reader:
         out = []
         for j, frame in enumerate(self.encoder.close()):
             if pos > skip_k or j > skip_j:
-                out.append(to_wire([frame], framing, id=f"{pos}.{j}"))
+                out.append(_wire(frame, framing, f"{pos}.{j}"))
         return b"".join(out)
 
     def encode(self, entries: list[bytes]) -> bytes:
@@ -405,7 +416,7 @@ class Reader:
                 for j, frame in enumerate(frames):
                     if k > skip_k or j > skip_j:
                         self.last_id = last_id = f"{k}.{j}"
-                        out.append(to_wire([frame], framing, id=last_id))
+                        out.append(_wire(frame, framing, last_id))
             i += 1
         self.pos = pos + n
         self._single_text_choice = single_text_choice

@@ -36,7 +36,10 @@ from ..server.frames import HEADERS
 from ..server.shutdown import registry
 from .hub import Reader, StreamHub
 
-__all__ = ["HubStreamResponse", "OpenStreams"]
+__all__ = ["RAW_SEND", "HubStreamResponse", "OpenStreams"]
+
+RAW_SEND = "tokenrelay.send"
+"""Scope key of the server's ``send``, put there by the gateway app (``create_app``)."""
 
 _RAW_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -131,6 +134,10 @@ class HubStreamResponse(Response):
         listener = loop.create_task(self._listen(receive))
         streams = self._streams
         streams.add(self, loop)
+        # Body messages go to the server's own send when the app left it in the scope:
+        # the middlewares' wrappers only watch for the start message (sent through them
+        # above), and the body's are sent once per token per stream.
+        send = scope.get(RAW_SEND, send)
         try:
             await self._deliver(send, loop, task)
         except asyncio.CancelledError:
@@ -158,32 +165,35 @@ class HubStreamResponse(Response):
         store = self._hub.store
         read, wait, encode = store.read, store.wait, reader.encode
         while True:
+            # Wait first: it returns at once when there is something to read, and after a
+            # send there rarely is (one read per token, not two).
+            self.waiting = True
+            try:
+                await wait(stream_id, reader.pos, None)
+            except asyncio.CancelledError:
+                if not self._ping_due:
+                    raise
+                self._ping_due = False
+                if task.uncancel() > self._cancelling:
+                    raise  # cancelled for another reason too
+                data = reader.ping()
+                if data:
+                    await self._send(send, data, loop)
+                continue
+            finally:
+                self.waiting = False
             entries, done = await read(stream_id, reader.pos)
             if entries:
-                data: bytes | None = encode(entries)
+                data = encode(entries)
                 del entries  # a stalled send must not hold the batch
+                if data:
+                    await self._send(send, data, loop)
+                data = None  # not held while the next wait lasts
             elif done:
                 data = reader.close()
                 if data:
                     await self._send(send, data, loop)
                 return
-            else:
-                self.waiting = True
-                try:
-                    await wait(stream_id, reader.pos, None)
-                    continue
-                except asyncio.CancelledError:
-                    if not self._ping_due:
-                        raise
-                    self._ping_due = False
-                    if task.uncancel() > self._cancelling:
-                        raise  # cancelled for another reason too
-                    data = reader.ping()
-                finally:
-                    self.waiting = False
-            if data:
-                await self._send(send, data, loop)
-                data = None  # not held while the next wait lasts
 
     async def _send(self, send: Send, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
         self.sending_since = self.last_sent = loop.time()
