@@ -172,3 +172,33 @@ def test_the_readers_fast_wire_encoding_is_byte_identical_to_to_wire() -> None:
     for frame in frames:
         for framing in ("sse", "ndjson"):
             assert _wire(frame, framing, "12.3") == to_wire([frame], framing, id="12.3")
+
+
+def test_the_generation_endpoints_direct_path_keeps_starlettes_behaviour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from starlette.testclient import TestClient
+
+    from tests.test_gateway_route import Paced
+    from tokenrelay.gateway import create_app
+    from tokenrelay.gateway.config import GatewayConfig, ModelRoute
+    from tokenrelay.gateway.hub import StreamHub
+
+    config = GatewayConfig(models=(ModelRoute("m", (("p", "up"),)),))
+    app = create_app(config, providers={"p": Paced([0, 0])})  # type: ignore[dict-item]
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with TestClient(app) as client:
+        r = client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200 and r.headers["x-stream-id"].startswith("str_")
+        assert "t0 " in r.text and r.text.endswith("data: [DONE]\n\n")
+        assert client.get("/v1/chat/completions").status_code == 405  # still routed
+
+        async def broken(*args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(StreamHub, "start", broken)
+        with pytest.raises(RuntimeError, match="a bug"):  # raised on for the server to log
+            client.post("/v1/chat/completions", json=body)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 500 and r.text == "Internal Server Error"

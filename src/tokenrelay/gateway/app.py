@@ -20,13 +20,13 @@ import contextlib
 import gc
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request as HTTPRequest
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -128,7 +128,10 @@ def _unauthorised() -> StreamError:
     return StreamError(ErrorKind.AUTHENTICATION, "missing or invalid API key", 401)
 
 
-def _endpoint(dialect: Dialect, path: str) -> Any:
+Handler = Callable[[HTTPRequest], Awaitable[Response]]
+
+
+def _endpoint(dialect: Dialect, path: str) -> Handler:
     async def handle(request: HTTPRequest) -> Response:
         started = time.perf_counter()
         gateway = _gateway(request)
@@ -418,12 +421,13 @@ def create_app(
                     await provider.aclose()
             await hub.store.aclose()
 
+    generation = {
+        "/v1/chat/completions": _endpoint(OPENAI_CHAT, "/v1/chat/completions"),
+        "/v1/messages": _endpoint(ANTHROPIC, "/v1/messages"),
+        "/v1/responses": _endpoint(OPENAI_RESPONSES, "/v1/responses"),
+    }
     routes = [
-        Route(
-            "/v1/chat/completions", _endpoint(OPENAI_CHAT, "/v1/chat/completions"), methods=["POST"]
-        ),
-        Route("/v1/messages", _endpoint(ANTHROPIC, "/v1/messages"), methods=["POST"]),
-        Route("/v1/responses", _endpoint(OPENAI_RESPONSES, "/v1/responses"), methods=["POST"]),
+        *(Route(path, handle, methods=["POST"]) for path, handle in generation.items()),
         Route("/v1/models", _models, methods=["GET"]),
         Route("/v1/streams/{stream_id}", _resume, methods=["GET"]),
         Route("/v1/streams/{stream_id}", _cancel, methods=["DELETE"]),
@@ -432,13 +436,46 @@ def create_app(
         Route("/metrics", _metrics, methods=["GET"]),
         *web_routes(),  # GET / (the chat page) and /static/
     ]
-    return _GatewayApp(routes=routes, lifespan=lifespan)
+    return _GatewayApp(generation, routes=routes, lifespan=lifespan)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path without the ``root_path`` the server put in front (as Starlette's router
+    matches it)."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
 
 
 class _GatewayApp(Starlette):
-    """Starlette, leaving the server's ``send`` in the scope for ``HubStreamResponse``'s
-    body messages (one per token per stream: no middleware wrapper for each)."""
+    """Starlette, with a direct path for ``POST`` to the generation endpoints.
+
+    A stream's request lives as long as the stream: through Starlette's middleware and
+    routing it holds a dozen coroutines, closures and a send wrapper per layer, and each
+    of its body messages crosses two wrappers. Those three endpoints raise no
+    ``HTTPException`` and need no routing, so they are called directly, with what
+    ``ServerErrorMiddleware`` does kept: an exception before the response is a plain 500,
+    and is raised on for the server to log. Everything else goes through Starlette, which
+    finds the server's ``send`` in the scope for ``HubStreamResponse``'s body messages.
+    """
+
+    def __init__(self, generation: Mapping[str, Handler], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._generation = dict(generation)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handle = self._generation.get(_route_path(scope))
+            if handle is not None:
+                scope["app"] = self
+                try:
+                    response = await handle(HTTPRequest(scope, receive, send))
+                except Exception:
+                    await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+                    raise
+                await response(scope, receive, send)
+                return
         scope[RAW_SEND] = send
         await super().__call__(scope, receive, send)
