@@ -540,7 +540,7 @@ def run_serve(args: argparse.Namespace) -> int:
         flush=True,
     )
     uvicorn.run(
-        create_app(config),
+        create_app(config, freeze_gc=True),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
