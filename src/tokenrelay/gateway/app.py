@@ -462,8 +462,9 @@ class _GatewayApp(Starlette):
 
     A stream's request lives as long as the stream: through Starlette's middleware and
     routing it holds a dozen coroutines, closures and a send wrapper per layer, and each
-    of its body messages crosses two wrappers. Those three endpoints raise no
-    ``HTTPException`` and need no routing, so they are called directly, with what
+    of its body messages crosses two wrappers. Unless middleware was added to the app
+    (``add_middleware``: it must see every request), those three endpoints, which raise no
+    ``HTTPException`` and need no routing, are called directly, with what
     ``ServerErrorMiddleware`` does kept: an exception before the response is a plain 500,
     and is raised on for the server to log. Everything else goes through Starlette, which
     finds the server's ``send`` in the scope for ``HubStreamResponse``'s body messages.
@@ -474,7 +475,8 @@ class _GatewayApp(Starlette):
         self._generation = dict(generation)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
+        # Only while nobody added middleware (CORS, auth...): that must see every request.
+        if scope["type"] == "http" and scope["method"] == "POST" and not self.user_middleware:
             handle = self._generation.get(_route_path(scope))
             if handle is not None:
                 scope["app"] = self
@@ -485,5 +487,6 @@ class _GatewayApp(Starlette):
                     raise
                 await response(scope, receive, send)
                 return
-        scope[RAW_SEND] = send
+        if not self.user_middleware:  # Starlette's own wrappers only watch the start
+            scope[RAW_SEND] = send
         await super().__call__(scope, receive, send)

@@ -134,9 +134,10 @@ class HubStreamResponse(Response):
         listener = loop.create_task(self._listen(receive))
         streams = self._streams
         streams.add(self, loop)
-        # Body messages go to the server's own send when the app left it in the scope:
-        # the middlewares' wrappers only watch for the start message (sent through them
-        # above), and the body's are sent once per token per stream.
+        # Body messages go to the server's own send when the app left it in the scope
+        # (it does when no middleware was added: Starlette's own wrappers only watch for
+        # the start message, sent through them above); the body's are sent once per token
+        # per stream.
         send = scope.get(RAW_SEND, send)
         try:
             await self._deliver(send, loop, task)
