@@ -173,9 +173,8 @@ class StreamEncoder(ABC):
     ``encode`` may hold a delta back when the dialect needs something that comes later
     (Anthropic's ``message_delta`` waits for the usage); ``close`` releases what is held
     and writes the dialect's end of stream. After a ``StreamError`` nothing more is
-    written. Encoders always emit what the official SDKs require (see
-    ``docs`` in ARCHITECTURE.md): role once, tool ids once, ascending indexes, no
-    data-less SSE blocks.
+    written. Encoders always emit what the official SDKs require (summed up in the
+    README): role once, tool ids once, ascending indexes, no data-less SSE blocks.
     """
 
     framing: ClassVar[Framing] = "sse"
