@@ -7,7 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import settings
+
+from tests.replay_server import ReplayServer, replay_server
+from tokenrelay.mock import MockServer
 
 # Correctness, not speed, is tested here: a loaded CI machine must not fail a property.
 settings.register_profile("tokenrelay", deadline=None, print_blob=True)
@@ -37,3 +41,39 @@ def random_splits(data: bytes, seed: int, rounds: int = 20) -> Iterator[list[byt
             continue
         n = rng.randint(1, max(1, len(data) // 2))
         yield split_at(data, rng.sample(range(1, len(data)), min(n, len(data) - 1)))
+
+
+def byte_by_byte(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+def halves(data: bytes, stride: int = 1) -> Iterator[tuple[int, list[bytes]]]:
+    """``data`` split in two at every (stride-th) position, with the cut."""
+    for cut in range(1, len(data), stride):
+        yield cut, [data[:cut], data[cut:]]
+
+
+def every_chunking(
+    data: bytes, *, stride: int = 1, seeds: int = 3, rounds: int = 20
+) -> Iterator[list[bytes]]:
+    """Whole, one byte at a time, in two at every (stride-th) position, seeded random."""
+    yield [data]
+    yield byte_by_byte(data)
+    for _, chunks in halves(data, stride):
+        yield chunks
+    for seed in range(seeds):
+        yield from random_splits(data, seed, rounds)
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockServer]:
+    """The fake LLM over loopback, one per module."""
+    with MockServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ReplayServer]:
+    """A loopback server that answers with whatever it is told to, one per module."""
+    with replay_server() as s:
+        yield s

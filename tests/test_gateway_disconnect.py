@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.test_gateway_faults import PATHS, body, paced, serve, wait_for
 from tokenrelay.mock import MockServer
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[MockServer]:
-    with MockServer() as server:
-        yield server
 
 
 @pytest.mark.parametrize("dialect", sorted(PATHS))

@@ -30,6 +30,7 @@ import pytest
 from starlette.applications import Starlette
 
 from tests.asgi_servers import run_server
+from tests.dialect_helpers import anthropic_client, feed_all, openai_client
 from tokenrelay.gateway import create_app, parse_config
 from tokenrelay.llm import (
     DIALECTS,
@@ -72,12 +73,6 @@ def body(dialect: str, model: str, text: str = MESSAGE, **extra: Any) -> dict[st
 def lorem_text(count: int) -> str:
     answer = script(Request("lorem", (), max_tokens=count, stream=True), id="x")
     return "".join(d.text for d in answer.deltas if isinstance(d, TextDelta))
-
-
-@pytest.fixture(scope="module")
-def mock() -> Iterator[MockServer]:
-    with MockServer() as server:
-        yield server
 
 
 def records(mock: MockServer, model: str) -> list[dict[str, Any]]:
@@ -139,17 +134,15 @@ def paced(mock: MockServer, token_ms: float, kind: str = "openai", **more: str) 
 
 
 def oai(url: str, **kw: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url + "/v1", api_key=kw.pop("api_key", "unused"), max_retries=0)
+    return openai_client(url + "/v1", api_key=kw.pop("api_key", "unused"))
 
 
 def decode(dialect: str, wire: bytes) -> Completion:
-    decoder = DIALECTS[dialect].decoder()
-    return accumulate(decoder.feed(wire) + decoder.close())
+    return accumulate(deltas_of(dialect, wire))
 
 
 def deltas_of(dialect: str, wire: bytes) -> list[Delta]:
-    decoder = DIALECTS[dialect].decoder()
-    return decoder.feed(wire) + decoder.close()
+    return feed_all(DIALECTS[dialect].decoder(), [wire])
 
 
 def wait_for(predicate: Any, timeout: float = 5.0, step: float = 0.002) -> None:
@@ -202,7 +195,7 @@ def test_a_route_entry_that_keeps_failing_falls_back_to_the_next(mock: MockServe
     ]
     with serve(mock, {"m": ["openai:echo", "anthropic:echo"]}, providers=providers) as gw:
         before = len(mock.app.records)
-        with anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0) as client:
+        with anthropic_client(gw.url) as client:
             message = client.messages.create(
                 model="m", max_tokens=100, messages=[{"role": "user", "content": MESSAGE}]
             )
@@ -266,7 +259,7 @@ def test_the_sdks_raise_on_a_mid_stream_error_event(mock: MockServer) -> None:
                 pieces += [c.delta.content or "" for c in chunk.choices]
         assert "".join(pieces) == "Hello wörld,"
         with (
-            anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0) as claude,
+            anthropic_client(gw.url) as claude,
             pytest.raises(anthropic.APIStatusError, match="error:2"),
             claude.messages.stream(
                 model="m", max_tokens=100, messages=[{"role": "user", "content": MESSAGE}]

@@ -23,6 +23,7 @@ import openai
 import pytest
 
 from tests.asgi_servers import run_server
+from tests.dialect_helpers import anthropic_client, openai_client
 from tests.replay_server import replay_server
 from tokenrelay.gateway import create_app, parse_config
 from tokenrelay.llm import OPENAI_CHAT, Message, Request, TextPart, Tool, to_wire
@@ -98,12 +99,6 @@ def config_for(mock_url: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def mock() -> Iterator[MockServer]:
-    with MockServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def gateway(mock: MockServer) -> Iterator[str]:
     with run_server(create_app(config_for(mock.url)), lifespan="on") as url:
         yield url
@@ -111,16 +106,14 @@ def gateway(mock: MockServer) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def oai(gateway: str) -> Iterator[openai.OpenAI]:
-    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    yield client
-    client.close()
+    with openai_client(gateway + "/v1") as client:
+        yield client
 
 
 @pytest.fixture(scope="module")
 def claude(gateway: str) -> Iterator[anthropic.Anthropic]:
-    client = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
-    yield client
-    client.close()
+    with anthropic_client(gateway) as client:
+        yield client
 
 
 def user(text: str = MESSAGE) -> list[Any]:
@@ -469,16 +462,16 @@ def test_client_keys_are_required_by_bearer_or_x_api_key(strict: str, dialect: s
 
 
 def test_the_sdks_authenticate_with_a_gateway_key(strict: str) -> None:
-    with openai.OpenAI(base_url=strict + "/v1", api_key="key-one", max_retries=0) as client:
+    with openai_client(strict + "/v1", api_key="key-one") as client:
         answer = client.chat.completions.create(model="slow", messages=user(), max_tokens=3)
         assert answer.choices[0].message.content == "lorem ipsum dolor"
-    with openai.OpenAI(base_url=strict + "/v1", api_key="wrong", max_retries=0) as client:
+    with openai_client(strict + "/v1", api_key="wrong") as client:
         with pytest.raises(openai.AuthenticationError):
             client.models.list()
-    with anthropic.Anthropic(base_url=strict, api_key="key-two", max_retries=0) as claude:
+    with anthropic_client(strict, api_key="key-two") as claude:
         message = claude.messages.create(model="slow", max_tokens=3, messages=user())
         assert message.content[0].type == "text" and message.content[0].text == "lorem ipsum dolor"
-    with anthropic.Anthropic(base_url=strict, api_key="wrong", max_retries=0) as claude:
+    with anthropic_client(strict, api_key="wrong") as claude:
         with pytest.raises(anthropic.AuthenticationError):
             claude.messages.create(model="slow", max_tokens=3, messages=user())
 
@@ -507,7 +500,7 @@ def test_a_stream_over_the_limit_is_429_until_one_ends(strict: str) -> None:
     while httpx.get(strict + "/readyz").json()["active_streams"]:
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    with openai.OpenAI(base_url=strict + "/v1", api_key="key-one", max_retries=0) as client:
+    with openai_client(strict + "/v1", api_key="key-one") as client:
         assert client.chat.completions.create(model="slow", messages=user(), max_tokens=1)
 
 
@@ -550,7 +543,7 @@ def test_the_upstream_key_reaches_the_upstream_and_nothing_else(
         answers: list[httpx.Response] = []
         with (
             run_server(create_app(config), lifespan="on") as url,
-            openai.OpenAI(base_url=url + "/v1", api_key="client-key", max_retries=0) as client,
+            openai_client(url + "/v1", api_key="client-key") as client,
         ):
             upstream.respond(echo_stream_body())
             stream = client.chat.completions.create(model="m", messages=user(), stream=True)

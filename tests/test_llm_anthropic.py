@@ -44,11 +44,11 @@ from tokenrelay.llm import (
     to_wire,
 )
 from tokenrelay.llm.anthropic import ANTHROPIC, PING_FRAME, REDACTED
-from tokenrelay.sse import Decoder
 
-from .conftest import FIXTURES, random_splits
+from .conftest import FIXTURES, every_chunking
+from .dialect_helpers import anthropic_client, feed_all, named_events
 from .neutral_streams import CARRIES, essence, streams
-from .replay_server import ReplayServer, replay_server
+from .replay_server import ReplayServer
 
 WRITTEN = FIXTURES / "written"
 MODEL = "claude-sonnet-4-5-20250929"
@@ -88,11 +88,7 @@ EXPECTED: dict[str, list[Delta]] = {
 
 def decode(chunks: list[bytes]) -> tuple[list[Delta], bool]:
     decoder = ANTHROPIC.decoder()
-    out: list[Delta] = []
-    for chunk in chunks:
-        out += decoder.feed(chunk)
-    out += decoder.close()
-    return out, decoder.complete
+    return feed_all(decoder, chunks), decoder.complete
 
 
 def decode_wire(wire: bytes) -> list[Delta]:
@@ -101,11 +97,6 @@ def decode_wire(wire: bytes) -> list[Delta]:
 
 def encode(deltas: list[Delta], request: Request | None = None) -> bytes:
     return ANTHROPIC.encoder(request).encode_all(deltas)
-
-
-def events(wire: bytes) -> list[tuple[str, dict[str, Any]]]:
-    decoder = Decoder()
-    return [(e.event, json.loads(e.data)) for e in decoder.feed(wire) + decoder.close()]
 
 
 def sse(*objects: dict[str, Any]) -> bytes:
@@ -117,7 +108,7 @@ def sse(*objects: dict[str, Any]) -> bytes:
 
 def check_sdk_shape(wire: bytes) -> list[tuple[str, dict[str, Any]]]:
     """Assert what the SDK and real clients rely on (sdk-compat.md); return the events."""
-    evs = events(wire)
+    evs = named_events(wire)
     assert evs, "empty stream"
     for name, obj in evs:
         assert name == obj["type"], "every event needs event: and the same type in its JSON"
@@ -147,22 +138,13 @@ def check_sdk_shape(wire: bytes) -> list[tuple[str, dict[str, Any]]]:
     return evs
 
 
-def chunkings(data: bytes) -> Iterator[list[bytes]]:
-    yield [data]
-    yield [data[i : i + 1] for i in range(len(data))]
-    for i in range(1, len(data)):
-        yield [data[:i], data[i:]]
-    for seed in range(3):
-        yield from random_splits(data, seed)
-
-
 # --- decoding the fixtures ----------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_fixture_decodes_to_expected_deltas_at_every_chunking(name: str) -> None:
     data = (WRITTEN / name).read_bytes()
-    for chunks in chunkings(data):
+    for chunks in every_chunking(data):
         assert decode(chunks) == (EXPECTED[name], True)
 
 
@@ -483,11 +465,11 @@ def test_encoding_a_decoded_fixture_gives_back_its_events(name: str) -> None:
     """Equivalent modulo what the neutral model does not carry: pings (the gateway sends
     its own) and the error's request_id."""
     data = (WRITTEN / name).read_bytes()
-    original = [(n, o) for n, o in events(data) if n != "ping"]
+    original = [(n, o) for n, o in named_events(data) if n != "ping"]
     for _, obj in original:
         obj.pop("request_id", None)
     wire = encode(decode_wire(data))
-    assert events(wire) == original
+    assert named_events(wire) == original
     check_sdk_shape(wire)
 
 
@@ -601,7 +583,7 @@ def test_usage_after_finish_goes_into_message_delta_with_the_input_tokens() -> N
 
 def test_message_start_carries_the_usage_that_follows_start() -> None:
     evs = encode([Start("m1", "m"), Usage(130, 1, 30), TextDelta("x"), Usage(130, 5, 30)])
-    first, last = events(evs)[0][1], events(evs)[-2][1]
+    first, last = named_events(evs)[0][1], named_events(evs)[-2][1]
     assert first["message"]["usage"]["input_tokens"] == 100
     assert first["message"]["usage"]["cache_read_input_tokens"] == 30
     assert last["usage"] == {"output_tokens": 5}
@@ -609,10 +591,10 @@ def test_message_start_carries_the_usage_that_follows_start() -> None:
 
 def test_message_start_names_the_requested_model_and_the_upstream_id() -> None:
     request = Request("claude-alias", (Message("user", (TextPart("hi"),)),))
-    evs = events(encode([Start("chatcmpl-9", "gpt-x"), TextDelta("hi")], request))
+    evs = named_events(encode([Start("chatcmpl-9", "gpt-x"), TextDelta("hi")], request))
     assert evs[0][1]["message"]["id"] == "chatcmpl-9"
     assert evs[0][1]["message"]["model"] == "claude-alias"
-    assert events(encode([Start("a", "gpt-x")]))[0][1]["message"]["model"] == "gpt-x"
+    assert named_events(encode([Start("a", "gpt-x")]))[0][1]["message"]["model"] == "gpt-x"
 
 
 def test_only_choice_zero_is_encoded() -> None:
@@ -655,7 +637,7 @@ def test_finish_reasons_map_to_stop_reasons(
     finish: Finish | None, word: str, sequence: str | None
 ) -> None:
     deltas: list[Delta] = [Start("m1", "m"), TextDelta("x")] + ([finish] if finish else [])
-    delta = events(encode(deltas))[-2][1]["delta"]
+    delta = named_events(encode(deltas))[-2][1]["delta"]
     assert delta == {"stop_reason": word, "stop_sequence": sequence}
 
 
@@ -673,7 +655,7 @@ def test_error_ends_the_stream_and_nothing_follows() -> None:
 
 def test_error_before_start_is_the_only_event() -> None:
     wire = encode([StreamError(ErrorKind.OVERLOADED, "busy")])
-    assert events(wire) == [
+    assert named_events(wire) == [
         ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
     ]
 
@@ -786,14 +768,8 @@ def test_any_valid_stream_survives_encode_then_decode(deltas: list[Delta]) -> No
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ReplayServer]:
-    with replay_server() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def client(server: ReplayServer) -> Iterator[anthropic.Anthropic]:
-    with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as c:
+    with anthropic_client(server.url, api_key="x") as c:
         yield c
 
 

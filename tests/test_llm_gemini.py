@@ -38,7 +38,8 @@ from tokenrelay.llm import (
 )
 from tokenrelay.llm.gemini import GEMINI, GeminiDecoder, parse_path, request_path
 
-from .conftest import FIXTURES, random_splits
+from .conftest import FIXTURES, byte_by_byte, halves, random_splits
+from .dialect_helpers import data_lines, feed_all
 from .neutral_streams import CARRIES, essence, streams
 
 FIXTURE = (FIXTURES / "written" / "gemini_stream.sse").read_bytes()
@@ -57,18 +58,11 @@ EXPECTED: list[Delta] = [
 
 def decode(chunks: list[bytes]) -> tuple[list[Delta], GeminiDecoder]:
     decoder = GEMINI.decoder()
-    out: list[Delta] = []
-    for chunk in chunks:
-        out += decoder.feed(chunk)
-    return out + decoder.close(), decoder
+    return feed_all(decoder, chunks), decoder
 
 
 def sse(*chunks: object) -> bytes:
     return b"".join(b"data: " + orjson.dumps(c) + b"\r\n\r\n" for c in chunks)
-
-
-def events(wire: bytes) -> list[object]:
-    return [orjson.loads(line[6:]) for line in wire.split(b"\n") if line.startswith(b"data: ")]
 
 
 # --- decoding the fixture -----------------------------------------------------------
@@ -93,12 +87,12 @@ def test_fixture_accumulates_to_text_call_usage_and_tool_calls_finish() -> None:
 
 
 def test_fixture_decodes_one_byte_at_a_time() -> None:
-    assert decode([FIXTURE[i : i + 1] for i in range(len(FIXTURE))])[0] == EXPECTED
+    assert decode(byte_by_byte(FIXTURE))[0] == EXPECTED
 
 
 def test_fixture_decodes_split_in_two_at_every_position() -> None:
-    for cut in range(1, len(FIXTURE)):
-        assert decode([FIXTURE[:cut], FIXTURE[cut:]])[0] == EXPECTED, cut
+    for cut, chunks in halves(FIXTURE):
+        assert decode(chunks)[0] == EXPECTED, cut
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -270,7 +264,7 @@ def test_finish_and_late_usage_ride_on_the_last_chunk() -> None:
         Finish(FinishReason.STOP),
         Usage(3, 1),
     ]
-    chunks = events(GEMINI.encoder().encode_all(stream))
+    chunks = data_lines(GEMINI.encoder().encode_all(stream))
     assert chunks == [
         {
             "candidates": [{"content": {"parts": [{"text": "Hi"}], "role": "model"}, "index": 0}],
@@ -332,7 +326,7 @@ def test_reasoning_signatures_refusals_and_odd_arguments_encode() -> None:
     ]
     parts = [
         p
-        for chunk in events(GEMINI.encoder().encode_all(stream))
+        for chunk in data_lines(GEMINI.encoder().encode_all(stream))
         for c in chunk["candidates"]  # type: ignore[index]
         for p in c["content"]["parts"]
     ]
@@ -375,7 +369,7 @@ def test_calls_ending_out_of_order_are_sent_in_ordinal_order() -> None:
     ],
 )
 def test_finish_reasons_encode_to_gemini_words(finish: Finish, word: str) -> None:
-    chunks = events(GEMINI.encoder().encode_all([Start("r", "m"), finish]))
+    chunks = data_lines(GEMINI.encoder().encode_all([Start("r", "m"), finish]))
     assert chunks[-1]["candidates"][0]["finishReason"] == word  # type: ignore[index]
 
 
@@ -400,7 +394,7 @@ def test_error_mid_stream_flushes_held_content_then_ends_the_stream() -> None:
 
 def test_encoder_reports_the_model_the_client_asked_for() -> None:
     request = Request("gemini-alias", (Message("user", (TextPart("hi"),)),))
-    chunks = events(GEMINI.encoder(request).encode_all([Start("r", "real"), TextDelta("a")]))
+    chunks = data_lines(GEMINI.encoder(request).encode_all([Start("r", "real"), TextDelta("a")]))
     assert chunks[0]["modelVersion"] == "gemini-alias"  # type: ignore[index]
 
 
@@ -748,7 +742,7 @@ def test_render_response_then_parse_response_gives_the_completion_back() -> None
 
 
 def test_parse_response_reads_the_array_of_a_stream_without_alt_sse() -> None:
-    chunks = events(FIXTURE.replace(b"\r\n", b"\n"))
+    chunks = data_lines(FIXTURE.replace(b"\r\n", b"\n"))
     assert GEMINI.parse_response(orjson.dumps(chunks)) == EXPECTED
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.conftest import FIXTURES
+from tests.dialect_helpers import anthropic_client, feed_all, openai_client
 from tests.neutral_streams import CARRIES, essence, streams
-from tests.replay_server import ReplayServer, replay_server
+from tests.replay_server import ReplayServer
 from tokenrelay.llm import (
     Completion,
     Delta,
@@ -67,9 +68,7 @@ REQUEST = Request(
 
 
 def decode(path: str, dialect: str) -> list[Delta]:
-    decoder = DIALECTS[dialect].decoder()
-    data = (FIXTURES / Path(path)).read_bytes()
-    return decoder.feed(data) + decoder.close()
+    return feed_all(DIALECTS[dialect].decoder(), [(FIXTURES / Path(path)).read_bytes()])
 
 
 def expected(completion: Completion, target: str) -> dict[str, Any]:
@@ -105,7 +104,7 @@ def _usage(i: int, o: int, cached: int, reasoning: int) -> tuple[int, int, int, 
 
 
 def read_openai_chat(server: ReplayServer, stream: bool) -> dict[str, Any]:
-    with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0) as client:
+    with openai_client(server.url + "/v1", api_key="x") as client:
         if stream:
             with client.chat.completions.stream(
                 model="client-model",
@@ -148,7 +147,7 @@ _RESPONSES_FINISH = {"max_output_tokens": "length", "content_filter": "content_f
 
 
 def read_openai_responses(server: ReplayServer, stream: bool) -> dict[str, Any]:
-    with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0) as client:
+    with openai_client(server.url + "/v1", api_key="x") as client:
         if stream:
             with client.responses.stream(model="client-model", input="hi") as s:
                 # The stream's last event holds the final response: response.completed, or
@@ -188,7 +187,7 @@ _ANTHROPIC_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": 
 
 
 def read_anthropic(server: ReplayServer, stream: bool) -> dict[str, Any]:
-    with anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0) as client:
+    with anthropic_client(server.url, api_key="x") as client:
         args: dict[str, Any] = {
             "model": "client-model", "max_tokens": 100,
             "messages": [{"role": "user", "content": "hi"}],
@@ -223,12 +222,6 @@ SDK_READERS: dict[str, Callable[[ReplayServer, bool], dict[str, Any]]] = {
     "openai_responses": read_openai_responses,
     "anthropic": read_anthropic,
 }
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ReplayServer]:
-    with replay_server() as s:
-        yield s
 
 
 def _normalise(result: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
@@ -283,7 +276,7 @@ def responses_error(server: ReplayServer) -> str:
     """The Responses SDK does not raise on a failed stream: it yields an ``error`` event and
     then ``response.failed``, whose response carries the error."""
     with (
-        openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0) as client,
+        openai_client(server.url + "/v1", api_key="x") as client,
         client.responses.stream(model="client-model", input="hi") as s,
     ):
         events = list(s)

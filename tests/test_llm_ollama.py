@@ -37,7 +37,8 @@ from tokenrelay.llm import (
 )
 from tokenrelay.llm.ollama import OLLAMA, OllamaDecoder, format_time, parse_time
 
-from .conftest import FIXTURES, random_splits
+from .conftest import FIXTURES, byte_by_byte, halves, random_splits
+from .dialect_helpers import ERROR_STATUSES, feed_all
 from .neutral_streams import CARRIES, essence, streams
 from .replay_server import replay_server
 
@@ -58,10 +59,7 @@ EXPECTED: list[Delta] = [
 
 def decode(chunks: list[bytes]) -> tuple[list[Delta], OllamaDecoder]:
     decoder = OLLAMA.decoder()
-    out: list[Delta] = []
-    for chunk in chunks:
-        out += decoder.feed(chunk)
-    return out + decoder.close(), decoder
+    return feed_all(decoder, chunks), decoder
 
 
 def lines(wire: bytes) -> list[dict[str, object]]:
@@ -94,12 +92,12 @@ def test_fixture_accumulates_to_text_call_usage_and_tool_calls_finish() -> None:
 
 
 def test_fixture_decodes_one_byte_at_a_time() -> None:
-    assert decode([FIXTURE[i : i + 1] for i in range(len(FIXTURE))])[0] == EXPECTED
+    assert decode(byte_by_byte(FIXTURE))[0] == EXPECTED
 
 
 def test_fixture_decodes_split_in_two_at_every_position() -> None:
-    for cut in range(1, len(FIXTURE)):
-        assert decode([FIXTURE[:cut], FIXTURE[cut:]])[0] == EXPECTED, cut
+    for cut, chunks in halves(FIXTURE):
+        assert decode(chunks)[0] == EXPECTED, cut
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -546,20 +544,7 @@ def test_render_response_then_parse_response_gives_the_completion_back() -> None
     assert accumulate(OLLAMA.parse_response(body)) == completion
 
 
-@pytest.mark.parametrize(
-    ("kind", "status"),
-    [
-        (ErrorKind.INVALID_REQUEST, 400),
-        (ErrorKind.AUTHENTICATION, 401),
-        (ErrorKind.PERMISSION, 403),
-        (ErrorKind.NOT_FOUND, 404),
-        (ErrorKind.REQUEST_TOO_LARGE, 413),
-        (ErrorKind.RATE_LIMIT, 429),
-        (ErrorKind.SERVER, 500),
-        (ErrorKind.OVERLOADED, 503),
-        (ErrorKind.TIMEOUT, 504),
-    ],
-)
+@pytest.mark.parametrize(("kind", "status"), ERROR_STATUSES)
 def test_error_bodies_round_trip(kind: ErrorKind, status: int) -> None:
     code, body = OLLAMA.error_body(StreamError(kind, "msg"))
     assert (code, body) == (status, {"error": "msg"})

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import FIXTURES, random_splits, split_at
-from tests.replay_server import ReplayServer, replay_server
+from tests.conftest import FIXTURES, every_chunking, split_at
+from tests.dialect_helpers import feed_all, openai_client
+from tests.replay_server import ReplayServer
 from tokenrelay.errors import RequestError
 from tokenrelay.llm import (
     Choice,
@@ -64,11 +65,7 @@ K = ErrorKind
 
 def decode(chunks: Iterable[bytes]) -> tuple[list[Delta], bool]:
     decoder = OPENAI_CHAT.decoder()
-    out: list[Delta] = []
-    for chunk in chunks:
-        out += decoder.feed(chunk)
-    out += decoder.close()
-    return out, decoder.complete
+    return feed_all(decoder, chunks), decoder.complete
 
 
 def check_shape(deltas: Sequence[Delta]) -> None:
@@ -94,16 +91,6 @@ def check_shape(deltas: Sequence[Delta]) -> None:
                 calls[d.choice, d.index] = "ended"
         if isinstance(d, TextDelta | ReasoningDelta | RefusalDelta | ToolCallStart):
             assert d.choice not in finished
-
-
-def every_chunking(raw: bytes, *, stride: int = 1) -> Iterator[list[bytes]]:
-    """Whole, one byte at a time, in two at every (stride-th) position, seeded random."""
-    yield [raw]
-    yield [raw[i : i + 1] for i in range(len(raw))]
-    for cut in range(1, len(raw), stride):
-        yield [raw[:cut], raw[cut:]]
-    for seed in range(3):
-        yield from random_splits(raw, seed, rounds=5)
 
 
 def wire_events(wire: bytes) -> list[Any]:
@@ -354,7 +341,7 @@ def test_fixture_decodes_to_its_completion_at_every_chunking(name: str) -> None:
     check_shape(whole)
     assert complete
     assert accumulate(whole) == EXPECTED[name]
-    for chunks in every_chunking(raw, stride=STRIDE.get(name, 1)):
+    for chunks in every_chunking(raw, stride=STRIDE.get(name, 1), rounds=5):
         assert decode(chunks) == (whole, True)
 
 
@@ -695,7 +682,7 @@ QUIRKS: dict[str, tuple[bytes, list[Delta], bool]] = {
 @pytest.mark.parametrize("name", sorted(QUIRKS))
 def test_upstream_quirk_is_normalised_at_every_chunking(name: str) -> None:
     raw, expected, complete = QUIRKS[name]
-    for chunks in every_chunking(raw):
+    for chunks in every_chunking(raw, rounds=5):
         deltas, done = decode(chunks)
         assert deltas == expected
         assert done is complete
@@ -963,15 +950,9 @@ def test_nothing_follows_an_error_and_close_is_idempotent() -> None:
 # --- the official SDK reads what the encoder writes ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ReplayServer]:
-    with replay_server() as s:
-        yield s
-
-
 @pytest.fixture
 def client(server: ReplayServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=server.url + "/v1", api_key="sk-test", max_retries=0) as c:
+    with openai_client(server.url + "/v1", api_key="sk-test") as c:
         yield c
 
 

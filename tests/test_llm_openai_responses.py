@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import FIXTURES, random_splits
-from tests.replay_server import ReplayServer, replay_server
+from tests.conftest import FIXTURES, byte_by_byte, halves, random_splits
+from tests.dialect_helpers import feed_all, named_events, openai_client
+from tests.replay_server import ReplayServer
 from tokenrelay.errors import RequestError
 from tokenrelay.llm import (
     Completion,
@@ -46,7 +47,6 @@ from tokenrelay.llm import (
 )
 from tokenrelay.llm.codec import dumps
 from tokenrelay.llm.openai_responses import OPENAI_RESPONSES
-from tokenrelay.sse import Decoder
 
 WRITTEN = FIXTURES / "written"
 MODEL = "gpt-4.1-2025-04-14"
@@ -57,21 +57,11 @@ START = Start("resp_fx1", MODEL, 1741290958)
 
 def decode(chunks: list[bytes]) -> tuple[list[Delta], bool]:
     decoder = OPENAI_RESPONSES.decoder()
-    out: list[Delta] = []
-    for chunk in chunks:
-        out += decoder.feed(chunk)
-    out += decoder.close()
-    return out, decoder.complete
+    return feed_all(decoder, chunks), decoder.complete
 
 
 def encode(deltas: list[Delta], request: Request | None = None) -> bytes:
     return OPENAI_RESPONSES.encoder(request).encode_all(deltas)
-
-
-def wire_events(wire: bytes) -> list[tuple[str, dict[str, Any]]]:
-    decoder = Decoder()
-    events = [*decoder.feed(wire), *decoder.close()]
-    return [(e.event, json.loads(e.data)) for e in events]
 
 
 def sse(*events: dict[str, Any]) -> bytes:
@@ -138,14 +128,14 @@ def fixture_bytes(name: str) -> bytes:
 def test_fixture_decodes_whole_and_byte_by_byte(name: str) -> None:
     data = fixture_bytes(name)
     assert decode([data]) == (EXPECTED[name], True)
-    assert decode([data[i : i + 1] for i in range(len(data))]) == (EXPECTED[name], True)
+    assert decode(byte_by_byte(data)) == (EXPECTED[name], True)
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_fixture_decodes_split_in_two_at_every_byte(name: str) -> None:
     data = fixture_bytes(name)
-    for cut in range(1, len(data)):
-        assert decode([data[:cut], data[cut:]]) == (EXPECTED[name], True), cut
+    for cut, chunks in halves(data):
+        assert decode(chunks) == (EXPECTED[name], True), cut
 
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
@@ -434,9 +424,9 @@ def normalise(events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_encoding_a_decoded_fixture_gives_the_fixture_back(name: str) -> None:
-    original = wire_events(fixture_bytes(name))
+    original = named_events(fixture_bytes(name))
     deltas, _ = decode([fixture_bytes(name)])
-    encoded = wire_events(encode(deltas))
+    encoded = named_events(encode(deltas))
     assert normalise(encoded) == normalise(original)
 
 
@@ -482,14 +472,14 @@ RICH_TYPES = [
 
 
 def test_every_event_is_named_numbered_from_zero_and_the_stream_ends_completed() -> None:
-    events = wire_events(encode(rich_stream()))
+    events = named_events(encode(rich_stream()))
     assert [name for name, _ in events] == RICH_TYPES
     assert all(name == data["type"] for name, data in events)
     assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
 
 
 def test_completed_response_holds_the_whole_output_and_the_late_usage() -> None:
-    final = wire_events(encode(rich_stream()))[-1][1]["response"]
+    final = named_events(encode(rich_stream()))[-1][1]["response"]
     assert final["status"] == "completed"
     assert final["usage"]["input_tokens_details"]["cached_tokens"] == 5
     assert [item["type"] for item in final["output"]] == [
@@ -502,7 +492,7 @@ def test_completed_response_holds_the_whole_output_and_the_late_usage() -> None:
 def test_encoder_reports_the_requested_model_and_settings() -> None:
     request = Request("gpt-5", (Message("user", (TextPart("hi"),)),), temperature=0.2,
                       tools=(Tool("f"),), tool_choice=ToolChoice("required"))  # fmt: skip
-    created = wire_events(encode(rich_stream(), request))[0][1]["response"]
+    created = named_events(encode(rich_stream(), request))[0][1]["response"]
     assert (created["model"], created["temperature"], created["tool_choice"]) == (
         "gpt-5", 0.2, "required"
     )  # fmt: skip
@@ -521,7 +511,7 @@ def test_close_is_idempotent_and_nothing_follows_an_error() -> None:
 
 
 def test_an_error_before_start_still_opens_the_response() -> None:
-    events = wire_events(encode([StreamError(ErrorKind.OVERLOADED, "busy")]))
+    events = named_events(encode([StreamError(ErrorKind.OVERLOADED, "busy")]))
     assert [name for name, _ in events] == [
         "response.created", "response.in_progress", "error", "response.failed"
     ]  # fmt: skip
@@ -534,7 +524,7 @@ def test_text_and_refusal_share_one_message_as_two_parts() -> None:
         RefusalDelta("no."),
         Finish(FinishReason.STOP),
     ]
-    final = wire_events(encode(deltas))[-1][1]["response"]
+    final = named_events(encode(deltas))[-1][1]["response"]
     assert final["output"][0]["content"][1] == {"type": "refusal", "refusal": "no."}
     assert len(final["output"]) == 1
 
@@ -547,15 +537,9 @@ def test_other_choices_are_dropped() -> None:
 # --- 3. the official openai SDK reads what the encoder writes -------------------------
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ReplayServer]:
-    with replay_server() as server:
-        yield server
-
-
 @pytest.fixture
 def sdk(server: ReplayServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0) as client:
+    with openai_client(server.url + "/v1", api_key="x") as client:
         yield client
 
 

@@ -38,7 +38,8 @@ from tokenrelay.llm import (
 )
 from tokenrelay.llm.vercel import HEADERS, VERCEL_UI, VercelUIDecoder
 
-from .conftest import FIXTURES, random_splits
+from .conftest import FIXTURES, every_chunking
+from .dialect_helpers import ERROR_STATUSES, data_lines, feed_all
 from .neutral_streams import essence, streams
 from .replay_server import replay_server
 
@@ -60,18 +61,7 @@ NEUTRAL: list[Delta] = [
 
 def decode(chunks: list[bytes]) -> tuple[list[Delta], VercelUIDecoder]:
     decoder = VERCEL_UI.decoder()
-    out: list[Delta] = []
-    for chunk in chunks:
-        out += decoder.feed(chunk)
-    return out + decoder.close(), decoder
-
-
-def chunks(wire: bytes) -> list[object]:
-    return [
-        line[6:].decode() if line == b"data: [DONE]" else orjson.loads(line[6:])
-        for line in wire.split(b"\n")
-        if line.startswith(b"data: ")
-    ]
+    return feed_all(decoder, chunks), decoder
 
 
 def encode(stream: list[Delta], **options: bool) -> bytes:
@@ -112,7 +102,7 @@ def test_blocks_alternate_with_fresh_ids_and_close_before_tool_calls() -> None:
         TextDelta("other choice", choice=1),
         Finish(FinishReason.TOOL_CALLS),
     ]
-    assert chunks(encode(stream)) == [
+    assert data_lines(encode(stream)) == [
         {"type": "start", "messageId": "m1"},
         {"type": "start-step"},
         {"type": "text-start", "id": "t0"},
@@ -151,7 +141,7 @@ def test_a_call_without_arguments_gets_an_empty_input_object() -> None:
         "toolCallId": "c",
         "toolName": "f",
         "input": {},
-    } in chunks(encode(stream))
+    } in data_lines(encode(stream))
 
 
 @pytest.mark.parametrize(
@@ -167,12 +157,12 @@ def test_a_call_without_arguments_gets_an_empty_input_object() -> None:
     ],
 )
 def test_finish_reasons_use_the_ai_sdk_words(reason: FinishReason, word: str) -> None:
-    got = chunks(encode([Start("m", "x"), TextDelta("a"), Finish(reason, "raw")]))
+    got = data_lines(encode([Start("m", "x"), TextDelta("a"), Finish(reason, "raw")]))
     assert got[-2] == {"type": "finish", "finishReason": word}
 
 
 def test_usage_goes_into_message_metadata_only_when_asked() -> None:
-    assert chunks(encode(NEUTRAL, message_metadata=True))[-2] == {
+    assert data_lines(encode(NEUTRAL, message_metadata=True))[-2] == {
         "type": "finish",
         "finishReason": "tool-calls",
         "messageMetadata": {
@@ -209,7 +199,7 @@ def test_error_mid_stream_is_followed_only_by_done() -> None:
 
 
 def test_a_stream_without_start_or_finish_still_opens_and_closes_the_message() -> None:
-    assert chunks(encode([TextDelta("hi")])) == [
+    assert data_lines(encode([TextDelta("hi")])) == [
         {"type": "start"},
         {"type": "start-step"},
         {"type": "text-start", "id": "t0"},
@@ -219,7 +209,7 @@ def test_a_stream_without_start_or_finish_still_opens_and_closes_the_message() -
         {"type": "finish"},
         "[DONE]",
     ]
-    assert chunks(encode([])) == [
+    assert data_lines(encode([])) == [
         {"type": "start"},
         {"type": "start-step"},
         {"type": "finish-step"},
@@ -244,14 +234,9 @@ EXPECTED: list[Delta] = [
 
 
 def test_fixture_decodes_at_every_chunking() -> None:
-    assert decode([FIXTURE])[0] == EXPECTED
     assert decode([FIXTURE])[1].complete
-    assert decode([FIXTURE[i : i + 1] for i in range(len(FIXTURE))])[0] == EXPECTED
-    for cut in range(1, len(FIXTURE)):
-        assert decode([FIXTURE[:cut], FIXTURE[cut:]])[0] == EXPECTED, cut
-    for seed in range(3):
-        for pieces in random_splits(FIXTURE, seed):
-            assert decode(pieces)[0] == EXPECTED
+    for pieces in every_chunking(FIXTURE):
+        assert decode(pieces)[0] == EXPECTED
 
 
 def test_decoder_reads_errors_malformed_data_and_inputs_without_deltas() -> None:
@@ -443,20 +428,7 @@ def test_directions_without_meaning_here_raise_not_implemented() -> None:
 # --- errors -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("kind", "status"),
-    [
-        (ErrorKind.INVALID_REQUEST, 400),
-        (ErrorKind.AUTHENTICATION, 401),
-        (ErrorKind.PERMISSION, 403),
-        (ErrorKind.NOT_FOUND, 404),
-        (ErrorKind.REQUEST_TOO_LARGE, 413),
-        (ErrorKind.RATE_LIMIT, 429),
-        (ErrorKind.SERVER, 500),
-        (ErrorKind.OVERLOADED, 503),
-        (ErrorKind.TIMEOUT, 504),
-    ],
-)
+@pytest.mark.parametrize(("kind", "status"), ERROR_STATUSES)
 def test_error_bodies_round_trip(kind: ErrorKind, status: int) -> None:
     code, body = VERCEL_UI.error_body(StreamError(kind, "msg"))
     assert (code, body) == (status, {"type": "error", "errorText": "msg"})
