@@ -12,6 +12,7 @@ from hypothesis import settings
 
 from tests.replay_server import ReplayServer, replay_server
 from tokenrelay.mock import MockServer
+from tokenrelay.sse.decoder import CDecoder, PyDecoder
 
 # Correctness, not speed, is tested here: a loaded CI machine must not fail a property.
 settings.register_profile("tokenrelay", deadline=None, print_blob=True)
@@ -20,6 +21,22 @@ settings.load_profile("tokenrelay")
 DATA = Path(__file__).parent / "data"
 CONFORMANCE = DATA / "conformance" / "sse_vectors.json"
 FIXTURES = DATA / "fixtures"
+
+
+# The SSE decoder's tests run over both implementations, as uvicorn's run over both of its
+# HTTP parsers: `pytestmark = pytest.mark.parametrize("Decoder", DECODERS)`. Without the C
+# extension its cases skip here, and test_c_decoder_is_built fails in CI.
+C_DECODER_MISSING = (
+    "the C decoder (tokenrelay.sse._cdecoder) is not built, or TOKENRELAY_NO_EXTENSIONS is set"
+)
+DECODERS = [
+    pytest.param(PyDecoder, id="py"),
+    pytest.param(
+        CDecoder,
+        id="c",
+        marks=pytest.mark.skipif(CDecoder is None, reason=C_DECODER_MISSING),
+    ),
+]
 
 
 def load_vectors(kind: str) -> list[dict[str, Any]]:

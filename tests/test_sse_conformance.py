@@ -7,14 +7,19 @@ from typing import Any
 
 import pytest
 
-from tokenrelay.sse import Decoder, Event
+from tokenrelay.sse import Event
+from tokenrelay.sse.decoder import PyDecoder
 
-from .conftest import load_vectors, random_splits
+from .conftest import DECODERS, load_vectors, random_splits
+
+pytestmark = pytest.mark.parametrize("Decoder", DECODERS)
 
 VECTORS = load_vectors("parse")
 
 
-def run(case: dict[str, Any], chunks: list[bytes]) -> tuple[list[tuple[str, str, str]], str, Any]:
+def run(
+    Decoder: type[PyDecoder], case: dict[str, Any], chunks: list[bytes]
+) -> tuple[list[tuple[str, str, str]], str, Any]:
     decoder = Decoder(case.get("initial_last_event_id", ""))
     events: list[Event] = []
     for chunk in chunks:
@@ -41,39 +46,43 @@ def case(request: pytest.FixtureRequest) -> dict[str, Any]:
     return vector
 
 
-def test_vector_decodes_whole(case: dict[str, Any]) -> None:
-    assert run(case, [bytes.fromhex(case["input_hex"])]) == expected(case)
+def test_vector_decodes_whole(Decoder: type[PyDecoder], case: dict[str, Any]) -> None:
+    assert run(Decoder, case, [bytes.fromhex(case["input_hex"])]) == expected(case)
 
 
-def test_vector_decodes_one_byte_at_a_time(case: dict[str, Any]) -> None:
+def test_vector_decodes_one_byte_at_a_time(Decoder: type[PyDecoder], case: dict[str, Any]) -> None:
     data = bytes.fromhex(case["input_hex"])
-    assert run(case, [data[i : i + 1] for i in range(len(data))]) == expected(case)
+    assert run(Decoder, case, [data[i : i + 1] for i in range(len(data))]) == expected(case)
 
 
-def test_vector_decodes_split_at_every_single_point(case: dict[str, Any]) -> None:
+def test_vector_decodes_split_at_every_single_point(
+    Decoder: type[PyDecoder], case: dict[str, Any]
+) -> None:
     data = bytes.fromhex(case["input_hex"])
     for cut in range(len(data) + 1):
-        assert run(case, [data[:cut], data[cut:]]) == expected(case), f"split at {cut}"
+        assert run(Decoder, case, [data[:cut], data[cut:]]) == expected(case), f"split at {cut}"
 
 
-def test_vector_decodes_split_at_random_points(case: dict[str, Any]) -> None:
+def test_vector_decodes_split_at_random_points(
+    Decoder: type[PyDecoder], case: dict[str, Any]
+) -> None:
     data = bytes.fromhex(case["input_hex"])
     seed = zlib.crc32(case["name"].encode())
     for chunks in random_splits(data, seed):
-        assert run(case, chunks) == expected(case), [c.hex() for c in chunks]
+        assert run(Decoder, case, chunks) == expected(case), [c.hex() for c in chunks]
 
 
 CHUNKED = [case for case in VECTORS if "chunks_hex" in case]
 
 
 @pytest.mark.parametrize("case", CHUNKED, ids=[case["name"] for case in CHUNKED])
-def test_vector_decodes_in_its_given_chunks(case: dict[str, Any]) -> None:
+def test_vector_decodes_in_its_given_chunks(Decoder: type[PyDecoder], case: dict[str, Any]) -> None:
     chunks = [bytes.fromhex(c) for c in case["chunks_hex"]]
     assert b"".join(chunks).hex() == case["input_hex"]
-    assert run(case, chunks) == expected(case)
+    assert run(Decoder, case, chunks) == expected(case)
 
 
-def test_every_parse_vector_is_collected() -> None:
+def test_every_parse_vector_is_collected(Decoder: type[PyDecoder]) -> None:
     # The suite must not shrink silently if the data file is replaced.
     assert len(VECTORS) >= 35
     assert CHUNKED

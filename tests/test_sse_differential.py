@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenrelay.errors import EventTooLargeError
-from tokenrelay.sse import Decoder, Event
+from tokenrelay.sse import Event
+from tokenrelay.sse.decoder import PyDecoder
 
-from .conftest import split_at
+from .conftest import DECODERS, split_at
 from .spec_oracle import parse
+
+pytestmark = pytest.mark.parametrize("Decoder", DECODERS)
 
 # Pieces that make up realistic and hostile streams; concatenated in random order they hit
 # every path of the decoder (blank-then-data splits, held CRs, BOMs, partial UTF-8...).
@@ -51,7 +55,7 @@ def chunked(stream: bytes, cuts: list[int]) -> list[bytes]:
     return split_at(stream, [c % (len(stream) + 1) for c in cuts])
 
 
-def run(decoder: Decoder, chunks: list[bytes]) -> list[tuple[str, str, str, int | None]]:
+def run(decoder: PyDecoder, chunks: list[bytes]) -> list[tuple[str, str, str, int | None]]:
     events: list[Event] = []
     for chunk in chunks:
         events += decoder.feed(chunk)
@@ -64,7 +68,7 @@ def run(decoder: Decoder, chunks: list[bytes]) -> list[tuple[str, str, str, int 
     STREAMS, st.lists(st.integers(min_value=0, max_value=1000), max_size=12), st.text(max_size=3)
 )
 def test_decoder_agrees_with_the_oracle_at_any_chunking(
-    stream: bytes, cuts: list[int], initial_id: str
+    Decoder: type[PyDecoder], stream: bytes, cuts: list[int], initial_id: str
 ) -> None:
     initial_id = initial_id.replace("\0", "").replace("\r", "").replace("\n", "")
     decoder = Decoder(initial_id)
@@ -83,7 +87,7 @@ def test_decoder_agrees_with_the_oracle_at_any_chunking(
     st.integers(min_value=1, max_value=80),
 )
 def test_limits_are_enforced_exactly(
-    stream: bytes, cuts: list[int], max_line: int, max_event: int
+    Decoder: type[PyDecoder], stream: bytes, cuts: list[int], max_line: int, max_event: int
 ) -> None:
     expected = parse(stream)
     decoder = Decoder(max_line_bytes=max_line, max_event_bytes=max_event)

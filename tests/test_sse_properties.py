@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenrelay.errors import EventTooLargeError
-from tokenrelay.sse import Decoder, Event, encode
+from tokenrelay.sse import Event, encode
+from tokenrelay.sse.decoder import PyDecoder
+
+from .conftest import DECODERS
+
+pytestmark = pytest.mark.parametrize("Decoder", DECODERS)
 
 # Any Unicode text that UTF-8 can carry, with the characters that trip parsers made common.
 TRICKY = st.sampled_from(
@@ -45,7 +51,7 @@ def sse_normal(data: str) -> str:
     return re.sub("\r\n|\r", "\n", data)
 
 
-def decode(stream: bytes, chunk: int) -> list[Event]:
+def decode(Decoder: type[PyDecoder], stream: bytes, chunk: int) -> list[Event]:
     decoder = Decoder()
     events: list[Event] = []
     for i in range(0, len(stream), chunk):
@@ -54,20 +60,24 @@ def decode(stream: bytes, chunk: int) -> list[Event]:
 
 
 @given(st.lists(EVENTS, max_size=5), st.integers(min_value=1, max_value=64))
-def test_decode_of_encode_gives_the_events_back(events: list[Event], chunk: int) -> None:
+def test_decode_of_encode_gives_the_events_back(
+    Decoder: type[PyDecoder], events: list[Event], chunk: int
+) -> None:
     stream = b"".join(encode(e.data, event=e.event, id=e.id, retry=e.retry) for e in events)
     expected = [Event(sse_normal(e.data), e.event, e.id, e.retry) for e in events]
-    assert decode(stream, chunk) == expected
+    assert decode(Decoder, stream, chunk) == expected
 
 
 @given(EVENTS.filter(lambda e: "\r" not in e.data))
-def test_event_without_cr_round_trips_exactly(event: Event) -> None:
+def test_event_without_cr_round_trips_exactly(Decoder: type[PyDecoder], event: Event) -> None:
     stream = encode(event.data, event=event.event, id=event.id, retry=event.retry)
-    assert decode(stream, len(stream)) == [event]
+    assert decode(Decoder, stream, len(stream)) == [event]
 
 
 @given(st.binary(), st.text().map(str.encode), st.integers(min_value=1, max_value=32))
-def test_no_byte_string_crashes_the_decoder(noise: bytes, text: bytes, chunk: int) -> None:
+def test_no_byte_string_crashes_the_decoder(
+    Decoder: type[PyDecoder], noise: bytes, text: bytes, chunk: int
+) -> None:
     stream = noise + text + noise
     decoder = Decoder(max_line_bytes=64, max_event_bytes=128)
     try:
@@ -104,7 +114,9 @@ def test_no_byte_string_crashes_the_decoder(noise: bytes, text: bytes, chunk: in
     ),
     st.integers(min_value=1, max_value=8),
 )
-def test_chunking_never_changes_the_result(pieces: list[bytes], chunk: int) -> None:
+def test_chunking_never_changes_the_result(
+    Decoder: type[PyDecoder], pieces: list[bytes], chunk: int
+) -> None:
     stream = b"".join(pieces)
-    assert decode(stream, chunk) == decode(stream, max(1, len(stream)))
-    assert decode(stream, 1) == decode(stream, max(1, len(stream)))
+    assert decode(Decoder, stream, chunk) == decode(Decoder, stream, max(1, len(stream)))
+    assert decode(Decoder, stream, 1) == decode(Decoder, stream, max(1, len(stream)))

@@ -1,11 +1,28 @@
-"""Bytes in, events out: the SSE stream parser of WHATWG HTML §9.2.5-9.2.6, without I/O."""
+"""Bytes in, events out: the SSE stream parser of WHATWG HTML §9.2.5-9.2.6, without I/O.
+
+Two implementations behave identically: ``PyDecoder`` here, the reference, and the C
+extension ``tokenrelay.sse._cdecoder`` (built at install when a compiler is there), about
+five times faster per event. ``Decoder`` is the C one when it is importable, unless the
+environment variable ``TOKENRELAY_NO_EXTENSIONS`` is set to a non-empty value;
+``IMPLEMENTATION`` says which (``"c"`` or ``"python"``).
+"""
 
 from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
 
 from ..errors import EventTooLargeError
 from .event import Event, _make_event
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "DEFAULT_MAX_LINE_BYTES", "Decoder"]
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "DEFAULT_MAX_LINE_BYTES",
+    "IMPLEMENTATION",
+    "CDecoder",
+    "Decoder",
+    "PyDecoder",
+]
 
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
@@ -17,7 +34,7 @@ _BLANK_THEN_DATA = "\n\ndata: "
 _BLANK_THEN_DATA_BYTES = _BLANK_THEN_DATA.encode()
 
 
-class Decoder:
+class PyDecoder:
     """Turns the bytes of one event stream into ``Event`` objects, chunk by chunk.
 
     Feed it whatever the transport delivers, split anywhere; it holds partial lines, a
@@ -67,6 +84,8 @@ class Decoder:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
+        if not isinstance(last_event_id, str):
+            raise TypeError(f"last_event_id must be a str, not {type(last_event_id).__name__}")
         if max_line_bytes < 1 or max_event_bytes < 1:
             raise ValueError("max_line_bytes and max_event_bytes must be positive")
         self._max_line = max_line_bytes
@@ -304,7 +323,11 @@ class Decoder:
                         self._id_buffer = value
                 elif name == "retry":
                     if value.isascii() and value.isdigit():
-                        self._event_retry = self._retry = int(value)
+                        try:
+                            retry = int(value)
+                        except ValueError:  # past sys.get_int_max_str_digits(): ignored
+                            continue
+                        self._event_retry = self._retry = retry
                 # any other field is ignored
 
     def _dispatch(self, events: list[Event]) -> None:
@@ -355,3 +378,26 @@ class Decoder:
             self._error_owed = True  # deliver the complete events first; raise next call
             return events
         raise error
+
+
+def _c_decoder() -> type[PyDecoder] | None:
+    if os.environ.get("TOKENRELAY_NO_EXTENSIONS"):
+        return None
+    try:
+        from . import _cdecoder
+    except ImportError:
+        return None
+    _cdecoder._setup(Event, EventTooLargeError)
+    return _cdecoder.Decoder
+
+
+#: The C decoder, or None when the extension was not built or is turned off.
+CDecoder = _c_decoder()
+
+if TYPE_CHECKING:
+    Decoder = PyDecoder
+else:
+    Decoder = CDecoder or PyDecoder
+
+#: Which decoder ``Decoder`` is: ``"c"`` or ``"python"``.
+IMPLEMENTATION = "python" if CDecoder is None else "c"

@@ -1,0 +1,216 @@
+"""The C decoder against the Python one: same events, same errors, same state, any input.
+
+Every other decoder test runs over both implementations (see DECODERS in conftest); this
+module feeds both the same random streams in the same random chunks, with random limits,
+and compares everything observable after every call. It also checks what only the C
+code can get wrong: memory held after errors and large events, reference cycles, and
+objects it did not expect.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import tracemalloc
+import weakref
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tokenrelay.errors import EventTooLargeError
+from tokenrelay.sse import Event
+from tokenrelay.sse.decoder import IMPLEMENTATION, CDecoder, PyDecoder
+
+from .conftest import C_DECODER_MISSING
+
+needs_c = pytest.mark.skipif(CDecoder is None, reason=C_DECODER_MISSING)
+
+# Pieces that reach every branch of both decoders: fields with and without values, BOMs,
+# every line end, split and invalid UTF-8, NULs, long digit runs, whole fast-path events.
+PIECES = st.sampled_from(
+    [
+        b"data: ",
+        b"data:",
+        b"data",
+        b"data: hello",
+        b"data: \xc3\xa9t\xc3\xa9",
+        b"event: delta",
+        b"event:",
+        b"event: \xff",
+        b"id: 7",
+        b"id: \x00",
+        b"id",
+        b"retry: 250",
+        b"retry: 0012",
+        b"retry: 1" + b"0" * 30,
+        b"retry: -1",
+        b"retry: 5 ",
+        b": ping",
+        b":",
+        b"other: field",
+        b" ",
+        b"\n",
+        b"\n\n",
+        b"\n\ndata: ",
+        b"data: x\n\n",
+        b"data: y\n\ndata: z\n\n",
+        b"\r",
+        b"\r\n",
+        b"\xef\xbb\xbf",
+        b"\xef\xbb",
+        b"\xef",
+        b"\xc3\xa9",
+        b"\xf0\x9f\x98",
+        b"\x80",
+        b"\xe2\x80\xa8",
+        b"x" * 50,
+    ]
+)
+STREAMS = st.lists(PIECES, max_size=60).map(b"".join)
+CUTS = st.lists(st.integers(min_value=0, max_value=3000), max_size=16)
+LIMITS = st.one_of(st.just(16 * 1024 * 1024), st.integers(min_value=1, max_value=120))
+
+
+def chunks_of(stream: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted(c % (len(stream) + 1) for c in cuts)
+    edges = [0, *points, len(stream)]
+    return [stream[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def observe(decoder: Any, step: Any) -> tuple[Any, ...]:
+    """Everything a caller can see of one call: its result or error, and the state after."""
+    try:
+        result: Any = [(e.data, e.event, e.id, e.retry) for e in step()]
+    except EventTooLargeError as error:
+        result = ("error", error.what, error.limit, error.size, str(error))
+    return (result, decoder.last_event_id, decoder.retry)
+
+
+@needs_c
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(st.tuples(STREAMS, CUTS), min_size=1, max_size=3),
+    LIMITS,
+    LIMITS,
+    st.text(max_size=3).map(lambda s: s.replace("\0", "").replace("\r", "").replace("\n", "")),
+)
+def test_c_and_python_decoders_agree_on_everything(
+    connections: list[tuple[bytes, list[int]]], max_line: int, max_event: int, initial_id: str
+) -> None:
+    assert CDecoder is not None
+    c = CDecoder(initial_id, max_line_bytes=max_line, max_event_bytes=max_event)
+    py = PyDecoder(initial_id, max_line_bytes=max_line, max_event_bytes=max_event)
+    # Several connections through one decoder: close() must reset both the same way.
+    for stream, cuts in connections:
+        for chunk in [*chunks_of(stream, cuts), b""]:
+            seen_c = observe(c, lambda chunk=chunk: c.feed(chunk))
+            seen_py = observe(py, lambda chunk=chunk: py.feed(chunk))
+            assert seen_c == seen_py, chunk
+        assert observe(c, c.close) == observe(py, py.close)
+
+
+@needs_c
+def test_c_events_are_ordinary_events() -> None:
+    assert CDecoder is not None
+    [event] = CDecoder("7").feed(b"event: e\nretry: 5\ndata: a\ndata: b\n\n")
+    assert type(event) is Event
+    assert event == Event("a\nb", "e", "7", 5)
+    assert hash(event) == hash(Event("a\nb", "e", "7", 5))
+    assert repr(event) == "Event(data='a\\nb', event='e', id='7', retry=5)"
+    with pytest.raises(AttributeError):
+        event.data = "changed"  # type: ignore[misc]
+
+
+@needs_c
+def test_c_decoder_takes_any_bytes_like_object() -> None:
+    assert CDecoder is not None
+    decoder = CDecoder()
+    assert decoder.feed(bytearray(b"data: a\n\n")) == [Event("a")]
+    assert decoder.feed(memoryview(b"xxdata: b\n\n")[2:]) == [Event("b")]
+    with pytest.raises(TypeError):
+        decoder.feed("data: text\n\n")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("Decoder", [PyDecoder, pytest.param(CDecoder, marks=needs_c)])
+def test_arguments_are_checked_alike(Decoder: type[PyDecoder]) -> None:
+    with pytest.raises(TypeError):
+        Decoder(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Decoder(max_line_bytes=0)
+    with pytest.raises(TypeError):
+        Decoder("", 100)  # type: ignore[misc]  # the limits are keyword-only
+
+
+@needs_c
+def test_c_decoder_not_initialised_refuses_to_work() -> None:
+    assert CDecoder is not None
+    decoder = CDecoder.__new__(CDecoder)
+    with pytest.raises(RuntimeError):
+        decoder.feed(b"data: x\n\n")
+    with pytest.raises(RuntimeError):
+        decoder.close()
+
+
+@needs_c
+def test_c_decoder_returns_memory_after_large_events_and_errors() -> None:
+    assert CDecoder is not None
+    big = b"data: " + b"x" * (1 << 20) + b"\n\n"
+    decoder = CDecoder(max_line_bytes=1 << 21, max_event_bytes=1 << 21)
+    decoder.feed(big[:1000])
+    decoder.feed(big[1000:])
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(200):
+            assert len(decoder.feed(big[: 1 << 19])) == 0
+            assert len(decoder.feed(big[1 << 19 :])) == 1
+            with pytest.raises(EventTooLargeError):
+                decoder.feed(b"data: " + b"y" * (1 << 21 + 1))
+            decoder.close()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # Buffers over 64 KiB are released when their event completes or fails.
+    assert grown < 256 * 1024
+
+
+@needs_c
+def test_c_decoder_holding_an_error_is_collected() -> None:
+    assert CDecoder is not None
+    decoder = CDecoder(max_line_bytes=4)
+    try:
+        decoder.feed(b"data: too long\n")
+    except EventTooLargeError as error:
+        caught = error
+    # The error's traceback holds this frame, which holds the decoder: a cycle.
+    assert caught.__traceback__ is not None
+    ref = weakref.ref(caught)
+    del decoder, caught
+    gc.collect()
+    assert ref() is None
+
+
+def test_c_decoder_is_built() -> None:
+    # CI builds the extension (setup.py; a compiler is there): a missing one is a failure.
+    if CDecoder is None:
+        if os.environ.get("CI"):
+            pytest.fail(C_DECODER_MISSING)
+        pytest.skip(C_DECODER_MISSING)
+    assert IMPLEMENTATION == "c"
+
+
+def test_no_extensions_variable_selects_the_python_decoder() -> None:
+    code = (
+        "from tokenrelay.sse import Decoder; from tokenrelay.sse import decoder as d; "
+        "print(d.IMPLEMENTATION, Decoder is d.PyDecoder, d.CDecoder)"
+    )
+    env = {**os.environ, "TOKENRELAY_NO_EXTENSIONS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["python", "True", "None"]
