@@ -927,6 +927,9 @@ def ours_version() -> str:
     """The version, and which code was measured: the commit, and any local edits."""
     version = dist_version("tokenrelay")
     module = sys.modules.get("tokenrelay")
+    decoder = sys.modules.get("tokenrelay.sse.decoder")
+    if decoder is not None:  # which decoder: the C extension or the pure-Python one
+        version = f"{version} [{getattr(decoder, 'IMPLEMENTATION', 'python')} decoder]"
     commit = git("rev-parse", "--short", "HEAD")
     if module is None or module.__file__ is None or not commit:
         return version

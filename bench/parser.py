@@ -277,6 +277,9 @@ def load_ours(need_line: int, need_event: int) -> tuple[Impl, str]:
         if isinstance(default, int) and not isinstance(default, bool) and default < need:
             kwargs[name] = 1 << (need - 1).bit_length()  # next power of two
     config = "Decoder(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")"
+    implementation = getattr(sys.modules.get("tokenrelay.sse.decoder"), "IMPLEMENTATION", None)
+    if implementation:  # the C extension, or the pure-Python one (TOKENRELAY_NO_EXTENSIONS)
+        config += f", the {implementation} implementation"
 
     def run(chunks: Sequence[bytes]) -> list[Any]:
         decoder = decoder_cls(**kwargs)
