@@ -25,7 +25,7 @@ from tokenrelay.errors import EventTooLargeError
 from tokenrelay.sse import Event
 from tokenrelay.sse.decoder import IMPLEMENTATION, CDecoder, PyDecoder
 
-from .conftest import C_DECODER_MISSING
+from .conftest import C_DECODER_MISSING, split_at
 
 needs_c = pytest.mark.skipif(CDecoder is None, reason=C_DECODER_MISSING)
 
@@ -76,9 +76,7 @@ LIMITS = st.one_of(st.just(16 * 1024 * 1024), st.integers(min_value=1, max_value
 
 
 def chunks_of(stream: bytes, cuts: list[int]) -> list[bytes]:
-    points = sorted(c % (len(stream) + 1) for c in cuts)
-    edges = [0, *points, len(stream)]
-    return [stream[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return split_at(stream, [c % (len(stream) + 1) for c in cuts])  # empty chunks too
 
 
 def observe(decoder: Any, step: Any) -> tuple[Any, ...]:
