@@ -483,7 +483,8 @@ Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs)
 static int
 Decoder_traverse(Decoder *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->error);
+    Py_VISIT(Py_TYPE(self));  /* a heap type's instances hold their type */
+    Py_VISIT(self->error);    /* through its traceback, it may lead back here */
     return 0;
 }
 
