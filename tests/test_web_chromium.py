@@ -329,6 +329,66 @@ def test_a_network_cut_mid_stream_resumes_with_nothing_lost_or_doubled(
         assert page.errors == []
 
 
+def reload(page: Any) -> None:
+    page.reload()
+    page.wait_for_selector("body[data-ready]")
+
+
+def test_a_reload_mid_reply_picks_the_same_generation_up_and_keeps_the_chat(
+    page: Any, gateway: str
+) -> None:
+    open_chat(page, gateway)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(f"{r.method} {urlparse(r.url).path}"))
+    send(page, LONG_TEXT)
+    streaming = page.locator(".msg.assistant >> nth=0")
+    wait_until(
+        lambda: (
+            streaming.get_attribute("data-stream-id")
+            and len(streaming.locator(".body").inner_text()) > 100
+        ),
+        what="the reply to be under way",
+    )
+    stream_id = streaming.get_attribute("data-stream-id")
+    reload(page)
+    reply = finished(page, 1)
+    assert reply.get_attribute("data-state") == "done", reply.inner_text()
+    # The same generation, read again from its first event: nothing lost, nothing doubled.
+    assert reply.get_attribute("data-stream-id") == stream_id
+    assert reply.locator(".body").inner_text() == LONG_TEXT
+    assert page.locator(".msg.user .body").inner_text() == LONG_TEXT
+    whole = [{"role": "user", "content": LONG_TEXT}, {"role": "assistant", "content": LONG_TEXT}]
+    assert conversation(page) == whole
+    assert requests.count("POST /v1/chat/completions") == 1
+    assert f"GET /v1/streams/{stream_id}" in requests
+
+    reload(page)  # a finished conversation comes back as it was
+    assert conversation(page) == whole
+    assert page.locator(".msg").count() == 2
+    assert page.locator(".msg.assistant .body").inner_text() == LONG_TEXT
+    page.click("#new-chat")  # and New chat forgets it
+    reload(page)
+    assert conversation(page) == []
+    assert page.locator(".msg").count() == 0
+    assert page.errors == []
+
+
+def test_a_reply_the_gateway_no_longer_has_is_reported_after_a_reload(
+    page: Any, gateway: str
+) -> None:
+    open_chat(page, gateway)
+    saved = '{"messages": [{"role": "user", "content": "hello"}], "pending": "gone"}'
+    page.evaluate(f"sessionStorage.setItem('tokenrelay.chat', {saved!r})")
+    reload(page)
+    reply = finished(page, 1)
+    assert reply.get_attribute("data-state") == "error"
+    assert "no longer on the gateway" in page.locator("#banner").inner_text()
+    assert conversation(page) == [{"role": "user", "content": "hello"}]
+    send(page, "again")  # and the chat goes on
+    assert finished(page, 2).get_attribute("data-state") == "done"
+    assert page.errors == []
+
+
 @pytest.mark.bypass_csp  # the renderer alone must stop it, not only the page's CSP
 def test_script_in_model_output_does_not_run_and_is_shown_as_text(page: Any, gateway: str) -> None:
     dialogs: list[str] = []

@@ -4,9 +4,20 @@
 // /v1/streams/{x-stream-id} with the last event id, so a network drop loses and doubles
 // nothing. Stop cancels the generation upstream (DELETE /v1/streams/{id}) and aborts the
 // fetch. Model output reaches the DOM only through renderMarkdown (escape, then a fixed
-// set of tags). The conversation lives in this page (window.tokenrelayChat, for tests).
+// set of tags). The conversation lives in this page (window.tokenrelayChat, for tests) and
+// in sessionStorage, so a reload keeps it: a reply still streaming then is read again from
+// /v1/streams/{id}, from its first event, and goes on where the gateway is.
 import { renderMarkdown } from "./markdown.js";
-import { Reply, ReconnectError, ResponseError, cancelStream, gatewayStream, parseOpenAIChat } from "./tokenrelay.js";
+import {
+  Reply,
+  ReconnectError,
+  ResponseError,
+  cancelStream,
+  gatewayStream,
+  isFinal,
+  parseOpenAIChat,
+  resumeStream,
+} from "./tokenrelay.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -33,6 +44,32 @@ const state = {
   current: null, // the reply being streamed: {controller, streamId, stopped}
 };
 window.tokenrelayChat = state;
+
+// What survives a reload (this tab only): the conversation, and the id of a reply that was
+// still streaming. Storage may be full or refused (private modes): the page works without.
+const SAVED = "tokenrelay.chat";
+
+function save() {
+  const pending = state.current?.streamId || "";
+  try {
+    sessionStorage.setItem(SAVED, JSON.stringify({ messages: state.messages, pending }));
+  } catch {
+    // not saved: a reload starts afresh
+  }
+}
+
+function saved() {
+  try {
+    const value = JSON.parse(sessionStorage.getItem(SAVED) || "null");
+    const messages = Array.isArray(value?.messages) ? value.messages : [];
+    return {
+      messages: messages.filter((m) => (m?.role === "user" || m?.role === "assistant") && typeof m.content === "string"),
+      pending: typeof value?.pending === "string" ? value.pending : "",
+    };
+  } catch {
+    return { messages: [], pending: "" };
+  }
+}
 
 function headers() {
   const key = ui.key.value.trim();
@@ -75,9 +112,13 @@ function addUserMessage(text) {
   view.querySelector(".body").textContent = text; // the user's own text: never parsed
   state.messages.push({ role: "user", content: text });
   state.views.push(view);
+  save();
 }
 
-function describe(error) {
+function describe(error, resumed = false) {
+  if (resumed && error instanceof ResponseError && error.status === 404) {
+    return "The reply that was streaming before the page was reloaded is no longer on the gateway (it keeps finished streams for a while, then forgets them).";
+  }
   if (error instanceof ResponseError) return `The gateway answered ${error.status}: ${error.message}`;
   if (error instanceof ReconnectError) return `The connection was lost and could not be resumed (${error.attempts} attempts): ${error.cause?.message || error.message}`;
   if (error instanceof TypeError) return `Could not reach the gateway at ${base}: ${error.message}`;
@@ -115,14 +156,34 @@ function setBusy(busy) {
   ui.model.disabled = busy;
 }
 
-async function generate() {
+// A new reply: POST the conversation; the gateway streams it, resumable by id.
+function generate() {
+  const body = {
+    model: ui.model.value,
+    messages: state.messages.map(({ role, content }) => ({ role, content })),
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  return readReply("", (options) => gatewayStream(base, "/v1/chat/completions", body, options));
+}
+
+// The reply that was streaming when the page was reloaded: read it again from its first
+// event (the gateway keeps the whole stream), then live.
+function resumeReply(streamId) {
+  return readReply(streamId, (options) =>
+    resumeStream(base, streamId, { ...options, until: (event) => isFinal("openai-chat", event) }),
+  );
+}
+
+async function readReply(streamId, open) {
   showBanner("");
   const view = messageView("assistant");
   view.dataset.state = "streaming";
+  if (streamId) view.dataset.streamId = streamId;
   const meta = element("div", "meta");
   const reply = new Reply();
   const controller = new AbortController();
-  const current = { controller, streamId: "", stopped: false, view };
+  const current = { controller, streamId, stopped: false, view };
   state.current = current;
   setBusy(true);
   const started = performance.now();
@@ -137,13 +198,7 @@ async function generate() {
       scrollDown();
     });
   };
-  const body = {
-    model: ui.model.value,
-    messages: state.messages.map(({ role, content }) => ({ role, content })),
-    stream: true,
-    stream_options: { include_usage: true },
-  };
-  const es = gatewayStream(base, "/v1/chat/completions", body, {
+  const es = open({
     headers: headers(),
     signal: controller.signal,
     retry: { delay: 250, maxDelay: 4000, maxAttempts: 20 },
@@ -151,7 +206,10 @@ async function generate() {
     // (a laptop that slept, a NAT that forgot us), and resuming it costs nothing.
     idleTimeout: 45000,
     onOpen: (response) => {
-      current.streamId ||= response.headers.get("x-stream-id") || "";
+      if (!current.streamId) {
+        current.streamId = response.headers.get("x-stream-id") || "";
+        save(); // a reload from now on resumes this reply
+      }
       view.dataset.streamId = current.streamId;
       if (es.reconnects) setStatus(`resumed after ${es.lastEventId} (${es.reconnects}× so far)`);
       else setStatus("streaming…");
@@ -176,7 +234,7 @@ async function generate() {
   state.current = null;
   renderReply(view, reply);
   const stopped = current.stopped;
-  const error = failure ? describe(failure) : reply.error ? `The model failed: ${reply.error.message}` : "";
+  const error = failure ? describe(failure, Boolean(streamId)) : reply.error ? `The model failed: ${reply.error.message}` : "";
   if (error) {
     view.append(element("div", "error", error));
     showBanner(error);
@@ -195,6 +253,7 @@ async function generate() {
   } else {
     view.dataset.discard = "1"; // nothing to keep in the conversation
   }
+  save();
   setStatus(stopped ? "stopped" : error ? "" : "done");
   setBusy(false);
   scrollDown();
@@ -231,6 +290,7 @@ function regenerate() {
     state.views.pop().remove();
   }
   for (const view of ui.messages.querySelectorAll(".msg[data-discard]")) view.remove();
+  save();
   if (state.messages.length) generate();
 }
 
@@ -243,6 +303,22 @@ function newChat() {
   showBanner("");
   setStatus("");
   setBusy(false);
+  save();
+}
+
+// After a reload: show the saved conversation, and pick up a reply still streaming.
+function restore() {
+  const { messages, pending } = saved();
+  for (const message of messages) {
+    const view = messageView(message.role);
+    const body = view.querySelector(".body");
+    if (message.role === "user") body.textContent = message.content;
+    else body.innerHTML = renderMarkdown(message.content);
+    view.dataset.state = "done";
+    state.messages.push(message);
+    state.views.push(view);
+  }
+  if (pending && messages.at(-1)?.role === "user") resumeReply(pending);
 }
 
 async function loadModels() {
@@ -284,4 +360,7 @@ ui.key.addEventListener("change", () => {
 });
 
 setBusy(false);
-loadModels().then(() => document.body.setAttribute("data-ready", "1"));
+loadModels().then(() => {
+  restore();
+  document.body.setAttribute("data-ready", "1");
+});
