@@ -24,7 +24,8 @@ Workloads (the *2x* variants only exist to check that time grows linearly with s
   delivered one event per chunk;
 * (b) the same bytes in 4 KiB chunks;  (c) the same bytes in 16-byte chunks;
 * (d) one 1 MiB ``data:`` line and a blank line, in 1 KiB chunks (and 2 MiB);
-* (e) one event made of 10,000 short ``data:`` lines, in 4 KiB chunks (and 20,000).
+* (e) one event made of 10,000 short ``data:`` lines, in 4 KiB chunks (and 20,000);
+* (f) 32,768 one-line events ended by CR alone, in one chunk (and 65,536).
 
 The warm-up run's output is checked (event count and every event's ``data``); a wrong peer
 is marked in the tables, a wrong ``tokenrelay`` aborts the benchmark.  The timed runs then
@@ -105,6 +106,7 @@ class Config:
     big_line_chunk: int = 1 * KIB
     many_lines: int = 10_000
     many_lines_chunk: int = 4 * KIB
+    cr_events: int = 32_768  # (f): CR-ended events, all in one chunk
     repeats: int = 5  # nominal best-of-N
     max_repeats: int = 50  # upper bound for very fast cases
     min_sample_s: float = 0.5  # fast cases repeat until about this much time was measured
@@ -116,6 +118,7 @@ class Config:
 
 QUICK = Config(
     llm_events=2_000,
+    cr_events=8_192,
     big_line=256 * KIB,
     many_lines=2_500,
     repeats=3,
@@ -308,7 +311,7 @@ def load_ours(need_line: int, need_event: int) -> tuple[Impl, str]:
 
 @dataclass
 class Workload:
-    key: str  # "a".."e", or "d2x" / "e2x"
+    key: str  # "a".."f", or "d2x" / "e2x" / "f2x"
     title: str
     chunks: list[bytes]
     expected: list[str]  # the data of every event, in order
@@ -440,6 +443,21 @@ def build_workloads(
                     rechunk(data, cfg.many_lines_chunk),
                     ["\n".join(lines)],
                     base="e" if mult == 2 else None,
+                )
+            )
+    if "f" in selected:
+        # Valid SSE with CR line ends only, in one large chunk: a decoder that looks for
+        # the next LF from every line goes quadratic (ours did, in C, until a review).
+        for mult, key in ((1, "f"), (2, "f2x")):
+            count = cfg.cr_events * mult
+            data = b"data: x\r\r" * count
+            workloads.append(
+                Workload(
+                    key,
+                    f"{count:,} events with CR line ends, one {len(data) // KIB:,} KiB chunk",
+                    [data],
+                    ["x"] * count,
+                    base="f" if mult == 2 else None,
                 )
             )
     return workloads, note
@@ -683,7 +701,7 @@ def render(
             "",
             f"Target: tokenrelay >= {SPEED_TARGETS['a']}x the fastest correct peer on (a), "
             f">= {SPEED_TARGETS['b']}x on (b), not slower (>= {SPEED_TARGETS['c']}x) on (c); "
-            f"(d) and (e) linear (2x-size time ratio <= {LINEAR_MAX}).",
+            f"(d), (e) and (f) linear (2x-size time ratio <= {LINEAR_MAX}).",
             "",
             "| target | measured | status |",
             "|---|---|---|",
@@ -798,7 +816,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workload",
         action="append",
-        choices=list("abcde"),
+        choices=list("abcdef"),
         help="run only this workload (repeatable; default: all)",
     )
     parser.add_argument("--repeats", type=int, help="nominal best-of-N (default 5, quick 3)")
@@ -835,7 +853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     malloc_note = "platform default (--default-malloc)" if args.default_malloc else pin_malloc()
-    selected = set(args.workload or "abcde")
+    selected = set(args.workload or "abcdef")
     impls: list[Impl] = [load_httpx_sse(), load_sseclient(), load_openai()]
     progress("building workloads ...")
     workloads, fixture_note = build_workloads(cfg, selected, args.fixture)

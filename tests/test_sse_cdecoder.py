@@ -103,17 +103,21 @@ def test_c_events_are_ordinary_events() -> None:
     assert not gc.is_tracked(event)
 
 
-@needs_c
-def test_c_decoder_takes_any_bytes_like_object() -> None:
-    assert CDecoder is not None
-    decoder = CDecoder()
+BOTH = [pytest.param(PyDecoder, id="py"), pytest.param(CDecoder, id="c", marks=needs_c)]
+
+
+@pytest.mark.parametrize("Decoder", BOTH)
+def test_any_bytes_like_object_is_read(Decoder: type[PyDecoder]) -> None:
+    decoder = Decoder()
     assert decoder.feed(bytearray(b"data: a\n\n")) == [Event("a")]
     assert decoder.feed(memoryview(b"xxdata: b\n\n")[2:]) == [Event("b")]
+    assert decoder.feed(memoryview(b"data: c\n")) == []  # not between events any more
+    assert decoder.feed(memoryview(b"\n")) == [Event("c")]
     with pytest.raises(TypeError):
         decoder.feed("data: text\n\n")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("Decoder", [PyDecoder, pytest.param(CDecoder, marks=needs_c)])
+@pytest.mark.parametrize("Decoder", BOTH)
 def test_arguments_are_checked_alike(Decoder: type[PyDecoder]) -> None:
     with pytest.raises(TypeError):
         Decoder(None)  # type: ignore[arg-type]
@@ -121,6 +125,48 @@ def test_arguments_are_checked_alike(Decoder: type[PyDecoder]) -> None:
         Decoder(max_line_bytes=0)
     with pytest.raises(TypeError):
         Decoder("", 100)  # type: ignore[misc]  # the limits are keyword-only
+    with pytest.raises(TypeError):
+        Decoder(max_event_bytes=10.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("Decoder", BOTH)
+def test_a_str_subclass_id_comes_back_as_a_plain_str(Decoder: type[PyDecoder]) -> None:
+    class Id(str):
+        pass
+
+    decoder = Decoder(Id("7"))
+    [event] = decoder.feed(b"data: x\n\n")
+    assert type(event.id) is str and event.id == "7"
+    assert type(decoder.last_event_id) is str
+
+
+@pytest.mark.parametrize("Decoder", BOTH)
+def test_a_finalizer_that_resets_the_decoder_mid_feed_is_harmless(
+    Decoder: type[PyDecoder],
+) -> None:
+    # Making events allocates, allocating may collect garbage, and collecting runs
+    # finalizers: one that closes this same decoder must not leave an event holding
+    # freed objects (the C decoder once crashed here).
+    decoder = Decoder()
+
+    class Resetter:
+        def __del__(self) -> None:
+            decoder.close()
+            garbage()
+
+    def garbage() -> None:
+        resetter = Resetter()
+        resetter.cycle = resetter  # type: ignore[attr-defined]
+
+    garbage()
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        events = decoder.feed(b"".join(b"event: t%d\ndata: x\n\n" % i for i in range(200)))
+    finally:
+        gc.set_threshold(*threshold)
+        gc.collect()
+    assert [(e.event, e.data) for e in events] == [(f"t{i}", "x") for i in range(200)]
 
 
 @needs_c
@@ -171,6 +217,36 @@ def test_c_decoder_holding_an_error_is_collected() -> None:
     del decoder, caught
     gc.collect()
     assert ref() is None
+
+
+@needs_c
+def test_the_c_decoder_is_set_up_once_for_its_classes() -> None:
+    from tokenrelay.errors import ResponseError
+    from tokenrelay.sse import _cdecoder
+
+    _cdecoder._setup(Event, EventTooLargeError)  # again, the same classes: fine
+
+    class Other:
+        __slots__ = ("data", "event", "id", "retry")
+
+    with pytest.raises(RuntimeError):
+        _cdecoder._setup(Other, ResponseError)  # type: ignore[arg-type]
+    assert CDecoder is not None
+    assert CDecoder().feed(b"data: x\n\n") == [Event("x")]
+
+
+@needs_c
+def test_the_extension_alone_refuses_to_decode() -> None:
+    # Imported directly, not through tokenrelay.sse.decoder (which sets it up).
+    code = (
+        "from tokenrelay.sse._cdecoder import Decoder\n"
+        "try:\n    Decoder()\nexcept RuntimeError as e:\n    print('refused', e)\n"
+    )
+    env = {**os.environ, "TOKENRELAY_NO_EXTENSIONS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("refused")
 
 
 def test_c_decoder_is_built() -> None:

@@ -15,8 +15,12 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>  /* T_OBJECT_EX */
 #include <string.h>
+
+#ifndef Py_T_OBJECT_EX  /* before 3.12 it lived in structmember.h as T_OBJECT_EX */
+#include <structmember.h>
+#define Py_T_OBJECT_EX T_OBJECT_EX
+#endif
 
 /* What _setup() hands over, kept for the life of the interpreter. */
 static PyTypeObject *event_type;       /* tokenrelay.sse.event.Event */
@@ -105,17 +109,25 @@ decode(const char *p, Py_ssize_t n)
 static PyObject *
 make_event(PyObject *data, PyObject *type, PyObject *id, PyObject *retry)
 {
+    /* Own them first: the allocation may run the GC, whose finalizers may run Python
+     * code that resets this very decoder and drops its references to them. */
+    Py_INCREF(type);
+    Py_INCREF(id);
+    Py_INCREF(retry);
     PyObject *event = event_type->tp_alloc(event_type, 0);
     if (event == NULL) {
         Py_DECREF(data);
+        Py_DECREF(type);
+        Py_DECREF(id);
+        Py_DECREF(retry);
         return NULL;
     }
     PyObject_GC_UnTrack(event);
     char *base = (char *)event;
     *(PyObject **)(base + off_data) = data;
-    *(PyObject **)(base + off_event) = Py_NewRef(type);
-    *(PyObject **)(base + off_id) = Py_NewRef(id);
-    *(PyObject **)(base + off_retry) = Py_NewRef(retry);
+    *(PyObject **)(base + off_event) = type;
+    *(PyObject **)(base + off_id) = id;
+    *(PyObject **)(base + off_retry) = retry;
     return event;
 }
 
@@ -280,16 +292,23 @@ process(Decoder *self, const char *p, Py_ssize_t n, PyObject *events)
         if (p[0] == '\n')
             i = 1;
     }
-    int has_cr = memchr(p + i, '\r', (size_t)(n - i)) != NULL;
+    /* Where the next LF and the next CR are (n: none), each found by one forward scan
+     * that the following lines reuse: linear however the lines end (a search per line
+     * for an LF that never comes would be quadratic on CR-only streams). */
+    Py_ssize_t lf_at = -1;
+    Py_ssize_t cr_at = memchr(p + i, '\r', (size_t)(n - i)) != NULL ? -1 : n;
     while (i < n) {
         const char *start = p + i;
-        const char *end = memchr(start, '\n', (size_t)(n - i));
-        if (has_cr) {
-            const char *cr = memchr(start, '\r', (size_t)((end ? end : p + n) - start));
-            if (cr != NULL)
-                end = cr;
+        if (lf_at < i) {
+            const char *found = memchr(start, '\n', (size_t)(n - i));
+            lf_at = found ? found - p : n;
         }
-        if (end == NULL) {
+        if (cr_at < i) {
+            const char *found = memchr(start, '\r', (size_t)(n - i));
+            cr_at = found ? found - p : n;
+        }
+        Py_ssize_t j = lf_at < cr_at ? lf_at : cr_at;  /* the line end */
+        if (j == n) {
             /* The rest is a partial line: keep it, within both limits. */
             Py_ssize_t size = self->line.len + (n - i);
             if (size > self->max_line)
@@ -298,7 +317,6 @@ process(Decoder *self, const char *p, Py_ssize_t n, PyObject *events)
                 return fail(self, str_event, self->max_event, size + self->open_size);
             return bytes_append(&self->line, start, n - i);
         }
-        Py_ssize_t j = end - p;  /* the line end */
         int rc;
         if (self->line.len) {
             Py_ssize_t size = self->line.len + (j - i);
@@ -383,7 +401,6 @@ Decoder_feed(Decoder *self, PyObject *arg)
             PyBuffer_Release(&view);
             return events;
         }
-        self->started = 1;
         if (self->start_len) {
             head = PyMem_Malloc((size_t)total);
             if (head == NULL) {
@@ -396,6 +413,7 @@ Decoder_feed(Decoder *self, PyObject *arg)
             n = total;
             self->start_len = 0;
         }
+        self->started = 1;
         if (bom_prefix) {  /* and at least 3 bytes: a BOM */
             p += 3;
             n -= 3;
@@ -457,6 +475,11 @@ Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"last_event_id", "max_line_bytes", "max_event_bytes", NULL};
     PyObject *last_event_id = NULL;
     Py_ssize_t max_line = 16 * 1024 * 1024, max_event = 16 * 1024 * 1024;
+    if (event_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "tokenrelay.sse._cdecoder is used through tokenrelay.sse.decoder only");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(
             args, kwargs, "|U$nn:Decoder", keywords, &last_event_id, &max_line, &max_event))
         return -1;
@@ -466,10 +489,9 @@ Decoder_init(Decoder *self, PyObject *args, PyObject *kwargs)
     }
     self->max_line = max_line;
     self->max_event = max_event;
-    if (last_event_id == NULL)
-        last_event_id = PyUnicode_New(0, 0);
-    else
-        Py_INCREF(last_event_id);
+    /* An exact str, as everything else events hold: a str subclass could hold a cycle,
+     * and events are not tracked by the GC. */
+    last_event_id = last_event_id == NULL ? PyUnicode_New(0, 0) : PyUnicode_FromObject(last_event_id);
     if (last_event_id == NULL)
         return -1;
     Py_XSETREF(self->last_event_id, last_event_id);
@@ -485,6 +507,11 @@ Decoder_traverse(Decoder *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));  /* a heap type's instances hold their type */
     Py_VISIT(self->error);    /* through its traceback, it may lead back here */
+    Py_VISIT(self->last_event_id);  /* the rest are exact str and int: visited anyway */
+    Py_VISIT(self->retry);
+    Py_VISIT(self->type);
+    Py_VISIT(self->event_retry);
+    Py_VISIT(self->id_buffer);
     return 0;
 }
 
@@ -576,7 +603,7 @@ slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *offset)
         return -1;
     }
     PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-    if (member->type != T_OBJECT_EX || member->offset < (Py_ssize_t)sizeof(PyObject)) {
+    if (member->type != Py_T_OBJECT_EX || member->offset < (Py_ssize_t)sizeof(PyObject)) {
         PyErr_Format(PyExc_TypeError, "Event.%s is not an object slot", name);
         return -1;
     }
@@ -591,15 +618,29 @@ setup(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!:_setup", &PyType_Type, &event, &PyType_Type, &error))
         return NULL;
     PyTypeObject *type = (PyTypeObject *)event;
-    if (type->tp_itemsize != 0 || type->tp_dictoffset != 0 ||
-        slot_offset(type, "data", &off_data) < 0 || slot_offset(type, "event", &off_event) < 0 ||
-        slot_offset(type, "id", &off_id) < 0 || slot_offset(type, "retry", &off_retry) < 0) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "Event must be a slotted class");
+    if (event_type != NULL) {
+        /* Once per process: the classes are process-wide (a second interpreter importing
+         * tokenrelay has its own; it gets the Python decoder). */
+        if (event == (PyObject *)event_type && error == too_large_error)
+            Py_RETURN_NONE;
+        PyErr_SetString(PyExc_RuntimeError, "the C decoder is set up for other classes");
         return NULL;
     }
-    Py_XSETREF(event_type, (PyTypeObject *)Py_NewRef(event));
-    Py_XSETREF(too_large_error, Py_NewRef(error));
+    Py_ssize_t data, kind, id, retry;  /* committed only once all are checked */
+    if (!PyType_IS_GC(type) || type->tp_itemsize != 0 || type->tp_dictoffset != 0 ||
+        !PyType_IsSubtype((PyTypeObject *)error, (PyTypeObject *)PyExc_Exception) ||
+        slot_offset(type, "data", &data) < 0 || slot_offset(type, "event", &kind) < 0 ||
+        slot_offset(type, "id", &id) < 0 || slot_offset(type, "retry", &retry) < 0) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "Event must be a slotted class; the error an Exception");
+        return NULL;
+    }
+    off_data = data;
+    off_event = kind;
+    off_id = id;
+    off_retry = retry;
+    too_large_error = Py_NewRef(error);
+    event_type = (PyTypeObject *)Py_NewRef(event);
     Py_RETURN_NONE;
 }
 
@@ -629,8 +670,9 @@ PyInit__cdecoder(void)
     if (module == NULL)
         return NULL;
     PyObject *type = PyType_FromSpec(&Decoder_spec);
-    if (type == NULL || PyModule_AddObject(module, "Decoder", type) < 0) {
-        Py_XDECREF(type);
+    int rc = type == NULL ? -1 : PyModule_AddObjectRef(module, "Decoder", type);
+    Py_XDECREF(type);
+    if (rc < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -9,6 +9,7 @@ environment variable ``TOKENRELAY_NO_EXTENSIONS`` is set to a non-empty value;
 
 from __future__ import annotations
 
+import operator
 import os
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,9 @@ class PyDecoder:
     ) -> None:
         if not isinstance(last_event_id, str):
             raise TypeError(f"last_event_id must be a str, not {type(last_event_id).__name__}")
+        last_event_id = str.__str__(last_event_id)  # an exact str, also from a subclass
+        max_line_bytes = operator.index(max_line_bytes)  # ints only, as the C decoder
+        max_event_bytes = operator.index(max_event_bytes)
         if max_line_bytes < 1 or max_event_bytes < 1:
             raise ValueError("max_line_bytes and max_event_bytes must be positive")
         self._max_line = max_line_bytes
@@ -127,7 +131,10 @@ class PyDecoder:
         return self._retry
 
     def feed(self, data: bytes) -> list[Event]:
-        """Parse the next chunk of the stream; return the events it completed."""
+        """Parse the next chunk of the stream (any bytes-like object); return the events
+        it completed."""
+        if type(data) is not bytes:
+            data = bytes(data)  # bytearray, memoryview...: what the C decoder reads too
         if (
             self._idle
             and data[-2:] == b"\n\n"
@@ -387,7 +394,10 @@ def _c_decoder() -> type[PyDecoder] | None:
         from . import _cdecoder
     except ImportError:
         return None
-    _cdecoder._setup(Event, EventTooLargeError)
+    try:
+        _cdecoder._setup(Event, EventTooLargeError)
+    except RuntimeError:  # set up by another interpreter in this process, for its classes
+        return None
     return _cdecoder.Decoder
 
 
