@@ -2,7 +2,7 @@
 
 Two implementations behave identically: ``PyDecoder`` here, the reference, and the C
 extension ``tokenrelay.sse._cdecoder`` (built at install when a compiler is there), about
-five times faster per event. ``Decoder`` is the C one when it is importable, unless the
+seven times faster per event. ``Decoder`` is the C one when it is importable, unless the
 environment variable ``TOKENRELAY_NO_EXTENSIONS`` is set to a non-empty value;
 ``IMPLEMENTATION`` says which (``"c"`` or ``"python"``).
 """
