@@ -1,13 +1,34 @@
-"""The stream log contract: what a gateway needs to decouple generation from delivery.
+"""The stream log contract: what a gateway needs to decouple generation from delivery,
+within one process or across many.
 
-One producer appends the entries of a stream (serialised deltas) as they are generated;
-any number of readers read them from any position and wait for more. A stream is
-*finished* when its producer says so, and is then kept for the store's retention time so
-late readers can still resume it; after that it is gone. Positions are entry indexes from
-0, so "the events after id k" is ``read(stream, k + 1)``.
+**The log.** One producer appends the entries of a stream (serialised deltas) as they are
+generated; any number of readers, in any process sharing the store, read them from any
+position and wait for more. A stream is *finished* when its producer says so, and is then
+kept for the store's retention time so late readers can still resume it; after that it
+is gone. Positions are entry indexes from 0, so "the events after id k" is
+``read(stream, k + 1)``.
 
-Implementations: ``MemoryStore`` (one process). SQLite and Redis backends implement the
-same ``StreamStore`` protocol and pass the same contract tests (``tests/test_store.py``).
+**Writing behind.** ``append`` never waits for a round trip to a database: a shared
+backend keeps the running streams produced in its own process in memory, serves and wakes
+that process's readers from there at once, and writes the entries to the database in
+batches behind the producer (everything that arrived during the previous write goes in
+the next one). Readers in other processes see entries after that write (milliseconds).
+
+**Owners and leases.** A stream is created by its *owner* (an instance name, e.g. a host
+and process) with a lease of ``lease`` seconds, which the owner renews while it runs the
+generation. When the owner is gone (killed, machine lost) the lease runs out: the stream
+is *abandoned*, and whoever notices first ``interrupt``\\ s it, once, with the entries the
+gateway wants at its end (an error event saying so). Readers anywhere count
+(``set_readers``), and a ``DELETE`` anywhere reaches the owner (``request_cancel`` →
+``cancel_requests``).
+
+**Cancelling.** Every wait here (``read_wait``, ``cancel_requests``) may be cancelled at
+any point without losing or skipping an entry: positions are explicit, so a reader simply
+reads from the same position again.
+
+Implementations: ``MemoryStore`` (one process: its streams die with it), ``SQLiteStore``
+(one file; the processes of one machine), ``RedisStore`` (a fleet). The same contract suite
+(``tests/test_store.py``) runs unchanged over all three.
 """
 
 from __future__ import annotations
@@ -20,6 +41,8 @@ from ..errors import TokenRelayError
 
 __all__ = [
     "StoreError",
+    "StoreLimitError",
+    "StoreUnavailableError",
     "StreamExistsError",
     "StreamFinishedError",
     "StreamInfo",
@@ -35,6 +58,9 @@ class StoreError(TokenRelayError):
 class StreamNotFoundError(StoreError, KeyError):
     """No stream has this id (never created, or expired after its retention time)."""
 
+    def __str__(self) -> str:  # KeyError's repr-quoting would show "'id'" in messages
+        return str(self.args[0]) if self.args else ""
+
 
 class StreamExistsError(StoreError):
     """A stream with this id exists already."""
@@ -44,28 +70,66 @@ class StreamFinishedError(StoreError):
     """The stream is finished: nothing more can be appended."""
 
 
+class StoreLimitError(StoreError):
+    """``create`` with a ``limit``: that many streams are running already."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store's server or file cannot be reached now (Redis down, database locked);
+    the operation may succeed later."""
+
+
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
-    """A stream's metadata (as given to ``create``), its length and whether it is done."""
+    """A stream's metadata (as given to ``create``), its length, whether it is done, who
+    owns it and whether that owner's lease has run out while it was still running."""
 
     id: str
     meta: Mapping[str, Any]
     length: int
     finished: bool
+    owner: str = ""
+    abandoned: bool = False
 
 
 class StreamStore(Protocol):
-    """Append-only logs of byte entries, one per stream id, readable from any position."""
+    """Append-only logs of byte entries, one per stream id, readable from any position,
+    with the ownership records that let several gateway processes share them."""
 
-    async def create(self, stream_id: str, meta: Mapping[str, Any]) -> None:
-        """Start an empty stream (``StreamExistsError`` if the id is taken)."""
+    retention: float
+    """Seconds a finished stream is kept."""
+
+    shared: bool
+    """Whether other processes can see this store's streams (False for ``MemoryStore``)."""
+
+    # -- the log -----------------------------------------------------------------------
+
+    async def create(
+        self,
+        stream_id: str,
+        meta: Mapping[str, Any],
+        *,
+        owner: str = "",
+        lease: float | None = None,
+        limit: int | None = None,
+    ) -> None:
+        """Start an empty stream owned by ``owner`` (``StreamExistsError`` if the id is
+        taken). ``lease``: seconds until the stream counts as abandoned unless ``renew``ed
+        (None: never). ``limit``: ``StoreLimitError`` instead, when ``limit`` streams or
+        more are running (not finished, and not abandoned) — checked and created at once."""
 
     async def append(self, stream_id: str, entries: Sequence[bytes]) -> int:
-        """Add entries at the end; returns the new length. Wakes every waiting reader."""
+        """Add entries at the end; returns the new length. Readers in this process are
+        woken at once; the write to a shared backend happens behind (see the module
+        docstring). ``StreamFinishedError`` once the stream is finished (also when another
+        process ``interrupt``\\ ed it)."""
 
     async def finish(self, stream_id: str) -> None:
         """No more entries will come; the stream is kept for the retention time.
         Finishing a finished stream does nothing."""
+
+    async def flush(self) -> None:
+        """Wait until everything appended and finished in this process is written."""
 
     async def read(
         self, stream_id: str, start: int, limit: int | None = None
@@ -73,9 +137,12 @@ class StreamStore(Protocol):
         """Entries from ``start`` (at most ``limit``), and whether the stream is finished
         with nothing after them: True means the reader has everything."""
 
-    async def wait(self, stream_id: str, start: int, timeout: float | None) -> bool:
-        """Wait until the stream has an entry at ``start`` or is finished; False if the
-        timeout passed first. Returns at once when that is already so."""
+    async def read_wait(
+        self, stream_id: str, start: int, timeout: float | None = None
+    ) -> tuple[list[bytes], bool]:
+        """``read`` once there is something to read: entries from ``start``, or none and
+        True when the stream is finished. Waits at most ``timeout`` seconds (None: no
+        limit), then returns ``([], False)``. One round trip when there is something."""
 
     async def info(self, stream_id: str) -> StreamInfo:
         """The stream's metadata and state (``StreamNotFoundError`` if unknown)."""
@@ -83,5 +150,40 @@ class StreamStore(Protocol):
     async def delete(self, stream_id: str) -> None:
         """Forget the stream now; waiting readers wake and find it gone."""
 
+    # -- owners, leases, readers, cancellation -----------------------------------------
+
+    async def renew(self, owner: str, stream_ids: Sequence[str], lease: float) -> None:
+        """Extend, to ``lease`` seconds from now, the leases of these running streams
+        that ``owner`` owns (one round trip for all; others are ignored)."""
+
+    async def abandoned(self, owner: str | None = None) -> list[str]:
+        """Running streams whose lease has run out; with ``owner``, every running
+        stream of that owner instead (a restarted instance ends what it owned)."""
+
+    async def interrupt(
+        self, stream_id: str, entries: Sequence[bytes], *, owner: str | None = None
+    ) -> bool:
+        """End a stream whose owner is gone: append ``entries`` and finish it, at once and
+        only once. True for the one caller that did it. Only an abandoned stream is
+        interrupted, or with ``owner``, a running stream of that owner."""
+
+    async def request_cancel(self, stream_id: str) -> bool:
+        """Ask the stream's owner, wherever it runs, to stop the generation (it hears of
+        it from ``cancel_requests``). False when the stream is finished already."""
+
+    async def cancel_requests(self, owner: str, timeout: float | None = None) -> list[str]:
+        """The running streams of ``owner`` that someone asked to cancel since the last
+        call, as soon as there is one; ``[]`` after ``timeout`` seconds."""
+
+    async def set_readers(self, stream_id: str, instance: str, count: int, ttl: float) -> None:
+        """Record that ``instance`` has ``count`` readers of the stream for the next
+        ``ttl`` seconds (renew it while they read; 0 removes the record)."""
+
+    async def readers(self, stream_id: str, exclude: str = "") -> int:
+        """Readers of the stream recorded by instances other than ``exclude``."""
+
+    async def running(self) -> int:
+        """Streams running now (not finished, not abandoned), across every process."""
+
     async def aclose(self) -> None:
-        """Release the store's resources."""
+        """Write what is pending and release the store's resources."""

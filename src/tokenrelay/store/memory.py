@@ -9,7 +9,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import StreamExistsError, StreamFinishedError, StreamInfo, StreamNotFoundError
+from .base import (
+    StoreLimitError,
+    StreamExistsError,
+    StreamFinishedError,
+    StreamInfo,
+    StreamNotFoundError,
+)
+from .waiters import Waiters
 
 __all__ = ["MemoryStore"]
 
@@ -17,30 +24,26 @@ __all__ = ["MemoryStore"]
 @dataclass(slots=True)
 class _Log:
     meta: Mapping[str, Any]
+    owner: str
+    lease_until: float | None  # None: no lease
     entries: list[bytes] = field(default_factory=list)
     finished: bool = False
-    waiters: list[asyncio.Future[bool]] = field(default_factory=list)
-
-    def wake(self) -> None:
-        waiters, self.waiters = self.waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(True)
-
-
-def _expire(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
+    cancel: bool = False
+    readers: dict[str, tuple[int, float]] = field(default_factory=dict)  # instance -> count, until
 
 
 class MemoryStore:
-    """Stream logs in memory, for one gateway process.
+    """Stream logs in memory, for one gateway process (several apps in one process may
+    share one, as instances share a database: leases, readers and cancellation work
+    between them).
 
     Finished streams are kept ``retention`` seconds, then dropped; expiry is checked on
     every ``create`` (a heap, so it costs only for what expires) and on lookups, with no
     background task. ``clock`` is injectable for tests. Waiting is a future per waiting
     reader, resolved by the append that gives it something to read: no polling.
     """
+
+    shared = False
 
     def __init__(
         self, *, retention: float = 600.0, clock: Callable[[], float] = time.monotonic
@@ -51,6 +54,8 @@ class MemoryStore:
         self._clock = clock
         self._logs: dict[str, _Log] = {}
         self._expiry: list[tuple[float, str]] = []
+        self._waiters = Waiters()
+        self._cancels = Waiters()  # keyed by owner
 
     def __len__(self) -> int:
         return len(self._logs)
@@ -62,7 +67,7 @@ class MemoryStore:
             log = self._logs.get(stream_id)
             if log is not None and log.finished:
                 del self._logs[stream_id]
-                log.wake()
+                self._waiters.wake(stream_id)
 
     def _log(self, stream_id: str) -> _Log:
         if self._expiry and self._expiry[0][0] <= self._clock():
@@ -72,28 +77,47 @@ class MemoryStore:
             raise StreamNotFoundError(stream_id)
         return log
 
-    async def create(self, stream_id: str, meta: Mapping[str, Any]) -> None:
+    def _abandoned(self, log: _Log, now: float) -> bool:
+        return not log.finished and log.lease_until is not None and log.lease_until <= now
+
+    async def create(
+        self,
+        stream_id: str,
+        meta: Mapping[str, Any],
+        *,
+        owner: str = "",
+        lease: float | None = None,
+        limit: int | None = None,
+    ) -> None:
         self._sweep()
         if stream_id in self._logs:
             raise StreamExistsError(f"stream {stream_id!r} exists")
-        self._logs[stream_id] = _Log(dict(meta))
+        now = self._clock()
+        if limit is not None and await self.running() >= limit:
+            raise StoreLimitError(f"{limit} streams are running")
+        self._logs[stream_id] = _Log(dict(meta), owner, None if lease is None else now + lease)
 
     async def append(self, stream_id: str, entries: Sequence[bytes]) -> int:
         log = self._log(stream_id)
         if log.finished:
             raise StreamFinishedError(f"stream {stream_id!r} is finished")
         log.entries += entries
-        if entries and log.waiters:
-            log.wake()
+        if entries:
+            self._waiters.wake(stream_id)
         return len(log.entries)
+
+    def _finish(self, stream_id: str, log: _Log) -> None:
+        log.finished = True
+        heapq.heappush(self._expiry, (self._clock() + self.retention, stream_id))
+        self._waiters.wake(stream_id)
 
     async def finish(self, stream_id: str) -> None:
         log = self._log(stream_id)
-        if log.finished:
-            return
-        log.finished = True
-        heapq.heappush(self._expiry, (self._clock() + self.retention, stream_id))
-        log.wake()
+        if not log.finished:
+            self._finish(stream_id, log)
+
+    async def flush(self) -> None:
+        return None
 
     async def read(
         self, stream_id: str, start: int, limit: int | None = None
@@ -104,39 +128,105 @@ class MemoryStore:
         end = len(log.entries) if limit is None else min(len(log.entries), start + limit)
         return log.entries[start:end], log.finished and end >= len(log.entries)
 
-    async def wait(self, stream_id: str, start: int, timeout: float | None) -> bool:
+    async def read_wait(
+        self, stream_id: str, start: int, timeout: float | None = None
+    ) -> tuple[list[bytes], bool]:
         log = self._log(stream_id)
         if len(log.entries) > start or log.finished:
-            return True
-        # A future and, with a timeout, a timer handle: no wait_for (a task's worth of
-        # objects per wait, and this runs once per delta per reader).
+            return await self.read(stream_id, start)
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
-        log.waiters.append(waiter)
-        timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
-        try:
-            woken = await waiter
-        finally:
-            if timer is not None:
-                timer.cancel()
-            if not (waiter.done() and not waiter.cancelled() and waiter.result()):
-                waiter.cancel()  # we were cancelled, or it timed out: drop it
-                if waiter in log.waiters:
-                    log.waiters.remove(waiter)
-        if not woken:
-            return False
-        if stream_id not in self._logs:
-            raise StreamNotFoundError(stream_id)
-        return True
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return [], False
+            await self._waiters.wait(stream_id, remaining)
+            entries, done = await self.read(stream_id, start)  # gone: StreamNotFoundError
+            if entries or done:
+                return entries, done
 
     async def info(self, stream_id: str) -> StreamInfo:
         log = self._log(stream_id)
-        return StreamInfo(stream_id, log.meta, len(log.entries), log.finished)
+        return StreamInfo(
+            stream_id,
+            log.meta,
+            len(log.entries),
+            log.finished,
+            log.owner,
+            self._abandoned(log, self._clock()),
+        )
 
     async def delete(self, stream_id: str) -> None:
-        log = self._logs.pop(stream_id, None)
-        if log is not None:
-            log.wake()
+        if self._logs.pop(stream_id, None) is not None:
+            self._waiters.wake(stream_id)
+
+    async def renew(self, owner: str, stream_ids: Sequence[str], lease: float) -> None:
+        until = self._clock() + lease
+        for stream_id in stream_ids:
+            log = self._logs.get(stream_id)
+            if log is not None and log.owner == owner and not log.finished:
+                log.lease_until = until
+
+    async def abandoned(self, owner: str | None = None) -> list[str]:
+        now = self._clock()
+        if owner is not None:
+            return [i for i, log in self._logs.items() if log.owner == owner and not log.finished]
+        return [i for i, log in self._logs.items() if self._abandoned(log, now)]
+
+    async def interrupt(
+        self, stream_id: str, entries: Sequence[bytes], *, owner: str | None = None
+    ) -> bool:
+        log = self._logs.get(stream_id)
+        if log is None or log.finished:
+            return False
+        if owner is None and not self._abandoned(log, self._clock()):
+            return False
+        if owner is not None and log.owner != owner:
+            return False
+        log.entries += entries
+        self._finish(stream_id, log)
+        return True
+
+    async def request_cancel(self, stream_id: str) -> bool:
+        log = self._log(stream_id)
+        if log.finished:
+            return False
+        log.cancel = True
+        self._cancels.wake(log.owner)
+        return True
+
+    async def cancel_requests(self, owner: str, timeout: float | None = None) -> list[str]:
+        while True:
+            found = []
+            for stream_id, log in self._logs.items():
+                if log.cancel and log.owner == owner:
+                    log.cancel = False
+                    if not log.finished:
+                        found.append(stream_id)
+            if found or not await self._cancels.wait(owner, timeout):
+                return found
+
+    async def set_readers(self, stream_id: str, instance: str, count: int, ttl: float) -> None:
+        log = self._logs.get(stream_id)
+        if log is None:
+            return
+        if count <= 0:
+            log.readers.pop(instance, None)
+        else:
+            log.readers[instance] = (count, self._clock() + ttl)
+
+    async def readers(self, stream_id: str, exclude: str = "") -> int:
+        log = self._logs.get(stream_id)
+        if log is None:
+            return 0
+        now = self._clock()
+        return sum(n for i, (n, until) in log.readers.items() if i != exclude and until > now)
+
+    async def running(self) -> int:
+        now = self._clock()
+        return sum(
+            1 for log in self._logs.values() if not log.finished and not self._abandoned(log, now)
+        )
 
     async def aclose(self) -> None:
         for stream_id in list(self._logs):
