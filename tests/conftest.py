@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from tests.redis_server import RedisServer
+from tests.redis_server import redis_server as start_redis_server
 from tests.replay_server import ReplayServer, replay_server
 from tokenrelay.mock import MockServer
 from tokenrelay.sse.decoder import CDecoder, PyDecoder
@@ -94,3 +96,19 @@ def server() -> Iterator[ReplayServer]:
     """A loopback server that answers with whatever it is told to, one per module."""
     with replay_server() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on loopback for the whole session (skips without one; fails in
+    CI). A test may stop and start it; the next test gets it running again."""
+    with start_redis_server() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of an empty Redis database: the server is (re)started and flushed first."""
+    redis_server.start()
+    redis_server.flush()
+    return redis_server.url(0)

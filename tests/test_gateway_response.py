@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.test_gateway_hub import REQUEST, hub, script, source
-from tokenrelay.gateway.hub import _wire
+from tokenrelay.gateway.reader import _wire
 from tokenrelay.gateway.response import HubStreamResponse, OpenStreams
 from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta
 from tokenrelay.llm.codec import Dialect, Frame, to_wire

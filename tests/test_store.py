@@ -1,54 +1,148 @@
-"""The stream-store contract, run against every implementation (MemoryStore today)."""
+"""The stream-store contract, run unchanged over every implementation: MemoryStore, and
+the shared backends (SQLite on one file, Redis on one database) through two store objects
+standing for two gateway processes.
+
+Everything here uses the public API with real, short times (leases and retentions of a
+few tenths of a second, real sleeps). ``make_pair()`` gives (producer, other): two stores
+on one backend; for MemoryStore, which one process cannot share across objects, the same
+store twice.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.redis_server import RedisServer
 from tokenrelay.store import (
     MemoryStore,
+    StoreLimitError,
+    StoreUnavailableError,
     StreamExistsError,
     StreamFinishedError,
     StreamNotFoundError,
     StreamStore,
 )
+from tokenrelay.store.redis import RedisStore
+from tokenrelay.store.sqlite import SQLiteStore
+
+LEASE = 0.3  # seconds: short enough to wait for, long enough not to run out by accident
+RETENTION = 0.3
+SLACK = 0.5  # what a loaded machine may add to a timed wait
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+class Backend:
+    """Opens stores of one kind on one shared place (a file, a Redis database), and closes
+    them at the end of the test, in the test's event loop."""
 
-    def __call__(self) -> float:
-        return self.now
+    def __init__(self, kind: str, path: Path, redis_url: str) -> None:
+        self.kind = kind
+        self.path = path
+        self.redis_url = redis_url
+        self.opened: list[StreamStore] = []
+
+    def open(self, retention: float = 60.0) -> StreamStore:
+        store: StreamStore
+        if self.kind == "memory":
+            store = MemoryStore(retention=retention)
+        elif self.kind == "sqlite":
+            store = SQLiteStore(self.path, retention=retention)
+        else:
+            store = RedisStore(self.redis_url, retention=retention)
+        self.opened.append(store)
+        return store
+
+    def pair(self, retention: float = 60.0) -> tuple[StreamStore, StreamStore]:
+        producer = self.open(retention)
+        other = producer if self.kind == "memory" else self.open(retention)
+        return producer, other
+
+    def run(self, main: Callable[[], Awaitable[None]], timeout: float = 30.0) -> None:
+        async def scope() -> None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await main()
+            finally:
+                for store in self.opened:
+                    await store.aclose()
+                self.opened.clear()
+
+        asyncio.run(scope())
+
+
+SHARED = ["sqlite", "redis"]
+MakeStore = Callable[..., StreamStore]
+MakePair = Callable[..., tuple[StreamStore, StreamStore]]
+Run = Callable[[Callable[[], Awaitable[None]]], None]
+
+
+@pytest.fixture(params=["memory", *SHARED])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
+    return Backend(request.param, tmp_path / "streams.db", url)
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def make_store(backend: Backend) -> MakeStore:
+    """``make_store(retention=60.0)``: a new store on the test's backend."""
+    return backend.open
 
 
-Factory = Callable[[float], StreamStore]
+@pytest.fixture
+def make_pair(backend: Backend) -> MakePair:
+    """``make_pair(retention=60.0)``: (producer, other), two stores on one backend (the
+    same MemoryStore twice)."""
+    return backend.pair
 
 
-@pytest.fixture(params=["memory"])
-def make_store(request: pytest.FixtureRequest, clock: FakeClock) -> Factory:
-    def make(retention: float = 60.0) -> StreamStore:
-        return MemoryStore(retention=retention, clock=clock)
-
-    return make
+@pytest.fixture
+def run(backend: Backend) -> Run:
+    """``run(main)``: ``asyncio.run`` a test's body, then close every store it opened."""
+    return backend.run
 
 
-def run(coro: object) -> object:
-    return asyncio.run(coro)  # type: ignore[arg-type]
+@contextlib.contextmanager
+def takes(at_least: float, at_most: float) -> Iterator[None]:
+    start = time.monotonic()
+    yield
+    elapsed = time.monotonic() - start
+    # a timer may fire up to the clock's resolution early
+    assert at_least - 0.01 <= elapsed <= at_most, f"took {elapsed:.3f} s"
 
 
-def test_append_then_read_from_any_position(make_store: Factory) -> None:
+async def follow(store: StreamStore, stream_id: str, timeout: float = 5.0) -> list[bytes]:
+    """Every entry of the stream, read as it comes with read_wait, until it is done."""
+    got: list[bytes] = []
+    while True:
+        entries, done = await store.read_wait(stream_id, len(got), timeout)
+        if not entries and not done:
+            raise AssertionError(f"nothing came for {timeout} s after {len(got)} entries")
+        got += entries
+        if done:
+            return got
+
+
+async def started(task: asyncio.Task[object]) -> None:
+    """Give a just-created waiting task time to reach its wait (a round trip or two)."""
+    await asyncio.sleep(0.05)
+    assert not task.done()
+
+
+# -- the log -------------------------------------------------------------------------------
+
+
+def test_append_then_read_from_any_position(make_store: MakeStore, run: Run) -> None:
     async def main() -> None:
-        s = make_store(60.0)
+        s = make_store()
         await s.create("s1", {"dialect": "openai_chat"})
         assert await s.append("s1", [b"a", b"b"]) == 2
+        assert await s.append("s1", []) == 2
         assert await s.append("s1", [b"c"]) == 3
         assert await s.read("s1", 0) == ([b"a", b"b", b"c"], False)
         assert await s.read("s1", 2) == ([b"c"], False)
@@ -57,104 +151,130 @@ def test_append_then_read_from_any_position(make_store: Factory) -> None:
         info = await s.info("s1")
         assert (info.length, info.finished, info.meta["dialect"]) == (3, False, "openai_chat")
 
-    run(main())
+    run(main)
 
 
-def test_finished_stream_reports_done_only_when_everything_is_read(make_store: Factory) -> None:
+def test_finished_stream_reports_done_only_when_everything_is_read(
+    make_store: MakeStore, run: Run
+) -> None:
     async def main() -> None:
-        s = make_store(60.0)
+        s = make_store()
         await s.create("s", {})
         await s.append("s", [b"a", b"b"])
         await s.finish("s")
-        await s.finish("s")  # idempotent
+        await s.finish("s")  # finishing a finished stream does nothing
         assert await s.read("s", 0, limit=1) == ([b"a"], False)
         assert await s.read("s", 1) == ([b"b"], True)
         assert await s.read("s", 2) == ([], True)
+        assert (await s.info("s")).finished
         with pytest.raises(StreamFinishedError):
             await s.append("s", [b"c"])
 
-    run(main())
+    run(main)
 
 
-def test_ids_are_unique_and_unknown_ids_are_not_found(make_store: Factory) -> None:
+def test_ids_are_unique_and_unknown_ids_are_not_found(make_pair: MakePair, run: Run) -> None:
     async def main() -> None:
-        s = make_store(60.0)
-        await s.create("s", {})
-        with pytest.raises(StreamExistsError):
-            await s.create("s", {})
-        for call in (s.read("nope", 0), s.info("nope"), s.append("nope", [b"x"]),
-                     s.finish("nope"), s.wait("nope", 0, 0.1)):  # fmt: skip
-            with pytest.raises(StreamNotFoundError):
-                await call
+        producer, other = make_pair()
+        await producer.create("s", {})
+        for s in (producer, other):
+            with pytest.raises(StreamExistsError):
+                await s.create("s", {})
+            for call in (s.read("nope", 0), s.info("nope"), s.append("nope", [b"x"]),
+                         s.finish("nope"), s.read_wait("nope", 0, 0.1),
+                         s.request_cancel("nope")):  # fmt: skip
+                with pytest.raises(StreamNotFoundError):
+                    await call
+            assert await s.interrupt("nope", [b"x"]) is False
 
-    run(main())
+    run(main)
 
 
-def test_wait_wakes_on_append_and_on_finish(make_store: Factory) -> None:
+def test_read_wait_wakes_on_append_and_on_finish(make_store: MakeStore, run: Run) -> None:
     async def main() -> None:
-        s = make_store(60.0)
+        s = make_store()
         await s.create("s", {})
-        waiters = [asyncio.create_task(s.wait("s", 0, 5)) for _ in range(50)]
-        await asyncio.sleep(0)
+        waiters = [asyncio.create_task(s.read_wait("s", 0, 5)) for _ in range(50)]
+        await asyncio.sleep(0.02)
         assert not any(w.done() for w in waiters)
         await s.append("s", [b"x"])
-        assert all(await asyncio.gather(*waiters))
-        assert await s.wait("s", 0, 0)  # already there: at once
-        late = asyncio.create_task(s.wait("s", 1, 5))
-        await asyncio.sleep(0)
+        assert await asyncio.gather(*waiters) == [([b"x"], False)] * 50
+        assert await s.read_wait("s", 0, 0) == ([b"x"], False)  # already there: at once
+        late = asyncio.create_task(s.read_wait("s", 1, 5))
+        await started(late)
         await s.finish("s")
-        assert await late
+        assert await late == ([], True)
 
-    run(main())
+    run(main)
 
 
-def test_wait_times_out_and_leaves_no_waiter_behind(make_store: Factory) -> None:
+def test_read_wait_times_out_and_leaves_nothing_behind(make_pair: MakePair, run: Run) -> None:
     async def main() -> None:
-        s = make_store(60.0)
-        await s.create("s", {})
-        assert await s.wait("s", 0, 0.01) is False
-        if isinstance(s, MemoryStore):
-            assert s._logs["s"].waiters == []
+        producer, other = make_pair()
+        await producer.create("s", {})
+        for s in (producer, other):
+            with takes(0.1, 0.1 + SLACK):
+                assert await s.read_wait("s", 0, 0.1) == ([], False)
+            results = await asyncio.gather(*(s.read_wait("s", 0, 0.05) for _ in range(50)))
+            assert results == [([], False)] * 50
+        # nothing keeps running for them (a RedisStore keeps its one pub/sub listener)
+        await asyncio.sleep(0.1)
+        left = asyncio.all_tasks() - {asyncio.current_task()}
+        assert len(left) <= (1 if isinstance(other, RedisStore) else 0), left
+        # the timed-out waits took nothing: a later entry reaches a new reader on each side
+        await producer.append("s", [b"a"])
+        await producer.finish("s")
+        for s in (producer, other):
+            assert await s.read_wait("s", 0, 2) == ([b"a"], True)
 
-    run(main())
+    run(main)
 
 
-def test_finished_streams_expire_after_the_retention_time(
-    make_store: Factory, clock: FakeClock
+def test_finished_streams_expire_after_the_retention_time(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair(RETENTION)
+        await producer.create("old", {})
+        await producer.append("old", [b"a"])
+        await producer.create("live", {})
+        await producer.finish("old")
+        await producer.flush()
+        for s in (producer, other):
+            assert await s.read("old", 0) == ([b"a"], True)
+        await asyncio.sleep(RETENTION + 0.2)
+        for s in (producer, other):
+            with pytest.raises(StreamNotFoundError):
+                await s.read("old", 0)
+            with pytest.raises(StreamNotFoundError):
+                await s.info("old")
+            # an unfinished stream does not expire by itself
+            assert (await s.info("live")).finished is False
+        await producer.create("old", {})  # the id is free again
+
+    run(main)
+
+
+def test_delete_wakes_waiters_who_then_find_the_stream_gone(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {})
+        waiters = [asyncio.create_task(s.read_wait("s", 0, 5)) for s in (producer, other)]
+        await started(waiters[-1])
+        await producer.delete("s")
+        for waiter in waiters:
+            with pytest.raises(StreamNotFoundError):
+                await waiter
+        for s in (producer, other):
+            with pytest.raises(StreamNotFoundError):
+                await s.info("s")
+
+    run(main)
+
+
+def test_a_reader_following_a_live_stream_gets_every_entry_once(
+    make_store: MakeStore, run: Run
 ) -> None:
     async def main() -> None:
-        s = make_store(30.0)
-        await s.create("old", {})
-        await s.append("old", [b"a"])
-        await s.create("live", {})
-        await s.finish("old")
-        clock.now += 29
-        assert (await s.read("old", 0))[0] == [b"a"]
-        clock.now += 2
-        with pytest.raises(StreamNotFoundError):
-            await s.read("old", 0)
-        clock.now += 3600  # an unfinished stream never expires by itself
-        assert (await s.info("live")).finished is False
-
-    run(main())
-
-
-def test_delete_wakes_waiters_who_then_find_the_stream_gone(make_store: Factory) -> None:
-    async def main() -> None:
-        s = make_store(60.0)
-        await s.create("s", {})
-        waiter = asyncio.create_task(s.wait("s", 0, 5))
-        await asyncio.sleep(0)
-        await s.delete("s")
-        with pytest.raises(StreamNotFoundError):
-            await waiter
-
-    run(main())
-
-
-def test_a_reader_following_a_live_stream_gets_every_entry_once(make_store: Factory) -> None:
-    async def main() -> None:
-        s = make_store(60.0)
+        s = make_store()
         await s.create("s", {})
 
         async def produce() -> None:
@@ -164,31 +284,583 @@ def test_a_reader_following_a_live_stream_gets_every_entry_once(make_store: Fact
                     await asyncio.sleep(0)
             await s.finish("s")
 
-        async def follow() -> list[bytes]:
-            got: list[bytes] = []
-            while True:
-                await s.wait("s", len(got), 5)
-                entries, done = await s.read("s", len(got))
-                got += entries
-                if done:
-                    return got
-
-        readers = [asyncio.create_task(follow()) for _ in range(5)]
+        readers = [asyncio.create_task(follow(s, "s")) for _ in range(5)]
         await produce()
         expected = [str(i).encode() for i in range(200) for _ in range(i % 3)]
-        assert all(r == expected for r in await asyncio.gather(*readers))
+        assert await asyncio.gather(*readers) == [expected] * 5
 
-    run(main())
+    run(main)
 
 
-def test_negative_retention_and_start_are_refused() -> None:
+@pytest.mark.parametrize("kind", ["memory", *SHARED])
+def test_negative_retention_and_start_are_refused(kind: str, tmp_path: Path) -> None:
+    openers: dict[str, Callable[..., StreamStore]] = {
+        "memory": MemoryStore,
+        "sqlite": lambda **kw: SQLiteStore(tmp_path / "s.db", **kw),
+        "redis": lambda **kw: RedisStore("redis://127.0.0.1:1/0", **kw),  # never connects
+    }
+    opener = openers[kind]
     with pytest.raises(ValueError):
-        MemoryStore(retention=-1)
+        opener(retention=-1)
 
     async def main() -> None:
-        s = MemoryStore()
-        await s.create("s", {})
-        with pytest.raises(ValueError):
-            await s.read("s", -1)
+        s = opener(retention=0)
+        try:
+            with pytest.raises(ValueError):
+                await s.read("s", -1)
+        finally:
+            await s.aclose()
 
-    run(main())
+    asyncio.run(main())
+
+
+# -- two stores on one backend -------------------------------------------------------------
+
+
+def test_entries_appended_on_one_store_are_read_on_the_other_after_flush(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {"model": "m"})
+        assert (await other.info("s")).meta == {"model": "m"}  # create is not written behind
+        for i in range(10):
+            await producer.append("s", [b"%d" % i, b"%d'" % i])
+        await producer.flush()
+        expected = [e for i in range(10) for e in (b"%d" % i, b"%d'" % i)]
+        assert await other.read("s", 0) == (expected, False)
+        assert await other.read("s", 5, limit=3) == (expected[5:8], False)
+        assert (await other.info("s")).length == 20
+        await producer.finish("s")
+        await producer.flush()
+        assert await other.read("s", 19) == (expected[19:], True)
+        assert await other.read("s", 20) == ([], True)
+        with pytest.raises(StreamFinishedError):
+            await other.append("s", [b"late"])
+
+    run(main)
+
+
+def test_followers_on_both_stores_get_every_entry_once_in_order(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {})
+        rng = random.Random(7)
+        followers = [asyncio.create_task(follow(other, "s")) for _ in range(3)]
+        followers += [asyncio.create_task(follow(producer, "s")) for _ in range(2)]
+        await started(followers[0])
+        expected = [b"%d" % i for i in range(200)]
+        sent = 0
+        while sent < len(expected):
+            n = rng.randint(0, 5)
+            await producer.append("s", expected[sent : sent + n])
+            sent += n
+            await asyncio.sleep(rng.choice([0, 0, 0.001, 0.003]))
+        await producer.finish("s")
+        assert await asyncio.gather(*followers) == [expected] * 5
+        await producer.flush()
+        assert await other.read("s", 0) == (expected, True)
+
+    run(main)
+
+
+def test_finish_on_one_store_wakes_read_wait_on_the_other(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {})
+        await producer.append("s", [b"a"])
+        await producer.flush()
+        waiter = asyncio.create_task(other.read_wait("s", 1, 5))
+        await started(waiter)
+        with takes(0, 1.0):
+            await producer.finish("s")
+            assert await waiter == ([], True)
+        assert (await other.info("s")).finished
+
+    run(main)
+
+
+def test_read_wait_on_the_other_store_times_out_on_time(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {})
+        await producer.append("s", [b"a"])
+        await producer.flush()
+        for timeout in (0.05, 0.3):
+            with takes(timeout, timeout + SLACK):
+                assert await other.read_wait("s", 1, timeout) == ([], False)
+        assert await other.read_wait("s", 0, 0.1) == ([b"a"], False)
+
+    run(main)
+
+
+def test_a_cancelled_read_wait_loses_nothing(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {})
+        for s in (producer, other):
+            waiter = asyncio.create_task(s.read_wait("s", 0, 5))
+            await started(waiter)
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+        await producer.append("s", [b"a", b"b"])
+        await producer.flush()
+        for s in (producer, other):
+            assert await s.read_wait("s", 0, 2) == ([b"a", b"b"], False)
+        # cancelled just as the entries arrive
+        waiters = [asyncio.create_task(s.read_wait("s", 2, 5)) for s in (producer, other)]
+        await started(waiters[-1])
+        await producer.append("s", [b"c"])
+        await producer.finish("s")
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        for s in (producer, other):
+            assert await s.read_wait("s", 2, 2) == ([b"c"], True)
+
+    run(main)
+
+
+@pytest.mark.parametrize("backend", SHARED, indirect=True)
+def test_aclose_writes_what_is_pending(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {})
+        expected = [b"%d" % i for i in range(100)]
+        for i in range(0, 100, 10):
+            await producer.append("s", expected[i : i + 10])
+        await producer.finish("s")
+        await producer.aclose()  # no flush
+        assert await other.read("s", 0) == (expected, True)
+
+    run(main)
+
+
+# -- owners, leases, interruption ----------------------------------------------------------
+
+
+def test_a_stream_whose_lease_runs_out_is_abandoned_and_interrupted_once(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A", lease=LEASE)
+        await producer.append("s", [b"a", b"b"])
+        await producer.flush()
+        assert (await other.info("s")).abandoned is False
+        assert await other.abandoned() == []
+        await asyncio.sleep(LEASE + 0.1)
+        assert (await other.info("s")).abandoned is True
+        assert await other.abandoned() == ["s"]
+        assert await other.running() == 0
+        stores = [producer, other] * 3
+        won = await asyncio.gather(*(s.interrupt("s", [b"gone"]) for s in stores[:5]))
+        assert sorted(won) == [False] * 4 + [True]
+        assert await other.read("s", 0) == ([b"a", b"b", b"gone"], True)
+        info = await other.info("s")
+        assert (info.finished, info.abandoned, info.owner) == (True, False, "A")
+        assert await other.abandoned() == []
+        assert await other.interrupt("s", [b"again"]) is False
+
+    run(main)
+
+
+def test_the_owners_store_also_reports_its_stream_abandoned(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A", lease=LEASE)
+        await producer.append("s", [b"a"])
+        await asyncio.sleep(LEASE + 0.1)
+        assert (await other.info("s")).abandoned is True
+        assert (await producer.info("s")).abandoned is True
+
+    run(main)
+
+
+def test_a_renewed_stream_is_not_abandoned(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A", lease=LEASE)
+        await producer.create("t", {}, owner="B", lease=LEASE)
+        for _ in range(5):
+            await asyncio.sleep(LEASE / 3)
+            # only the owner's own streams are renewed; unknown ids are ignored
+            await producer.renew("A", ["s", "t", "nope"], LEASE)
+        assert (await other.info("s")).abandoned is False
+        assert (await other.info("t")).abandoned is True
+        assert await other.abandoned() == ["t"]
+        assert await other.interrupt("s", [b"x"]) is False
+        assert await other.running() == 1
+        await producer.append("s", [b"still mine"])
+        await producer.finish("s")
+
+    run(main)
+
+
+def test_a_stream_with_a_live_lease_is_not_interrupted(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A", lease=30)
+        for s in (producer, other):
+            assert await s.interrupt("s", [b"x"]) is False
+        await producer.append("s", [b"a"])
+        await producer.finish("s")
+        await producer.flush()
+        assert await other.read("s", 0) == ([b"a"], True)
+
+    run(main)
+
+
+def test_a_stream_without_a_lease_is_never_abandoned(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A", lease=None)
+        await asyncio.sleep(LEASE + 0.1)
+        for s in (producer, other):
+            assert (await s.info("s")).abandoned is False
+            assert await s.abandoned() == []
+            assert await s.interrupt("s", [b"x"]) is False
+            assert await s.running() == 1
+
+    run(main)
+
+
+def test_interrupt_with_an_owner_ends_that_owners_running_streams(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("x1", {}, owner="X", lease=30)
+        await producer.create("x2", {}, owner="X")
+        await producer.create("x3", {}, owner="X")
+        await producer.create("y1", {}, owner="Y", lease=30)
+        await producer.append("x1", [b"a"])
+        await producer.finish("x3")
+        await producer.flush()
+        assert sorted(await other.abandoned(owner="X")) == ["x1", "x2"]
+        assert await other.abandoned(owner="Z") == []
+        assert await other.interrupt("y1", [b"bye"], owner="X") is False
+        assert await other.interrupt("x3", [b"bye"], owner="X") is False  # finished
+        assert await other.interrupt("x1", [b"bye"], owner="X") is True
+        assert await other.interrupt("x1", [b"bye"], owner="X") is False
+        assert await other.read("x1", 0) == ([b"a", b"bye"], True)
+        assert await other.abandoned(owner="X") == ["x2"]
+        assert await other.running() == 2  # x2, y1
+
+    run(main)
+
+
+def test_the_producer_learns_at_its_next_write_that_its_stream_was_interrupted(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A", lease=LEASE)
+        await producer.append("s", [b"a"])
+        await producer.flush()
+        await asyncio.sleep(LEASE + 0.1)
+        assert await other.interrupt("s", [b"gone"]) is True
+        with pytest.raises(StreamFinishedError):
+            # written behind: the append may be taken, and the write after it refused
+            await producer.append("s", [b"late"])
+            await producer.flush()
+            await producer.append("s", [b"later"])
+        for s in (producer, other):
+            assert await s.read("s", 0) == ([b"a", b"gone"], True)
+
+    run(main)
+
+
+# -- cancellation --------------------------------------------------------------------------
+
+
+def test_request_cancel_reaches_the_owner_through_the_other_store(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A")
+        await producer.create("t", {}, owner="B")
+        # the owner waits first
+        waiter = asyncio.create_task(producer.cancel_requests("A", timeout=5))
+        await started(waiter)
+        with takes(0, 1.0):
+            assert await other.request_cancel("s") is True
+            assert await waiter == ["s"]
+        assert await producer.cancel_requests("A", timeout=0.1) == []
+        # the request comes first
+        assert await producer.request_cancel("s") is True
+        assert await other.cancel_requests("A", timeout=2) == ["s"]
+        assert await other.cancel_requests("A", timeout=0.1) == []
+        assert await other.cancel_requests("B", timeout=0.1) == []
+
+    run(main)
+
+
+def test_request_cancel_of_a_finished_stream_is_refused(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A")
+        await producer.finish("s")
+        await producer.flush()
+        for s in (producer, other):
+            assert await s.request_cancel("s") is False
+            with pytest.raises(StreamNotFoundError):
+                await s.request_cancel("nope")
+        assert await other.cancel_requests("A", timeout=0.1) == []
+
+    run(main)
+
+
+def test_cancel_requests_returns_nothing_after_its_timeout(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A")
+        for s in (producer, other):
+            with takes(0.2, 0.2 + SLACK):
+                assert await s.cancel_requests("A", timeout=0.2) == []
+
+    run(main)
+
+
+def test_cancel_requests_keeps_its_timeout_when_another_caller_takes_the_request(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A")
+
+        async def request_later() -> None:
+            await asyncio.sleep(0.4)
+            await producer.request_cancel("s")
+
+        requester = asyncio.create_task(request_later())
+        with takes(0.5, 0.5 + 0.3):
+            found = await asyncio.gather(*(other.cancel_requests("A", 0.5) for _ in range(2)))
+        await requester
+        assert sorted(found) == [[], ["s"]]
+
+    run(main)
+
+
+def test_a_cancelled_cancel_requests_loses_no_request(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {}, owner="A")
+        waiter = asyncio.create_task(other.cancel_requests("A", timeout=5))
+        await started(waiter)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert await producer.request_cancel("s") is True
+        assert await other.cancel_requests("A", timeout=2) == ["s"]
+
+    run(main)
+
+
+# -- readers and running streams -----------------------------------------------------------
+
+
+def test_readers_are_counted_by_instance_across_stores(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {})
+        assert await other.readers("s") == 0
+        await producer.set_readers("s", "i1", 2, ttl=30)
+        await other.set_readers("s", "i2", 3, ttl=30)
+        await other.set_readers("s", "i2", 4, ttl=30)  # replaces i2's record
+        for s in (producer, other):
+            assert await s.readers("s") == 6
+            assert await s.readers("s", exclude="i1") == 4
+            assert await s.readers("s", exclude="i2") == 2
+        await other.set_readers("s", "i2", 0, ttl=30)
+        assert await producer.readers("s") == 2
+        assert await producer.readers("s", exclude="i1") == 0
+
+    run(main)
+
+
+def test_reader_records_expire_after_their_ttl(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {})
+        await producer.set_readers("s", "long", 3, ttl=30)
+        await other.set_readers("s", "short", 2, ttl=0.2)
+        assert await other.readers("s") == 5
+        await asyncio.sleep(0.3)
+        assert await other.readers("s") == 3
+        assert await producer.readers("s") == 3
+
+    run(main)
+
+
+def test_running_counts_streams_neither_finished_nor_abandoned(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        assert await other.running() == 0
+        await producer.create("free", {}, owner="A")
+        await producer.create("leased", {}, owner="A", lease=LEASE)
+        await producer.create("done", {}, owner="A", lease=30)
+        assert await other.running() == 3
+        await producer.finish("done")
+        await producer.flush()
+        assert await other.running() == 2
+        await asyncio.sleep(LEASE + 0.1)
+        assert await other.running() == 1
+        assert await producer.running() == 1
+
+    run(main)
+
+
+def test_create_with_a_limit_refuses_at_the_limit_until_one_finishes(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("a", {}, limit=2)
+        await producer.create("b", {}, limit=2)
+        for s in (producer, other):
+            with pytest.raises(StoreLimitError):
+                await s.create("c", {}, limit=2)
+        await producer.create("c", {})  # no limit: no check
+        await producer.finish("c")
+        await producer.finish("a")
+        await producer.flush()
+        await other.create("d", {}, limit=2)  # the refused id was not taken either
+        with pytest.raises(StoreLimitError):
+            await producer.create("e", {}, limit=2)
+
+    run(main)
+
+
+def test_the_store_that_finished_a_stream_counts_it_finished_at_once(
+    make_store: MakeStore, run: Run
+) -> None:
+    async def main() -> None:
+        s = make_store()
+        await s.create("a", {}, owner="A", limit=1)
+        await s.finish("a")  # no flush: the store knows what it finished itself
+        assert await s.running() == 0
+        assert await s.abandoned(owner="A") == []
+        assert await s.request_cancel("a") is False
+        await s.create("b", {}, limit=1)
+
+    run(main)
+
+
+def test_an_abandoned_stream_frees_its_slot(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("a", {}, owner="A", lease=LEASE, limit=1)
+        with pytest.raises(StoreLimitError):
+            await other.create("b", {}, limit=1)
+        await asyncio.sleep(LEASE + 0.1)
+        await other.create("b", {}, limit=1)
+
+    run(main)
+
+
+# -- backend-specific ----------------------------------------------------------------------
+
+
+def test_sqlite_keeps_a_finished_stream_across_reopening_until_its_retention_ends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "streams.db"
+
+    async def write() -> None:
+        store = SQLiteStore(path, retention=0.5)
+        await store.create("s", {"k": 1}, owner="A")
+        await store.append("s", [b"a", b"b"])
+        await store.finish("s")
+        await store.aclose()
+
+    async def reopen() -> None:
+        store = SQLiteStore(path, retention=60)
+        try:
+            assert await store.read("s", 0) == ([b"a", b"b"], True)
+            info = await store.info("s")
+            assert (info.meta, info.length, info.finished, info.owner) == ({"k": 1}, 2, True, "A")
+            await asyncio.sleep(0.6)  # the retention it was finished with
+            with pytest.raises(StreamNotFoundError):
+                await store.read("s", 0)
+        finally:
+            await store.aclose()
+
+    asyncio.run(write())
+    asyncio.run(reopen())
+
+
+async def follow_through_outages(store: StreamStore, stream_id: str) -> list[bytes]:
+    """``follow``, as a gateway's reader would across a Redis outage: read again after an
+    error (during the outage, and after a restart until the producer has written the
+    stream again), but never wait 5 s for nothing."""
+    got: list[bytes] = []
+    while True:
+        try:
+            entries, done = await store.read_wait(stream_id, len(got), 5)
+        except (StoreUnavailableError, StreamNotFoundError):
+            await asyncio.sleep(0.05)
+            continue
+        if not entries and not done:
+            raise AssertionError(f"nothing came for 5 s after {len(got)} entries")
+        got += entries
+        if done:
+            return got
+
+
+def test_redis_restarted_empty_gets_the_whole_stream_again_from_its_producer(
+    redis_server: RedisServer,
+    redis_url: str,
+) -> None:
+    async def refused(call: Awaitable[object]) -> None:
+        with takes(0, 4.0), pytest.raises(StoreUnavailableError):
+            await call
+
+    async def main() -> None:
+        producer = RedisStore(redis_url, timeout=2.0)
+        other = RedisStore(redis_url, timeout=2.0)
+        expected = [b"%d" % i for i in range(20)]
+        try:
+            await producer.create("s", {}, owner="A")
+            await producer.append("s", expected[:2])
+            await producer.flush()
+            local = asyncio.create_task(follow(producer, "s"))
+            remote = asyncio.create_task(follow_through_outages(other, "s"))
+            await started(remote)
+
+            redis_server.stop()
+            for i in range(2, 10):  # the producer carries on, and so do its own readers
+                assert await producer.append("s", [expected[i]]) == i + 1
+            assert await producer.read_wait("s", 9, 1) == ([b"9"], False)
+            await refused(other.read("s", 0))
+            await refused(other.info("s"))
+            await refused(producer.running())
+            await refused(producer.create("t", {}))
+            await refused(other.request_cancel("s"))
+
+            redis_server.start()
+            async with asyncio.timeout(10):
+                await producer.flush()  # the tail writes the stream again, whole
+            assert await other.read("s", 0) == (expected[:10], False)
+            assert (await other.info("s")).owner == "A"
+            await asyncio.sleep(0.2)  # the remote reader waits for notifications again
+            for entry in expected[10:]:
+                await producer.append("s", [entry])
+                await asyncio.sleep(0.01)
+            await producer.finish("s")
+            assert await local == expected
+            assert await remote == expected
+            await producer.flush()
+            assert await other.read("s", 0) == (expected, True)
+        finally:
+            redis_server.start()
+            await producer.aclose()
+            await other.aclose()
+
+    asyncio.run(main())

@@ -21,7 +21,7 @@ import gc
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -40,16 +40,22 @@ from ..llm.model import (
     ErrorKind,
     Request,
     StreamError,
-    Usage,
 )
 from ..providers import Provider, UpstreamError, create_provider
 from ..sse import comment
-from ..store import MemoryStore, StreamNotFoundError, StreamStore
+from ..store import (
+    StoreError,
+    StoreLimitError,
+    StreamNotFoundError,
+    StreamStore,
+    open_store,
+)
 from .config import GatewayConfig
 from .hub import StreamHub, Timing, parse_event_id
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .response import RAW_SEND, HubStreamResponse, OpenStreams
 from .route import generate
+from .stream import EndReason, StreamEnded, StreamMeta
 from .web import web_routes
 
 __all__ = ["Gateway", "create_app"]
@@ -73,7 +79,6 @@ class Gateway:
     metrics: Metrics
     streams: OpenStreams
     ready: bool = False
-    stream_models: dict[str, str] = field(default_factory=dict)  # running stream -> model
 
     def upstream_error(self, provider: str, error: StreamError) -> None:
         """Counts a failed attempt or an error after the first delta (``generate``'s
@@ -128,6 +133,24 @@ def _unauthorised() -> StreamError:
     return StreamError(ErrorKind.AUTHENTICATION, "missing or invalid API key", 401)
 
 
+def _draining() -> StreamError:
+    return StreamError(ErrorKind.OVERLOADED, "this gateway instance is shutting down", 503)
+
+
+def _store_refused(
+    dialect: Dialect, exc: StoreError, endpoint: str = "", gateway: Gateway | None = None
+) -> Response:
+    """A store error before a stream started, in the caller's dialect: the global limit
+    (429), or the store unreachable (503). The message never carries the store's URL."""
+    if isinstance(exc, StoreLimitError):
+        error = StreamError(ErrorKind.RATE_LIMIT, "too many concurrent streams (global limit)", 429)
+    else:
+        error = StreamError(
+            ErrorKind.OVERLOADED, "the stream store is unavailable; try again shortly", 503
+        )
+    return _error_response(dialect, error, {"retry-after": "1"}, endpoint, gateway)
+
+
 Handler = Callable[[HTTPRequest], Awaitable[Response]]
 
 
@@ -154,6 +177,8 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
                 param="model",
             )
             return _error_response(dialect, error, endpoint=path, gateway=gateway)
+        if not gateway.ready:
+            return _error_response(dialect, _draining(), {"retry-after": "1"}, path, gateway)
         if gateway.hub.active >= config.max_streams:
             error = StreamError(
                 ErrorKind.RATE_LIMIT,
@@ -177,15 +202,18 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
         if not neutral.stream:
             return await _whole(request, dialect, neutral, deltas, gateway, path, timing)
         stream_id = f"str_{uuid.uuid4().hex}"
-        meta = {
-            "dialect": dialect.name,
-            "model": neutral.model,
-            "n": neutral.n,
-            "include_usage": neutral.include_usage,
-            "created": int(time.time()),
-        }
-        gateway.stream_models[stream_id] = route.name
-        first = await gateway.hub.start(stream_id, meta, neutral, deltas, timing)
+        meta = StreamMeta(
+            dialect=dialect.name,
+            model=neutral.model,
+            n=neutral.n,
+            include_usage=neutral.include_usage,
+            created=int(time.time()),
+            route=route.name,
+        )
+        try:
+            first = await gateway.hub.start(stream_id, meta, neutral, deltas, timing)
+        except StoreError as exc:
+            return _store_refused(dialect, exc, path, gateway)
         # Until the response starts, only this handler can notice the client leaving.
         watcher = asyncio.ensure_future(_disconnected(request))
         try:
@@ -198,7 +226,7 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
         if watcher.done() and not watcher.cancelled() and not first.done():
             # Gone before the first token: it never saw the stream id, so no resume can
             # come; stop the upstream now, whatever the grace period.
-            gateway.hub.cancel(stream_id, "disconnected")
+            gateway.hub.cancel(stream_id, EndReason.DISCONNECTED)
             return Response(status_code=499)
         failure = first.result() if first.done() and first.exception() is None else None
         if isinstance(failure, UpstreamError):
@@ -275,12 +303,13 @@ async def _resume(request: HTTPRequest) -> Response:
         info = await gateway.hub.store.info(stream_id)
     except StreamNotFoundError:
         info = None
-    dialect = (
-        _DIALECT_OF_STREAM.get(info.meta.get("dialect", ""), OPENAI_CHAT) if info else OPENAI_CHAT
-    )
+    except StoreError as exc:
+        return _store_refused(OPENAI_CHAT, exc)
+    meta = StreamMeta.from_mapping(info.meta) if info is not None else None
+    dialect = _DIALECT_OF_STREAM.get(meta.dialect, OPENAI_CHAT) if meta else OPENAI_CHAT
     if not _authorised(gateway, request):
         return _error_response(dialect, _unauthorised())
-    if info is None:
+    if info is None or meta is None:
         return _error_response(
             dialect,
             StreamError(
@@ -299,15 +328,10 @@ async def _resume(request: HTTPRequest) -> Response:
         return _error_response(
             dialect, StreamError(ErrorKind.INVALID_REQUEST, str(exc), 400, param="Last-Event-ID")
         )
-    neutral = Request(
-        model=info.meta.get("model", ""),
-        messages=(),
-        stream=True,
-        include_usage=bool(info.meta.get("include_usage")),
-        n=int(info.meta.get("n", 1)),
-    )
     hub = gateway.hub
-    return HubStreamResponse(hub, hub.reader(stream_id, dialect, neutral, after), gateway.streams)
+    return HubStreamResponse(
+        hub, hub.reader(stream_id, dialect, meta.request(), after), gateway.streams
+    )
 
 
 async def _cancel(request: HTTPRequest) -> Response:
@@ -316,12 +340,13 @@ async def _cancel(request: HTTPRequest) -> Response:
     if not _authorised(gateway, request):
         return _error_response(OPENAI_CHAT, _unauthorised())
     try:
-        await gateway.hub.store.info(stream_id)
+        cancelled = await gateway.hub.cancel_anywhere(stream_id)
     except StreamNotFoundError:
         return _error_response(
             OPENAI_CHAT, StreamError(ErrorKind.NOT_FOUND, f"no stream {stream_id!r}", 404)
         )
-    cancelled = gateway.hub.cancel(stream_id)
+    except StoreError as exc:
+        return _store_refused(OPENAI_CHAT, exc)
     return JSONResponse({"id": stream_id, "object": "stream", "cancelled": cancelled})
 
 
@@ -378,8 +403,10 @@ def create_app(
     providers: Mapping[str, Provider] | None = None,
     freeze_gc: bool = False,
 ) -> Starlette:
-    """The gateway for ``config``. ``store`` defaults to a ``MemoryStore`` with the
-    configured retention; ``providers`` (by name) replace those built from the config.
+    """The gateway for ``config``. ``store`` defaults to the configured one
+    (``config.store.url``: memory unless set), opened and closed with the app; a store
+    passed in is the caller's to close. ``providers`` (by name) replace those built from
+    the config.
 
     ``freeze_gc``: at startup, move every object that exists then out of the cyclic
     garbage collector's reach (``gc.freeze()``), so full collections stop walking the
@@ -395,23 +422,30 @@ def create_app(
             else {p.name: create_provider(p) for p in config.providers}
         )
         metrics = Metrics()
-        stream_models: dict[str, str] = {}
 
-        def on_end(stream_id: str, usage: Usage, why: str) -> None:
-            metrics.usage(stream_models.pop(stream_id, ""), usage)
-            metrics.streams_ended.labels(why).inc()
+        def on_end(ended: StreamEnded) -> None:
+            metrics.usage(ended.meta.route, ended.usage)
+            metrics.streams_ended.labels(ended.reason.value).inc()
 
+        own_store = store is None
+        stream_store = (
+            open_store(config.store.url, retention=config.retention_seconds)
+            if store is None
+            else store
+        )
         hub = StreamHub(
-            store or MemoryStore(retention=config.retention_seconds),
+            stream_store,
             grace=config.grace_seconds,
             ping=config.ping_seconds,
             ping_frame=_ping_for,
             on_end=on_end,
+            instance=config.instance,
+            lease=config.store.lease_seconds,
+            global_limit=config.store.max_streams,
         )
+        await hub.open()
         streams = OpenStreams(ping=config.ping_seconds)
-        gateway = Gateway(
-            config, built, hub, metrics, streams, ready=True, stream_models=stream_models
-        )
+        gateway = Gateway(config, built, hub, metrics, streams, ready=True)
         app.state.gateway = gateway
         # What exists now (modules, classes, the configuration) lives as long as the
         # process: leave it out of the cyclic GC's full collections, which would otherwise
@@ -423,11 +457,17 @@ def create_app(
             yield
         finally:
             gateway.ready = False
-            await hub.aclose()
+            # Readers elsewhere can follow what runs on into a shared store: let it
+            # finish for the drain time. A memory store dies with us: no point waiting.
+            await hub.aclose(config.drain_seconds if stream_store.shared else 0.0)
             for provider in built.values():
                 with contextlib.suppress(Exception):
                     await provider.aclose()
-            await hub.store.aclose()
+            if own_store:
+                await stream_store.aclose()
+            else:  # the caller's store, the caller's to close
+                with contextlib.suppress(StoreError):
+                    await stream_store.flush()
 
     generation = {
         "/v1/chat/completions": _endpoint(OPENAI_CHAT, "/v1/chat/completions"),

@@ -11,6 +11,18 @@ environment and flags (the CLI only fills it in; ``create_app`` only reads it).
                                        # reader left, waiting for a resume (0: cancel)
     retention_seconds = 600            # finished streams stay resumable this long
     ping_seconds = 15                  # keep-alive while waiting for the first token
+    drain_seconds = 10                 # on SIGTERM, with a shared store: let running
+                                       # generations finish this long, then end the rest
+                                       # as interrupted
+    instance = ""                      # this instance's unique name (default: host,
+                                       # process id and a random part)
+
+    [gateway.store]                    # where streams live (also TOKENRELAY_STORE, --store)
+    kind = "memory"                    # memory | sqlite | redis
+    path = "/var/lib/tokenrelay/streams.db"   # kind = "sqlite"
+    url = "redis://127.0.0.1:6379/0"   # kind = "redis" (or valkey://)
+    lease_seconds = 5                  # an instance that vanished is noticed this fast
+    max_streams = 5000                 # optional: running streams across all instances
 
     [gateway.timeouts]                 # seconds
     connect = 10
@@ -55,6 +67,7 @@ __all__ = [
     "GatewayConfig",
     "ModelRoute",
     "RetryPolicy",
+    "StoreConfig",
     "Timeouts",
     "default_config",
     "load_config",
@@ -85,6 +98,17 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """Where streams live: ``url`` as ``open_store`` reads it (``memory``,
+    ``sqlite:///path``, ``redis://...``); the owner's lease; an optional limit on the
+    streams running across every instance sharing the store."""
+
+    url: str = "memory"
+    lease_seconds: float = 5.0
+    max_streams: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRoute:
     """A model clients can ask for, and where it is served from, in fallback order:
     ``route`` holds (provider name, upstream model) pairs."""
@@ -103,6 +127,9 @@ class GatewayConfig:
     grace_seconds: float = 30.0
     retention_seconds: float = 600.0
     ping_seconds: float = 15.0
+    drain_seconds: float = 10.0
+    instance: str = ""
+    store: StoreConfig = field(default_factory=StoreConfig)
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -190,6 +217,42 @@ def _provider(raw: Any, i: int, env: Mapping[str, str], connect: float) -> Provi
     )
 
 
+def _store(table: Mapping[str, Any], env: Mapping[str, str]) -> StoreConfig:
+    """``[gateway.store]``; ``TOKENRELAY_STORE`` (a store URL) wins over its kind."""
+    from ..store import parse_store_url
+
+    where = "gateway.store"
+    _known(table, {"kind", "path", "url", "lease_seconds", "max_streams"}, where)
+    kind = table.get("kind", "memory")
+    if kind not in ("memory", "sqlite", "redis"):
+        raise ConfigError(f"{where}.kind must be memory, sqlite or redis, not {kind!r}")
+    url: Any
+    if kind == "sqlite":
+        path = table.get("path")
+        if not isinstance(path, str) or not path:
+            raise ConfigError(f"{where}.path (the SQLite file) is required for kind 'sqlite'")
+        url = f"sqlite://{path}"
+    elif kind == "redis":
+        url = table.get("url")
+        if not isinstance(url, str) or not url:
+            raise ConfigError(f"{where}.url is required for kind 'redis'")
+    else:
+        url = "memory"
+    url = env.get("TOKENRELAY_STORE") or url
+    try:
+        parse_store_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    limit = table.get("max_streams")
+    return StoreConfig(
+        url=url,
+        lease_seconds=float(_number(table, "lease_seconds", where, 5.0, positive=True)),
+        max_streams=None
+        if limit is None
+        else _number(table, "max_streams", where, 0, integer=True, positive=True),
+    )
+
+
 def _model(raw: Any, i: int, providers: set[str]) -> ModelRoute:
     where = f"models[{i}]"
     table = _table(raw, where)
@@ -255,6 +318,10 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     )
     if keys_env and not keys:
         raise ConfigError(f"gateway.api_keys_env: environment variable {keys_env} is not set")
+    store = _store(_table(gateway.get("store", {}), "gateway.store"), env)
+    instance = gateway.get("instance", "")
+    if not isinstance(instance, str):
+        raise ConfigError("gateway.instance must be a string")
     raw_providers = data.get("providers", [])
     if not isinstance(raw_providers, list):
         raise ConfigError("providers must be an array of tables ([[providers]])")
@@ -282,6 +349,9 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         grace_seconds=float(_number(gateway, "grace_seconds", "gateway", 30.0)),
         retention_seconds=float(_number(gateway, "retention_seconds", "gateway", 600.0)),
         ping_seconds=float(_number(gateway, "ping_seconds", "gateway", 15.0, positive=True)),
+        drain_seconds=float(_number(gateway, "drain_seconds", "gateway", 10.0)),
+        instance=instance,
+        store=store,
         timeouts=timeouts,
         retry=retry,
     )

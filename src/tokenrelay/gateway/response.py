@@ -32,9 +32,12 @@ import asyncio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ..llm.model import ErrorKind, StreamError
 from ..server.frames import HEADERS
 from ..server.shutdown import registry
-from .hub import Reader, StreamHub
+from ..store.base import StoreError, StreamNotFoundError
+from .hub import StreamHub
+from .reader import Reader
 
 __all__ = ["RAW_SEND", "HubStreamResponse", "OpenStreams"]
 
@@ -45,6 +48,16 @@ _RAW_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS.items()),
 ]
+
+
+def _store_error(exc: StoreError) -> StreamError:
+    if isinstance(exc, StreamNotFoundError):
+        return StreamError(ErrorKind.NOT_FOUND, "the stream expired while being read", 404)
+    return StreamError(
+        ErrorKind.OVERLOADED,
+        "the stream store is unavailable; resume later with the last event id",
+        503,
+    )
 
 
 class OpenStreams:
@@ -163,14 +176,13 @@ class HubStreamResponse(Response):
     ) -> None:
         reader = self._reader
         stream_id = reader.stream_id
-        store = self._hub.store
-        read, wait, encode = store.read, store.wait, reader.encode
+        read_wait, encode = self._hub.store.read_wait, reader.encode
         while True:
-            # Wait first: it returns at once when there is something to read, and after a
-            # send there rarely is (one read per token, not two).
+            # One call waits for the log to grow and returns what is new: in memory for
+            # streams produced here, one round trip to the store for others'.
             self.waiting = True
             try:
-                await wait(stream_id, reader.pos, None)
+                entries, done = await read_wait(stream_id, reader.pos)
             except asyncio.CancelledError:
                 if not self._ping_due:
                     raise
@@ -181,9 +193,13 @@ class HubStreamResponse(Response):
                 if data:
                     await self._send(send, data, loop)
                 continue
+            except StoreError as exc:
+                # The store went away (or forgot the stream) under a reader: say so in the
+                # dialect, without an id, so a resume continues after the last real one.
+                await self._send(send, reader.fail(_store_error(exc)), loop)
+                return
             finally:
                 self.waiting = False
-            entries, done = await read(stream_id, reader.pos)
             if entries:
                 data = encode(entries)
                 del entries  # a stalled send must not hold the batch

@@ -127,6 +127,15 @@ class BackedStore(ABC):
     @abstractmethod
     async def _close(self) -> None: ...
 
+    @abstractmethod
+    async def _running(self) -> int: ...
+
+    @abstractmethod
+    async def _abandoned(self, owner: str | None) -> list[str]: ...
+
+    @abstractmethod
+    async def _request_cancel(self, stream_id: str) -> bool: ...
+
     # -- called by the backend's notifications -------------------------------------------
 
     def _changed(self, stream_id: str, length: int | None = None, finished: bool = False) -> None:
@@ -150,6 +159,10 @@ class BackedStore(ABC):
 
     # -- the log ---------------------------------------------------------------------------
 
+    def _finishing(self) -> list[str]:
+        """Streams finished here whose finish the database does not have yet."""
+        return [i for i, t in self._tails.items() if t.finishing and not t.finish_written]
+
     async def create(
         self,
         stream_id: str,
@@ -159,6 +172,8 @@ class BackedStore(ABC):
         lease: float | None = None,
         limit: int | None = None,
     ) -> None:
+        if limit is not None:  # what finished here counts as finished, written or not
+            limit += len(self._finishing())
         await self._create(stream_id, meta, owner, lease, limit, False)
         self._tails[stream_id] = _Tail(dict(meta), owner, lease, [])
 
@@ -300,20 +315,42 @@ class BackedStore(ABC):
             else:
                 want = self._remote_pos.get(stream_id)
                 self._remote_pos[stream_id] = start if want is None else min(want, start)
-                if await self._watch(stream_id, None):
-                    entries, done = await self.read(stream_id, start)
-                    if entries or done:
-                        return entries, done
-                await self._remote.wait(stream_id, remaining)
+                try:
+                    if await self._watch(stream_id, None):
+                        entries, done = await self.read(stream_id, start)
+                        if entries or done:
+                            return entries, done
+                    await self._remote.wait(stream_id, remaining)
+                finally:
+                    if stream_id not in self._remote:  # nobody else waits for it
+                        self._remote_pos.pop(stream_id, None)
             entries, done = await self.read(stream_id, start)
             if entries or done:
                 return entries, done
 
     async def info(self, stream_id: str) -> StreamInfo:
+        info = await self._info(stream_id)
         tail = self._tails.get(stream_id)
-        if tail is not None:
-            return StreamInfo(stream_id, tail.meta, len(tail.entries), tail.finishing, tail.owner)
-        return await self._info(stream_id)
+        if tail is None:
+            return info
+        # The database has the lease; the tail has what was appended and finished.
+        abandoned = info.abandoned and not tail.finishing
+        return StreamInfo(
+            stream_id, tail.meta, len(tail.entries), tail.finishing, tail.owner, abandoned
+        )
+
+    async def running(self) -> int:
+        return max(0, await self._running() - len(self._finishing()))
+
+    async def abandoned(self, owner: str | None = None) -> list[str]:
+        finishing = set(self._finishing())
+        return [i for i in await self._abandoned(owner) if i not in finishing]
+
+    async def request_cancel(self, stream_id: str) -> bool:
+        tail = self._tails.get(stream_id)
+        if tail is not None and tail.finishing:
+            return False
+        return await self._request_cancel(stream_id)
 
     async def delete(self, stream_id: str) -> None:
         self._tails.pop(stream_id, None)

@@ -196,6 +196,8 @@ class MemoryStore:
         return True
 
     async def cancel_requests(self, owner: str, timeout: float | None = None) -> list[str]:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while True:
             found = []
             for stream_id, log in self._logs.items():
@@ -203,8 +205,10 @@ class MemoryStore:
                     log.cancel = False
                     if not log.finished:
                         found.append(stream_id)
-            if found or not await self._cancels.wait(owner, timeout):
+            remaining = None if deadline is None else deadline - loop.time()
+            if found or (remaining is not None and remaining <= 0):
                 return found
+            await self._cancels.wait(owner, remaining)
 
     async def set_readers(self, stream_id: str, instance: str, count: int, ttl: float) -> None:
         log = self._logs.get(stream_id)

@@ -227,7 +227,9 @@ _SET_READERS = (
     + """
 if tonumber(ARGV[2]) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. (now + tonumber(ARGV[3])))
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then  -- never shorten others' records
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
 return 1
 """
 )
@@ -533,7 +535,7 @@ class RedisStore(BackedStore):
         ttl = lease_ms + int(self.retention * 1000)
         await self._script("renew", keys, [owner, lease_ms, ttl, self.prefix])
 
-    async def abandoned(self, owner: str | None = None) -> list[str]:
+    async def _abandoned(self, owner: str | None) -> list[str]:
         ids = await self._script(
             "abandoned", [f"{self.prefix}running"], [self.prefix, owner or ""]
         )
@@ -552,7 +554,7 @@ class RedisStore(BackedStore):
         done = await self._script("interrupt", self._keys(stream_id), args)
         return bool(done)
 
-    async def request_cancel(self, stream_id: str) -> bool:
+    async def _request_cancel(self, stream_id: str) -> bool:
         m = self._keys(stream_id)[0]
         result = await self._script("cancel", [m], [stream_id, self.prefix])
         if result == -1:
@@ -566,6 +568,6 @@ class RedisStore(BackedStore):
     async def readers(self, stream_id: str, exclude: str = "") -> int:
         return int(await self._script("readers", [self._keys(stream_id)[4]], [exclude]))
 
-    async def running(self) -> int:
+    async def _running(self) -> int:
         return int(await self._script("running", [f"{self.prefix}running"], []))
 

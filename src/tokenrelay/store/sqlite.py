@@ -388,7 +388,7 @@ class SQLiteStore(BackedStore):
 
         await self._run("renew", renew)
 
-    async def abandoned(self, owner: str | None = None) -> list[str]:
+    async def _abandoned(self, owner: str | None) -> list[str]:
         def find(db: sqlite3.Connection) -> list[str]:
             if owner is not None:
                 rows = db.execute(
@@ -432,7 +432,7 @@ class SQLiteStore(BackedStore):
             self._changed(stream_id)
         return done
 
-    async def request_cancel(self, stream_id: str) -> bool:
+    async def _request_cancel(self, stream_id: str) -> bool:
         def request(db: sqlite3.Connection) -> bool:
             now = self._clock()
             with self._transaction(db):
@@ -475,7 +475,7 @@ class SQLiteStore(BackedStore):
 
         return await self._run("readers", count)
 
-    async def running(self) -> int:
+    async def _running(self) -> int:
         def count(db: sqlite3.Connection) -> int:
             (n,) = db.execute(
                 f"SELECT COUNT(*) FROM streams WHERE {_RUNNING}", (self._clock(),)

@@ -1,0 +1,174 @@
+"""``Reader``: one reader's position in a stream log and its encoder (sans-IO).
+
+Event ids. Delta ``k`` of the log encodes to frames ``0..m``; frame ``j`` goes out with
+the id ``"k.j"`` (the dialect's closing frames count as delta ``N``, one past the last).
+Encoders are deterministic, so a reader resuming after ``"k.j"`` re-encodes deltas
+``0..k`` silently, drops frames ``0..j`` of delta ``k`` and sends the rest: exactly the
+frames after that id, none twice. Without an id a reader starts from the beginning.
+
+Falling behind. A reader that finds ``merge_backlog`` (8) or more entries waiting merges
+runs of adjacent ``TextDelta``s (same choice, no logprobs) into one, so it catches up
+with fewer, larger events and nothing is lost; a smaller backlog goes out event for
+event. It merges only after a ``TextDelta`` of the same choice that encoded to exactly
+one frame: then every dialect encodes the merged delta, and the last
+delta of the run alone, to exactly one frame, and the run's frame takes the id of its
+last delta. A resume replays the log unmerged and lands on the same frame boundaries.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..llm.codec import Dialect, Frame, Framing, to_wire
+from ..llm.model import Request, StreamError, TextDelta
+from ..llm.pack import unpack
+
+__all__ = ["Reader", "parse_event_id"]
+
+
+class _Attachment(Protocol):
+    merge_backlog: int
+
+    def detach(self, stream_id: str) -> None: ...
+
+    def ping_frame(self, dialect: Dialect) -> Frame | bytes | None: ...
+
+
+def parse_event_id(text: str | None) -> tuple[int, int] | None:
+    """``(k, j)`` from an event id ``"k.j"``; None for no id; ``ValueError`` if malformed."""
+    if text is None or text == "":
+        return None
+    k, sep, j = text.partition(".")
+    if not sep or not k.isdigit() or not j.isdigit():
+        raise ValueError(f"not an event id of this gateway: {text!r}")
+    return int(k), int(j)
+
+
+
+def _wire(frame: Frame, framing: Framing, id: str) -> bytes:
+    """``to_wire([frame], framing, id=id)``, without its list, generator and checks for the
+    common case (the ids here are always ``"k.j"``; JSON data has no line break)."""
+    data = frame.data
+    if framing != "sse" or b"\n" in data or b"\r" in data:
+        return to_wire([frame], framing, id=id)
+    if frame.event is None:
+        return b"id: %b\ndata: %b\n\n" % (id.encode(), data)
+    return b"event: %b\nid: %b\ndata: %b\n\n" % (frame.event.encode(), id.encode(), data)
+
+
+class Reader:
+    """One reader's position in a stream log and its encoder: turns batches of log entries
+    into wire bytes in the reader's dialect (ids ``"k.j"``, resume skipping, merging of a
+    backlog). No I/O: the caller reads the store and sends."""
+
+    __slots__ = (
+        "_hub",
+        "_single_text_choice",
+        "dialect",
+        "encoder",
+        "framing",
+        "last_id",
+        "pos",
+        "skip_j",
+        "skip_k",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        hub: _Attachment,
+        stream_id: str,
+        dialect: Dialect,
+        request: Request | None,
+        after: tuple[int, int] | None,
+    ) -> None:
+        self._hub: _Attachment | None = hub
+        self.stream_id = stream_id
+        self.dialect = dialect
+        self.encoder = dialect.encoder(request)
+        self.framing = dialect.framing
+        self.skip_k, self.skip_j = after if after is not None else (-1, -1)
+        self.last_id = ""
+        self._single_text_choice: int | None = None  # choice of the last one-frame TextDelta
+        self.pos = 0  # the next entry to read
+
+    def detach(self) -> None:
+        """This reader is gone (idempotent): the hub may start the grace period."""
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            hub.detach(self.stream_id)
+
+    def ping(self) -> bytes | None:
+        """The dialect's keep-alive: an event (Anthropic's, with the last id) or a comment."""
+        assert self._hub is not None
+        ping = self._hub.ping_frame(self.dialect)
+        if isinstance(ping, Frame):
+            return to_wire([ping], self.framing, id=self.last_id)
+        return ping
+
+    def close(self) -> bytes:
+        """The dialect's closing frames (the stream has ended and all entries are read)."""
+        pos, skip_k, skip_j, framing = self.pos, self.skip_k, self.skip_j, self.framing
+        out = []
+        for j, frame in enumerate(self.encoder.close()):
+            if pos > skip_k or j > skip_j:
+                out.append(_wire(frame, framing, f"{pos}.{j}"))
+        return b"".join(out)
+
+    def encode(self, entries: list[bytes]) -> bytes:
+        """The wire bytes of the next ``entries`` of the log (b"" while a resume skips)."""
+        assert self._hub is not None
+        pos = self.pos
+        skip_k, skip_j = self.skip_k, self.skip_j
+        encoder, framing = self.encoder, self.framing
+        single_text_choice = self._single_text_choice
+        deltas = [unpack(e) for e in entries]
+        # Merge only a real backlog: entries that merely arrived back to back (a busy
+        # loop, a bursty upstream) go out one event each, as the upstream sent them.
+        merging = len(deltas) >= self._hub.merge_backlog
+        out = []
+        i = 0
+        n = len(deltas)
+        while i < n:
+            k = pos + i
+            delta = deltas[i]
+            if (
+                merging
+                and k > skip_k
+                and isinstance(delta, TextDelta)
+                and delta.logprobs is None
+                and delta.choice == single_text_choice
+            ):
+                run = [delta.text]
+                while i + 1 < n:
+                    nxt = deltas[i + 1]
+                    if not (
+                        isinstance(nxt, TextDelta)
+                        and nxt.logprobs is None
+                        and nxt.choice == delta.choice
+                    ):
+                        break
+                    run.append(nxt.text)
+                    i += 1
+                if len(run) > 1:
+                    delta = TextDelta("".join(run), delta.choice)
+                    k = pos + i
+            frames = encoder.encode(delta)
+            single_text_choice = (
+                delta.choice if isinstance(delta, TextDelta) and len(frames) == 1 else None
+            )
+            if k >= skip_k:
+                for j, frame in enumerate(frames):
+                    if k > skip_k or j > skip_j:
+                        self.last_id = last_id = f"{k}.{j}"
+                        out.append(_wire(frame, framing, last_id))
+            i += 1
+        self.pos = pos + n
+        self._single_text_choice = single_text_choice
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def fail(self, error: StreamError) -> bytes:
+        """The dialect's error event for a failure of the gateway itself while reading
+        (the store unreachable), without ids: a resume continues after the last real one."""
+        frames = [*self.encoder.encode(error), *self.encoder.close()]
+        return b"".join(to_wire([frame], self.framing) for frame in frames)

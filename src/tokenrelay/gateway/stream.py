@@ -1,0 +1,137 @@
+"""A running stream, the one owner of what the gateway knows about it: its typed metadata,
+its generation task, its readers here, its grace timer and how it ended; and the one
+``StreamEnded`` record it hands to metrics and logs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ..llm.model import Delta, ErrorKind, Request, StreamError, Usage
+from ..providers.base import UpstreamError
+
+__all__ = ["EndReason", "RunningStream", "StreamEnded", "StreamMeta", "interrupted_error"]
+
+First = Delta | UpstreamError
+
+
+class EndReason(StrEnum):
+    """How a stream's generation ended (the ``why`` label of
+    ``tokenrelay_streams_ended_total``)."""
+
+    COMPLETED = "completed"  # the upstream finished it
+    ERROR = "error"  # the upstream, or the gateway, failed
+    DELETED = "deleted"  # DELETE /v1/streams/{id}, on any instance
+    DISCONNECTED = "disconnected"  # every reader, anywhere, left; the grace period ran out
+    SHUTDOWN = "shutdown"  # its instance stopped and the drain time ran out
+    INTERRUPTED = "interrupted"  # its instance vanished; another one ended it
+
+
+# The ends a client must be able to tell from a finished answer: the log gets the
+# dialect's error event (interrupted) or a non-"stop" finish (cancelled) at its end.
+CUT = frozenset({EndReason.DELETED, EndReason.DISCONNECTED})
+INTERRUPTING = frozenset({EndReason.SHUTDOWN, EndReason.INTERRUPTED})
+
+
+def interrupted_error() -> StreamError:
+    """The error that ends a stream whose gateway instance stopped before the upstream
+    finished: what was sent so far stays, and is resumable."""
+    return StreamError(
+        ErrorKind.SERVER,
+        "stream interrupted: the gateway instance generating it stopped; "
+        "the text so far is complete up to here",
+        503,
+        raw_type="interrupted",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMeta:
+    """What a stream's readers need to encode it, kept in the store beside its log."""
+
+    dialect: str
+    model: str
+    n: int = 1
+    include_usage: bool = False
+    created: int = 0
+    route: str = ""  # the model route it was served by (metrics)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dialect": self.dialect,
+            "model": self.model,
+            "n": self.n,
+            "include_usage": self.include_usage,
+            "created": self.created,
+            "route": self.route,
+        }
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> StreamMeta:
+        """From the store's copy (written by any gateway version: lenient)."""
+
+        def get(key: str, kind: type, default: Any) -> Any:
+            value = raw.get(key, default)
+            return value if isinstance(value, kind) and not isinstance(value, bool) else default
+
+        return cls(
+            dialect=get("dialect", str, ""),
+            model=get("model", str, ""),
+            n=max(1, get("n", int, 1)),
+            include_usage=raw.get("include_usage") is True,
+            created=get("created", int, 0),
+            route=get("route", str, ""),
+        )
+
+    def request(self) -> Request:
+        """The request a reader's encoder needs (no messages: they are not kept)."""
+        return Request(
+            model=self.model,
+            messages=(),
+            stream=True,
+            include_usage=self.include_usage,
+            n=self.n,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """One stream's end, for metrics and the log."""
+
+    stream_id: str
+    meta: StreamMeta
+    usage: Usage
+    reason: EndReason
+
+
+class RunningStream:
+    """A generation running in this process, and its readers here."""
+
+    __slots__ = ("cancel_reason", "first", "grace", "had_reader", "id", "meta", "readers", "task")
+
+    def __init__(self, stream_id: str, meta: StreamMeta, first: asyncio.Future[First]) -> None:
+        self.id = stream_id
+        self.meta = meta
+        self.first = first  # the first delta (committed), or the error before any
+        self.task: asyncio.Task[None] | None = None
+        self.readers = 0
+        self.had_reader = False
+        self.grace: asyncio.TimerHandle | None = None
+        self.cancel_reason: EndReason | None = None  # why we cancelled the task
+
+    def cancel(self, reason: EndReason) -> bool:
+        """Stop the generation; False if it is not running."""
+        if self.task is None or self.task.done():
+            return False
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        self.task.cancel()
+        return True
+
+    def stop_grace(self) -> None:
+        if self.grace is not None:
+            self.grace.cancel()
+            self.grace = None
