@@ -284,7 +284,9 @@ def test_error_fault_sends_the_in_band_error_event(mock: MockServer) -> None:
 
 
 def test_stall_is_caught_by_the_clients_read_timeout(mock: MockServer) -> None:
-    client = oai(mock, timeout=httpx.Timeout(5, read=0.3))
+    # A plain number: the SDK's own HTTP library (httpx, or httpx2 in openai 3.x) is its
+    # business, so neither its Timeout class nor its exceptions appear here.
+    client = oai(mock, timeout=0.3)
     stream = client.chat.completions.create(
         model="echo",
         messages=user("one two"),
@@ -292,8 +294,9 @@ def test_stall_is_caught_by_the_clients_read_timeout(mock: MockServer) -> None:
         extra_headers={"x-mock-fault": "stall:1;for=5"},
     )
     start = time.perf_counter()
-    with pytest.raises((httpx.ReadTimeout, openai.APITimeoutError)):
+    with pytest.raises(Exception) as caught:
         list(stream)
+    assert "Timeout" in type(caught.value).__name__, repr(caught.value)
     assert time.perf_counter() - start < 3
 
 

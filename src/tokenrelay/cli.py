@@ -364,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         "model when the 'local' extra is installed, otherwise the fake LLM. Upstream keys "
         "come from environment variables named in the file. Every option can also be set "
         "by an environment variable: TOKENRELAY_CONFIG, TOKENRELAY_HOST, TOKENRELAY_PORT, "
-        "TOKENRELAY_GRACE_SECONDS, TOKENRELAY_MAX_STREAMS.",
+        "TOKENRELAY_GRACE_SECONDS, TOKENRELAY_MAX_STREAMS, TOKENRELAY_STORE, "
+        "TOKENRELAY_WORKERS, TOKENRELAY_DRAIN_SECONDS.",
     )
     env = os.environ.get
     serve.add_argument(
@@ -390,6 +391,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env_int("TOKENRELAY_MAX_STREAMS"),
         metavar="N",
         help="concurrent generations (more get 429); overrides the file",
+    )
+    serve.add_argument(
+        "--store",
+        default=env("TOKENRELAY_STORE"),
+        metavar="URL",
+        help="where streams live: memory (default), sqlite:///path/to/streams.db (the "
+        "processes of one machine) or redis://host:6379/0 (a fleet); overrides the file",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=_env_int("TOKENRELAY_WORKERS") or 1,
+        metavar="N",
+        help="N processes on one port, sharing the store (default 1); without a shared "
+        "store they share SQLite in $TOKENRELAY_STATE_DIR (default "
+        "~/.local/state/tokenrelay)",
+    )
+    serve.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=_env_float("TOKENRELAY_DRAIN_SECONDS"),
+        metavar="S",
+        help="on SIGTERM, let running generations finish S seconds (shared stores only: "
+        "readers follow them from other instances), then end the rest as interrupted; "
+        "overrides the file",
     )
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
@@ -492,7 +518,7 @@ def _env_int(name: str) -> int | None:
 def run_serve(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .gateway import ConfigError, create_app, default_config, load_config
+    from .gateway import ConfigError, default_config, load_config
     from .gateway.config import local_model_available
 
     try:
@@ -516,38 +542,63 @@ def run_serve(args: argparse.Namespace) -> int:
         changes["grace_seconds"] = args.grace_seconds
     if args.max_streams is not None:
         changes["max_streams"] = args.max_streams
-    if any(v < 0 for v in changes.values()) or args.max_streams == 0:
-        print("tokenrelay serve: --grace-seconds must be >= 0, --max-streams > 0", file=sys.stderr)
+    if args.drain_seconds is not None:
+        changes["drain_seconds"] = args.drain_seconds
+    if any(v < 0 for v in changes.values()) or args.max_streams == 0 or args.workers < 1:
+        print(
+            "tokenrelay serve: --grace-seconds and --drain-seconds must be >= 0, "
+            "--max-streams and --workers > 0",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+    store_url = args.store or config.store.url
+    if args.workers > 1 and store_url == "memory":
+        # Workers must share their streams, or a resume that lands on another worker
+        # would find nothing: without a configured store, SQLite in the state directory.
+        from .gateway.serve import default_state_dir
+
+        store_url = f"sqlite://{default_state_dir() / 'streams.db'}"
     try:
-        import uvicorn
+        from .store import parse_store_url
+
+        parse_store_url(store_url)
+    except ValueError as exc:
+        print(f"tokenrelay serve: --store: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    config = dataclasses.replace(config, store=dataclasses.replace(config.store, url=store_url))
+    try:
+        import uvicorn  # noqa: F401
     except ImportError:
         print(
             "tokenrelay serve needs the gateway extra: pip install 'tokenrelay[gateway]'",
             file=sys.stderr,
         )
         return EXIT_USAGE
+    from .gateway.serve import serve
+
     url = f"http://{args.host}:{args.port}"
     models = ", ".join(m.name for m in config.models) or "none"
+    workers = f"{args.workers} workers" if args.workers > 1 else "one process"
     print(
         f"tokenrelay serve: {what}\n"
         f"  chat page:  {url}/\n"
         f"  OpenAI:     base_url={url}/v1   (POST /v1/chat/completions, /v1/responses)\n"
         f"  Anthropic:  base_url={url}      (POST /v1/messages)\n"
-        f"  models:     {models}",
+        f"  models:     {models}\n"
+        f"  streams:    {_redacted(store_url)} ({workers})",
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(
-        create_app(config, freeze_gc=True),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    serve(config, host=args.host, port=args.port, workers=args.workers, log_level=args.log_level)
     return EXIT_OK
+
+
+def _redacted(url: str) -> str:
+    """A store URL without its password (redis://:secret@host -> redis://:***@host)."""
+    import re
+
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 def run_mock(args: argparse.Namespace) -> int:

@@ -236,6 +236,7 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
             return _error_response(dialect, failure.error, headers, path, gateway)
         gateway.metrics.requests.labels(path, "200").inc()
         hub = gateway.hub
+        gateway.metrics.active.set(hub.active)
         return HubStreamResponse(hub, hub.reader(stream_id, dialect, neutral), gateway.streams)
 
     return handle
@@ -426,6 +427,7 @@ def create_app(
         def on_end(ended: StreamEnded) -> None:
             metrics.usage(ended.meta.route, ended.usage)
             metrics.streams_ended.labels(ended.reason.value).inc()
+            metrics.active.set(hub.active)
 
         own_store = store is None
         stream_store = (

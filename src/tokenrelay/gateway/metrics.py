@@ -1,6 +1,12 @@
-"""Prometheus metrics of one gateway app (a registry per app: no global state)."""
+"""Prometheus metrics of one gateway app (a registry per app: no global state).
+
+Under ``serve --workers`` (``PROMETHEUS_MULTIPROC_DIR`` set), every worker writes its
+samples to that directory and ``render`` adds up all workers' (prometheus-client's
+multiprocess mode): any worker's ``/metrics`` shows the whole gateway."""
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -15,6 +21,7 @@ _GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 
 
 class Metrics:
     def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
         r = self.registry
         self.ttft = Histogram(
@@ -37,7 +44,12 @@ class Metrics:
             ["model", "direction", "estimated"],
             registry=r,
         )
-        self.active = Gauge("tokenrelay_active_streams", "Generations running", registry=r)
+        self.active = Gauge(
+            "tokenrelay_active_streams",
+            "Generations running",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.requests = Counter(
             "tokenrelay_requests",
             "Requests by endpoint and status",
@@ -60,4 +72,10 @@ class Metrics:
         self.tokens.labels(model, "output", estimated).inc(usage.output_tokens)
 
     def render(self) -> bytes:
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)

@@ -44,7 +44,6 @@ def parse_event_id(text: str | None) -> tuple[int, int] | None:
     return int(k), int(j)
 
 
-
 def _wire(frame: Frame, framing: Framing, id: str) -> bytes:
     """``to_wire([frame], framing, id=id)``, without its list, generator and checks for the
     common case (the ids here are always ``"k.j"``; JSON data has no line break)."""

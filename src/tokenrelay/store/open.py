@@ -20,8 +20,7 @@ def parse_store_url(url: str) -> tuple[str, str]:
         return "memory", ""
     if not sep or scheme not in _SCHEMES:
         raise ValueError(
-            f"not a store URL: {url!r} (memory, sqlite:///path/to/streams.db, "
-            "redis://host:6379/0)"
+            f"not a store URL: {url!r} (memory, sqlite:///path/to/streams.db, redis://host:6379/0)"
         )
     if scheme == "sqlite":
         path = rest[2:] if rest.startswith("//") else rest

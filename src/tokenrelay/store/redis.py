@@ -536,9 +536,7 @@ class RedisStore(BackedStore):
         await self._script("renew", keys, [owner, lease_ms, ttl, self.prefix])
 
     async def _abandoned(self, owner: str | None) -> list[str]:
-        ids = await self._script(
-            "abandoned", [f"{self.prefix}running"], [self.prefix, owner or ""]
-        )
+        ids = await self._script("abandoned", [f"{self.prefix}running"], [self.prefix, owner or ""])
         return [i.decode() for i in ids]
 
     async def interrupt(
@@ -570,4 +568,3 @@ class RedisStore(BackedStore):
 
     async def _running(self) -> int:
         return int(await self._script("running", [f"{self.prefix}running"], []))
-

@@ -206,8 +206,7 @@ class SQLiteStore(BackedStore):
             )
         if batch.finish:
             db.execute(
-                "UPDATE streams SET length = ?, finished = 1, expires = ?, cancel = 0 "
-                "WHERE id = ?",
+                "UPDATE streams SET length = ?, finished = 1, expires = ?, cancel = 0 WHERE id = ?",
                 (length + len(new), now + self.retention, batch.stream_id),
             )
             db.execute("DELETE FROM readers WHERE stream = ?", (batch.stream_id,))
