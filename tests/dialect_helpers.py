@@ -1,17 +1,22 @@
 """What the dialect and gateway tests share: running a decoder over chunks, reading an
-encoded SSE stream back as JSON events, the error kinds with their HTTP statuses, and
-SDK clients pointed at a loopback server."""
+encoded SSE stream back as JSON events, the error kinds with their HTTP statuses, SDK
+clients pointed at a loopback server, and an ASGI client that reads one hub stream through
+the gateway's delivery loop (``HubStreamResponse``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import anthropic
 import openai
 import orjson
 
+from tokenrelay.gateway.hub import StreamHub
+from tokenrelay.gateway.reader import Reader
+from tokenrelay.gateway.response import HubStreamResponse, OpenStreams
 from tokenrelay.llm import Delta, ErrorKind
 from tokenrelay.llm.codec import StreamDecoder
 from tokenrelay.sse import Decoder
@@ -59,3 +64,66 @@ def data_lines(wire: bytes) -> list[object]:
         for line in wire.split(b"\n")
         if line.startswith(b"data: ")
     ]
+
+
+class AsgiClient:
+    """The client end of one ASGI streaming response. ``messages``: everything the
+    response sent; ``leave()`` delivers ``http.disconnect`` (what is sent after it never
+    reaches the client: ``body`` is what it received before); ``leave_after(body)`` is
+    asked after each body it receives; ``stall`` makes every body send wait for ever."""
+
+    def __init__(
+        self, *, stall: bool = False, leave_after: Callable[[bytes], bool] | None = None
+    ) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.received: list[bytes] = []
+        self.gone = asyncio.Event()
+        self.stall = stall
+        self.leave_after = leave_after
+
+    async def receive(self) -> dict[str, Any]:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        body = message.get("body", b"")
+        if self.stall and body:
+            await asyncio.Event().wait()
+        self.messages.append(message)
+        if body and not self.gone.is_set():
+            self.received.append(body)
+            if self.leave_after is not None and self.leave_after(body):
+                self.leave()
+
+    def leave(self) -> None:
+        self.gone.set()
+
+    @property
+    def left(self) -> bool:
+        return self.gone.is_set()
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.received)
+
+    @property
+    def ended(self) -> bool:
+        """The response sent the end of its body."""
+        return any(m.get("more_body") is False for m in self.messages)
+
+
+async def read_stream(
+    hub: StreamHub,
+    reader: Reader,
+    *,
+    ping: float = 15.0,
+    client: AsgiClient | None = None,
+    streams: OpenStreams | None = None,
+) -> bytes:
+    """Run the gateway's delivery loop for ``reader`` as an ASGI app until the response
+    returns; the body bytes the client received."""
+    client = client if client is not None else AsgiClient()
+    streams = streams if streams is not None else OpenStreams(ping=ping)
+    response = HubStreamResponse(hub, reader, streams)
+    await response({"type": "http"}, client.receive, client.send)
+    return client.body

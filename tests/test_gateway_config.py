@@ -105,3 +105,60 @@ def test_unreadable_or_invalid_files_are_config_errors(tmp_path: Path) -> None:
     bad.write_text("[[providers]\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, env={})
+
+
+@pytest.mark.parametrize(
+    ("table", "env", "url"),
+    [
+        ({}, {}, "memory"),
+        ({"kind": "sqlite", "path": "/var/lib/tokenrelay/streams.db"}, {},
+         "sqlite:///var/lib/tokenrelay/streams.db"),
+        ({"kind": "sqlite", "path": "streams.db"}, {}, "sqlite://streams.db"),
+        ({"kind": "redis", "url": "redis://127.0.0.1:6379/0"}, {}, "redis://127.0.0.1:6379/0"),
+        ({"kind": "memory"}, {"TOKENRELAY_STORE": "redis://r:6379/1"}, "redis://r:6379/1"),
+    ],
+)  # fmt: skip
+def test_the_store_is_chosen_by_kind_or_by_the_environment(
+    table: dict[str, object], env: dict[str, str], url: str
+) -> None:
+    config = parse_config({"gateway": {"store": table}}, env=env)
+    assert config.store.url == url
+    assert config.store.lease_seconds == 5 and config.store.max_streams is None
+
+
+def test_shared_store_settings_are_read() -> None:
+    config = parse_config(
+        {
+            "gateway": {
+                "drain_seconds": 3, "instance": "gw-a",
+                "store": {"kind": "redis", "url": "redis://h/0", "lease_seconds": 2,
+                          "max_streams": 50},
+            }
+        },
+        env={},
+    )  # fmt: skip
+    assert (config.drain_seconds, config.instance) == (3, "gw-a")
+    assert (config.store.lease_seconds, config.store.max_streams) == (2, 50)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"kind": "postgres"}, "gateway.store.kind must be memory, sqlite or redis"),
+        ({"kind": "sqlite"}, "gateway.store.path (the SQLite file) is required"),
+        ({"kind": "redis"}, "gateway.store.url is required"),
+        ({"kind": "redis", "url": "http://x"}, "not a store URL"),
+        ({"lease_seconds": 0}, "gateway.store.lease_seconds must be > 0"),
+        ({"max_streams": 0}, "gateway.store.max_streams must be > 0"),
+        ({"colour": 1}, "unknown key gateway.store.colour"),
+    ],
+)
+def test_store_mistakes_are_named_precisely(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"gateway": {"store": table}}, env={})
+    assert message in str(info.value)
+
+
+def test_a_bad_store_url_in_the_environment_is_named() -> None:
+    with pytest.raises(ConfigError, match="not a store URL"):
+        parse_config({}, env={"TOKENRELAY_STORE": "mongodb://x"})

@@ -113,10 +113,35 @@ def test_help_documents_every_option() -> None:
         "--grace-seconds",
         "--max-streams",
         "--log-level",
+        "--store",
+        "--workers",
+        "--drain-seconds",
         "TOKENRELAY_CONFIG",
         "TOKENRELAY_PORT",
+        "TOKENRELAY_STORE",
+        "TOKENRELAY_WORKERS",
     ):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--store", "mongodb://db"], "--store: not a store URL"),
+        (["--store", "sqlite://"], "names no file"),
+        (["--workers", "0"], "--workers > 0"),
+        (["--drain-seconds", "-1"], "--drain-seconds must be >= 0"),
+    ],
+)
+def test_bad_store_and_worker_flags_are_usage_errors(flags: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenrelay", "serve", "--config", "/dev/null", *flags],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
 
 
 def test_without_a_file_the_fake_llm_serves_when_the_local_model_is_absent() -> None:
