@@ -218,9 +218,7 @@ ENDINGS = {
     ),
     "deleted": Ending(EndReason.DELETED, endless, delete, lambda e: [e, CANCELLED]),
     "disconnected": Ending(EndReason.DISCONNECTED, endless, leave, lambda e: [e, CANCELLED]),
-    "shutdown": Ending(
-        EndReason.SHUTDOWN, endless, shut_down, lambda e: [interrupted_error(), e]
-    ),
+    "shutdown": Ending(EndReason.SHUTDOWN, endless, shut_down, lambda e: [interrupted_error(), e]),
 }
 
 
@@ -526,9 +524,10 @@ def test_pings_keep_the_connection_alive_while_the_upstream_pauses(dialect: Dial
             ]
             assert middle
             for ping, before in middle:
-                assert re.search(rb"^id: (.+)$", ping, re.M)[1] == re.search(
-                    rb"^id: (.+)$", before, re.M
-                )[1]
+                assert (
+                    re.search(rb"^id: (.+)$", ping, re.M)[1]
+                    == re.search(rb"^id: (.+)$", before, re.M)[1]
+                )
         else:
             assert wire.startswith(b": ping\n\n")
             assert wire.count(b": ping\n\n") >= 4

@@ -12,50 +12,26 @@ from typing import Any
 
 import pytest
 
-from tests.test_gateway_hub import REQUEST, hub, script, source
+from tests.dialect_helpers import AsgiClient, read_stream
+from tests.test_gateway_hub import META, REQUEST, SERVED, decoded, hub, script, source
 from tokenrelay.gateway.reader import _wire
-from tokenrelay.gateway.response import HubStreamResponse, OpenStreams
-from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta
+from tokenrelay.gateway.hub import StreamHub
+from tokenrelay.gateway.response import OpenStreams
+from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta, StreamError
 from tokenrelay.llm.codec import Dialect, Frame, to_wire
 from tokenrelay.server.shutdown import shutdown_streams
 from tokenrelay.sse import Decoder
 
 
-class Client:
-    """An ASGI client: collects what is sent; ``leave()`` sends ``http.disconnect``;
-    ``stall`` makes every body send after the first block for ever."""
-
-    def __init__(self, stall: bool = False) -> None:
-        self.messages: list[dict[str, Any]] = []
-        self.gone = asyncio.Event()
-        self.stall = stall
-
-    async def receive(self) -> dict[str, Any]:
-        await self.gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: dict[str, Any]) -> None:
-        if self.stall and message.get("body"):
-            await asyncio.Event().wait()
-        self.messages.append(message)
-
-    def leave(self) -> None:
-        self.gone.set()
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(m.get("body", b"") for m in self.messages)
-
-    @property
-    def ended(self) -> bool:
-        return any(m.get("more_body") is False for m in self.messages)
-
-
 async def respond(
-    h: Any, streams: OpenStreams, stream_id: str, client: Client, dialect: Dialect = OPENAI_CHAT
-) -> None:
-    response = HubStreamResponse(h, h.reader(stream_id, dialect, REQUEST), streams)
-    await response({"type": "http"}, client.receive, client.send)
+    h: StreamHub,
+    streams: OpenStreams,
+    stream_id: str,
+    client: AsgiClient,
+    dialect: Dialect = OPENAI_CHAT,
+) -> bytes:
+    reader = h.reader(stream_id, dialect, REQUEST)
+    return await read_stream(h, reader, client=client, streams=streams)
 
 
 async def slow(pause: float, deltas: list[Delta]) -> AsyncIterator[Delta]:
@@ -64,10 +40,17 @@ async def slow(pause: float, deltas: list[Delta]) -> AsyncIterator[Delta]:
         yield d
 
 
+async def slow_after(first: list[Delta], pause: float, rest: list[Delta]) -> AsyncIterator[Delta]:
+    for d in first:
+        yield d
+    async for d in slow(pause, rest):
+        yield d
+
+
 def test_the_whole_stream_and_the_end_of_the_body() -> None:
     async def main() -> None:
-        h, streams, client = hub(), OpenStreams(ping=15), Client()
-        await h.start("s", {}, REQUEST, source(script(), pause=0.001))
+        h, streams, client = hub(), OpenStreams(ping=15), AsgiClient()
+        await h.start("s", META, REQUEST, source(script(), pause=0.001))
         await respond(h, streams, "s", client)
         start = client.messages[0]
         assert start["status"] == 200
@@ -85,8 +68,8 @@ def test_the_whole_stream_and_the_end_of_the_body() -> None:
 @pytest.mark.parametrize("dialect", [OPENAI_CHAT, ANTHROPIC])
 def test_pings_while_the_log_waits(dialect: Dialect) -> None:
     async def main() -> None:
-        h, streams, client = hub(), OpenStreams(ping=0.04), Client()
-        await h.start("s", {}, REQUEST, slow(0.3, script(2)))
+        h, streams, client = hub(), OpenStreams(ping=0.04), AsgiClient()
+        await h.start("s", META, REQUEST, slow(0.3, script(2)))
         await respond(h, streams, "s", client, dialect)
         ping = b"event: ping\n" if dialect is ANTHROPIC else b": ping\n\n"
         assert client.body.startswith(ping)
@@ -98,8 +81,8 @@ def test_pings_while_the_log_waits(dialect: Dialect) -> None:
 
 def test_a_client_leaving_while_the_log_waits_is_noticed_at_once() -> None:
     async def main() -> None:
-        h, streams, client = hub(grace=0), OpenStreams(ping=15), Client()
-        await h.start("s", {}, REQUEST, slow(30, script(2)))
+        h, streams, client = hub(grace=0), OpenStreams(ping=15), AsgiClient()
+        await h.start("s", META, REQUEST, slow(30, script(2)))
         task = asyncio.ensure_future(respond(h, streams, "s", client))
         await asyncio.sleep(0.05)
         client.leave()
@@ -114,9 +97,9 @@ def test_a_client_leaving_while_the_log_waits_is_noticed_at_once() -> None:
 
 def test_a_stalled_client_is_dropped_after_the_send_timeout() -> None:
     async def main() -> None:
-        h, client = hub(grace=0), Client(stall=True)
+        h, client = hub(grace=0), AsgiClient(stall=True)
         streams = OpenStreams(ping=15, send_timeout=0.1)
-        await h.start("s", {}, REQUEST, source(script(), pause=0.01))
+        await h.start("s", META, REQUEST, source(script(), pause=0.01))
         await asyncio.wait_for(respond(h, streams, "s", client), 1)
         assert client.messages[0]["type"] == "http.response.start" and not client.ended
         assert len(streams) == 0
@@ -127,9 +110,9 @@ def test_a_stalled_client_is_dropped_after_the_send_timeout() -> None:
 def test_a_server_shutdown_ends_every_stream_with_the_end_of_the_body() -> None:
     async def main() -> None:
         h, streams = hub(), OpenStreams(ping=15)
-        clients = [Client(), Client()]
+        clients = [AsgiClient(), AsgiClient()]
         for i in range(2):
-            await h.start(f"s{i}", {}, REQUEST, slow(30, script(2)))
+            await h.start(f"s{i}", META, REQUEST, slow(30, script(2)))
         tasks = [
             asyncio.ensure_future(respond(h, streams, f"s{i}", c)) for i, c in enumerate(clients)
         ]
@@ -138,8 +121,8 @@ def test_a_server_shutdown_ends_every_stream_with_the_end_of_the_body() -> None:
         await asyncio.wait_for(asyncio.gather(*tasks), 1)
         assert all(c.ended for c in clients)
         # One opened during the shutdown ends at once too.
-        late = Client()
-        await h.start("late", {}, REQUEST, slow(30, script(2)))
+        late = AsgiClient()
+        await h.start("late", META, REQUEST, slow(30, script(2)))
         await asyncio.wait_for(respond(h, streams, "late", late), 1)
         assert late.ended
         await h.aclose()
@@ -149,14 +132,46 @@ def test_a_server_shutdown_ends_every_stream_with_the_end_of_the_body() -> None:
 
 def test_a_cancellation_by_the_server_is_not_swallowed() -> None:
     async def main() -> None:
-        h, streams, client = hub(), OpenStreams(ping=0.02), Client()
-        await h.start("s", {}, REQUEST, slow(30, script(2)))
+        h, streams, client = hub(), OpenStreams(ping=0.02), AsgiClient()
+        await h.start("s", META, REQUEST, slow(30, script(2)))
         task = asyncio.ensure_future(respond(h, streams, "s", client))
         await asyncio.sleep(0.1)  # a few pings have come and gone
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         assert len(streams) == 0
+        await h.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_a_store_error_while_reading_ends_with_the_dialects_error_event_without_an_id(
+    name: str,
+) -> None:
+    async def main() -> None:
+        h, streams, client = hub(), OpenStreams(ping=15), AsgiClient()
+        dialect = DIALECTS[name]
+        deltas = script(3)
+        await h.start("s", META, REQUEST, slow_after(deltas[:3], 30, deltas[3:]))
+        task = asyncio.ensure_future(respond(h, streams, "s", client, dialect))
+        await asyncio.sleep(0.05)  # the reader has sent the first events and waits
+        assert client.body and not task.done()
+        # The stream expires under the waiting reader: read_wait raises
+        # StreamNotFoundError, a StoreError.
+        await h.store.delete("s")
+        wire = await asyncio.wait_for(task, 1)
+        assert client.ended and len(streams) == 0
+        sent = [b for b in wire.split(b"\n\n") if b]
+        with_id = [b"\nid: " in b"\n" + block for block in sent]
+        # The events of the log, each with its id, then the error event (and the dialect's
+        # closing frames) without one: a resume continues after the last real event.
+        n = with_id.index(False)
+        assert n > 0 and all(with_id[:n]) and not any(with_id[n:])
+        *_, error = decoded(dialect, wire)
+        assert isinstance(error, StreamError) and "expired" in error.message
+        if dialect is OPENAI_CHAT:
+            assert wire.endswith(b"\n\n") and sent[-1].startswith(b'data: {"error":')
         await h.aclose()
 
     asyncio.run(main())
@@ -182,7 +197,6 @@ def test_the_generation_endpoints_direct_path_keeps_starlettes_behaviour(
     from tests.test_gateway_route import Paced
     from tokenrelay.gateway import create_app
     from tokenrelay.gateway.config import GatewayConfig, ModelRoute
-    from tokenrelay.gateway.hub import StreamHub
 
     config = GatewayConfig(models=(ModelRoute("m", (("p", "up"),)),))
     app = create_app(config, providers={"p": Paced([0, 0])})  # type: ignore[dict-item]

@@ -130,6 +130,7 @@ def test_help_documents_every_option() -> None:
         (["--store", "mongodb://db"], "--store: not a store URL"),
         (["--store", "sqlite://"], "names no file"),
         (["--workers", "0"], "--workers > 0"),
+        (["--workers", "2", "--store", "memory"], "cannot be shared by --workers"),
         (["--drain-seconds", "-1"], "--drain-seconds must be >= 0"),
     ],
 )

@@ -553,6 +553,13 @@ def run_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
     store_url = args.store or config.store.url
+    if args.workers > 1 and args.store == "memory":
+        print(
+            "tokenrelay serve: --store memory cannot be shared by --workers: use "
+            "sqlite:///path or redis://, or leave --store out (SQLite in the state directory)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.workers > 1 and store_url == "memory":
         # Workers must share their streams, or a resume that lands on another worker
         # would find nothing: without a configured store, SQLite in the state directory.
