@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import anthropic
@@ -75,7 +75,7 @@ class AsgiClient:
     def __init__(
         self, *, stall: bool = False, leave_after: Callable[[bytes], bool] | None = None
     ) -> None:
-        self.messages: list[dict[str, Any]] = []
+        self.messages: list[MutableMapping[str, Any]] = []
         self.received: list[bytes] = []
         self.gone = asyncio.Event()
         self.stall = stall
@@ -85,7 +85,7 @@ class AsgiClient:
         await self.gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: MutableMapping[str, Any]) -> None:
         body = message.get("body", b"")
         if self.stall and body:
             await asyncio.Event().wait()

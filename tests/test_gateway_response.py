@@ -1,8 +1,9 @@
 """HubStreamResponse, the gateway's one-task streaming response, driven as an ASGI app:
 the whole stream, pings in the dialect's way while the log waits, a disconnect noticed
 while waiting (the reader detaches and the grace period starts), a stalled client dropped,
-a server shutdown ending the stream with the end of the body, and a cancellation by the
-server staying a cancellation."""
+a server shutdown ending the stream with the end of the body, a store error ending it with
+the dialect's error event (without an id), and a cancellation by the server staying a
+cancellation."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import pytest
 
 from tests.dialect_helpers import AsgiClient, read_stream
 from tests.test_gateway_hub import META, REQUEST, SERVED, decoded, hub, script, source
-from tokenrelay.gateway.reader import _wire
 from tokenrelay.gateway.hub import StreamHub
+from tokenrelay.gateway.reader import _wire
 from tokenrelay.gateway.response import OpenStreams
 from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta, StreamError
 from tokenrelay.llm.codec import Dialect, Frame, to_wire
