@@ -268,7 +268,11 @@ class StreamHub:
         had ended already, or did not end in time. ``StreamNotFoundError`` if unknown."""
         live = self._live.get(stream_id)
         if live is not None:
-            return live.cancel(EndReason.DELETED)
+            if not live.cancel(EndReason.DELETED):
+                return False
+            assert live.task is not None
+            await asyncio.wait({live.task}, timeout=wait)
+            return True
         info = await self.store.info(stream_id)
         if info.finished:
             return False
