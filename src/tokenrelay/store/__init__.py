@@ -19,9 +19,13 @@ from .base import (
 )
 from .memory import MemoryStore
 from .open import open_store, parse_store_url
+from .redis import RedisStore  # imports redis-py only when one is made
+from .sqlite import SQLiteStore
 
 __all__ = [
     "MemoryStore",
+    "RedisStore",
+    "SQLiteStore",
     "StoreError",
     "StoreLimitError",
     "StoreUnavailableError",
