@@ -586,7 +586,7 @@ QUIRKS: dict[str, tuple[bytes, list[Delta], bool]] = {
         [
             START,
             TextDelta("a"),
-            StreamError(K.SERVER, """upstream sent malformed data: '{"id": "c1", "choices": ['"""),
+            StreamError(K.SERVER, "upstream sent malformed data (not a JSON object)"),
         ],
         True,
     ),

@@ -27,11 +27,13 @@ from tokenrelay.llm import (
     ErrorKind,
     Message,
     Request,
+    Start,
     StreamError,
     TextDelta,
     TextPart,
     Tool,
     accumulate,
+    to_wire,
 )
 from tokenrelay.mock import ConnectionDropped, MockServer, script
 from tokenrelay.providers import (
@@ -44,6 +46,7 @@ from tokenrelay.providers import (
     UpstreamError,
     create_provider,
 )
+from tokenrelay.providers.http import KINDS as KIND_TABLE
 from tokenrelay.providers.http import parse_retry_after
 
 MESSAGE = "Hello wörld, streams are 👋 fun"
@@ -190,7 +193,10 @@ STATUS_FAULTS = [
     ("429;retry-after=2", ErrorKind.RATE_LIMIT, 429, True, 2.0),
     ("500", ErrorKind.SERVER, 500, True, None),
     ("529", ErrorKind.OVERLOADED, 529, True, None),
-    ("401", ErrorKind.AUTHENTICATION, 401, False, None),
+    # The upstream refusing the gateway's key is the gateway's fault: a 502, never the
+    # client's own 401 (its SDK would blame the client's key).
+    ("401", ErrorKind.SERVER, 502, False, None),
+    ("403", ErrorKind.SERVER, 502, False, None),
 ]
 
 
@@ -378,15 +384,31 @@ def answering(status: int, content_type: str, body: bytes, headers: dict[str, st
 
 @pytest.mark.anyio
 async def test_an_upstream_echoing_the_key_has_it_scrubbed() -> None:
+    body = json.dumps({"error": {"message": f"Bad request from key {KEY}."}}).encode()
+    with run_server(answering(400, "application/json", body, {})) as url:
+        async with provider("openai", url=url, api_key=KEY) as p:
+            with pytest.raises(UpstreamError) as caught:
+                await collect(p, "echo")
+    assert KEY not in str(caught.value)
+    assert "Bad request from key [redacted]" in caught.value.error.message
+    assert caught.value.error.kind == ErrorKind.INVALID_REQUEST
+    assert "secret" not in repr(caught.value) and "secret" not in repr(p)
+
+
+@pytest.mark.anyio
+async def test_an_upstream_refusing_the_key_is_a_502_told_to_the_operator(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     body = json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}."}}).encode()
     with run_server(answering(401, "application/json", body, {})) as url:
         async with provider("openai", url=url, api_key=KEY) as p:
             with pytest.raises(UpstreamError) as caught:
                 await collect(p, "echo")
-    assert KEY not in str(caught.value)
-    assert "Incorrect API key provided: [redacted]" in caught.value.error.message
-    assert caught.value.error.kind == ErrorKind.AUTHENTICATION
-    assert "secret" not in repr(caught.value) and "secret" not in repr(p)
+    error = caught.value.error
+    assert (error.kind, error.status, caught.value.retryable) == (ErrorKind.SERVER, 502, False)
+    assert "refused the gateway's credentials (401)" in error.message
+    assert KEY not in str(caught.value) and KEY not in caplog.text
+    assert "check its API key" in caplog.text
 
 
 # --- odd answers ---------------------------------------------------------------------------
@@ -560,3 +582,69 @@ def test_base_url_defaults_to_the_kind_s_public_server() -> None:
     assert HTTPProvider(ProviderConfig("p", "openai", base_url="http://h/v1/")).base_url == (
         "http://h/v1"
     )
+
+
+def hostile_stream(kind: str, tail: str) -> tuple[str, bytes]:
+    """``kind``'s stream with content, then an in-band error quoting the key ("error") or
+    data that is not JSON quoting it ("malformed")."""
+    dialect = KIND_TABLE[kind].dialect
+    encoder = dialect.encoder(Request("m", (), stream=True))
+    deltas: list[Delta] = [Start("s", "m"), TextDelta("hello")]
+    if tail == "error":
+        deltas.append(StreamError(ErrorKind.SERVER, f"boom, your key is {KEY}", 500))
+    frames = [f for d in deltas for f in encoder.encode(d)]
+    wire = to_wire(frames, dialect.framing)
+    if tail == "malformed":
+        garbage = f"{{not json Bearer {KEY}".encode()
+        wire += garbage + b"\n" if dialect.framing == "ndjson" else b"data: " + garbage + b"\n\n"
+    return dialect.media_type, wire
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("tail", ["error", "malformed"])
+@pytest.mark.parametrize("kind", HTTP)
+async def test_the_key_is_scrubbed_from_what_an_upstream_sends_after_the_first_delta(
+    kind: str, tail: str
+) -> None:
+    media_type, wire = hostile_stream(kind, tail)
+    with run_server(answering(200, media_type, wire, {})) as url:
+        async with provider(kind, url=base_url(kind, url), api_key=KEY) as p:
+            deltas = await collect(p, "echo")
+    assert "hello" in "".join(texts(deltas))
+    error = deltas[-1]
+    assert isinstance(error, StreamError), deltas
+    assert KEY not in repr(error) and "Bearer" not in error.message
+
+
+def redirecting(to: str) -> ASGI:
+    return answering(307, "text/plain", b"moved", {"location": to})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", HTTP)
+async def test_an_upstream_redirect_is_not_followed_and_no_credential_leaves(
+    kind: str, mock: MockServer
+) -> None:
+    before = len(seen_headers(mock))
+    target = base_url(kind, mock.url) + "/chat/completions"
+    headers = {"x-team-token": "team-secret-0123456789", "x-tenant": "acme"}
+    with run_server(redirecting(target)) as url:
+        async with provider(kind, url=base_url(kind, url), api_key=KEY, headers=headers) as p:
+            with pytest.raises(UpstreamError) as caught:
+                await collect(p, "echo")
+    assert len(seen_headers(mock)) == before  # nothing (no key header) reached the other host
+    error = caught.value.error
+    assert (error.kind, error.status, caught.value.retryable) == (ErrorKind.SERVER, 502, False)
+    assert "redirect (307)" in error.message
+
+
+@pytest.mark.anyio
+async def test_configured_secret_headers_are_scrubbed_too() -> None:
+    body = json.dumps({"error": {"message": "token team-secret-0123456789 is bad"}}).encode()
+    with run_server(answering(400, "application/json", body, {})) as url:
+        headers = {"x-team-token": "team-secret-0123456789"}
+        async with provider("openai", url=url, headers=headers) as p:
+            with pytest.raises(UpstreamError) as caught:
+                await collect(p, "echo")
+    assert "team-secret" not in caught.value.error.message
+    assert "token [redacted] is bad" in caught.value.error.message

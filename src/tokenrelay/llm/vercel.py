@@ -314,7 +314,8 @@ class VercelUIDecoder(SSEStreamDecoder):
             chunk = exc
         if not isinstance(chunk, dict):
             self._done = self.complete = True
-            return [StreamError(ErrorKind.SERVER, f"the upstream sent malformed data: {chunk}")]
+            what = type(chunk).__name__  # never the data: an upstream's bytes may hold anything
+            return [StreamError(ErrorKind.SERVER, f"the upstream sent malformed data ({what})")]
         out: list[Delta] = []
         if not self._started:
             self._started = True

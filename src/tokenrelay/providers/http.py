@@ -38,13 +38,23 @@ Decisions beyond the ``Provider`` contract (``base.py``):
 - Malformed data, an in-band error or a cut connection before the first delta are
   ``UpstreamError``\\s (retryable unless the error says the request itself is wrong);
   after it, a ``StreamError`` delta ends the stream.
-- The API key is never put into an error message: messages built from foreign exceptions
-  and from upstream error bodies are scrubbed of it.
+- Secrets never reach an error message: every message built from a foreign exception or
+  from anything the upstream sent (error bodies, in-band error events, before the first
+  delta and after it) is scrubbed of the API key and of every configured header's value,
+  and the codecs never quote an upstream's malformed bytes.
+- Redirects are not followed: a 3xx is an upstream error (``aiohttp`` would follow one to
+  another host, dropping ``Authorization`` but sending the other key headers and the
+  prompt there).
+- An upstream's 401 or 403 is the gateway's problem, not the client's: a 502 (server
+  error) the client's SDK does not mistake for its own bad key, with the reason in the
+  gateway's log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -60,10 +70,14 @@ from ..llm.gemini import GEMINI, request_path
 from ..llm.model import Delta, ErrorKind, Request, Start, StreamError, Usage
 from ..llm.ollama import OLLAMA
 from ..llm.openai_chat import OPENAI_CHAT
-from ._common import EARLY_CLOSE, RETRYABLE_KINDS, retryable_status
+from ._common import EARLY_CLOSE, RETRYABLE_KINDS, refused, retryable_status
 from .base import ProviderConfig, UpstreamError
 
 __all__ = ["KINDS", "HTTPKind", "HTTPProvider", "parse_retry_after"]
+
+log = logging.getLogger("tokenrelay.providers")
+
+_SECRET_NAME = re.compile(r"auth|key|token|secret|cookie|session|passw|signature", re.I)
 
 ERROR_BODY_LIMIT = 64 * 1024  # an error body is read this far, no further
 JSON_BODY_LIMIT = 16 * 1024 * 1024  # a non-streamed answer to a streamed request
@@ -164,6 +178,12 @@ class HTTPProvider:
             headers.update(self.kind.auth(config.api_key))
         headers.update({k.lower(): v for k, v in config.headers.items()})
         self._headers = headers
+        # What must never appear in a message: the key, and the value of every configured
+        # header whose name says it may carry a secret (x-portkey-api-key, cookie...).
+        secrets = {config.api_key} | {
+            v for k, v in config.headers.items() if _SECRET_NAME.search(k)
+        }
+        self._secrets = sorted((v for v in secrets if len(v) >= 4), key=len, reverse=True)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -182,8 +202,10 @@ class HTTPProvider:
         return self._session
 
     def _scrub(self, text: str) -> str:
-        key = self.config.api_key
-        return text.replace(key, "[redacted]") if key else text
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "[redacted]")
+        return text
 
     def _scrubbed(self, error: StreamError) -> StreamError:
         message = self._scrub(error.message)
@@ -192,6 +214,14 @@ class HTTPProvider:
     def _connection_error(self, what: str, exc: BaseException) -> UpstreamError:
         detail = str(exc) or type(exc).__name__
         return UpstreamError.connection(self._scrub(f"{self.config.name}: {what}: {detail}"))
+
+    def _refused(self, status: int) -> UpstreamError:
+        """A redirect, or the upstream refusing the gateway's own credentials."""
+        error = refused(self.config.name, status)
+        assert error is not None
+        fix = "its API key" if status in (401, 403) else "its base_url"
+        log.error("%s: check %s", error.message, fix)
+        return UpstreamError(error, retryable=False)
 
     def _failed(self, error: StreamError) -> UpstreamError:
         """An error the upstream reported before the first delta."""
@@ -207,12 +237,17 @@ class HTTPProvider:
         url = self.base_url + self.kind.path(upstream)
         headers = {**self._headers, "content-type": "application/json"}
         try:
-            response = await self._client().post(url, data=body, headers=headers)
+            response = await self._client().post(
+                url, data=body, headers=headers, allow_redirects=False
+            )
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise self._connection_error("request failed", exc) from None
         ended = False  # the body was read to its end: the connection may be reused
         try:
             status = response.status
+            if 300 <= status < 400 or status in (401, 403):
+                ended = False  # nothing of it is read: close it
+                raise self._refused(status)
             if not 200 <= status < 300:
                 try:
                     raw = await _read(response, ERROR_BODY_LIMIT)
@@ -273,9 +308,10 @@ class HTTPProvider:
                         raise self._failed(first)
                     started = True
                 for delta in deltas:
-                    yield delta
                     if isinstance(delta, StreamError):
+                        yield self._scrubbed(delta)  # an in-band error, after the first delta
                         return
+                    yield delta
             ended = True
             if not decoder.complete:
                 if not started:
@@ -320,7 +356,7 @@ class HTTPProvider:
         if isinstance(first, StreamError):
             raise self._failed(first)
         for delta in deltas:
-            yield delta
+            yield self._scrubbed(delta) if isinstance(delta, StreamError) else delta
 
     async def models(self) -> list[str]:
         """The upstream's model names ([] when it cannot list them or fails to)."""
@@ -329,6 +365,7 @@ class HTTPProvider:
             async with self._client().get(
                 url,
                 headers=self._headers,
+                allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=30, sock_connect=self.config.connect_timeout),
             ) as response:
                 if response.status != 200:

@@ -32,7 +32,7 @@ from ..errors import RequestError
 from ..llm.codec import error_from_request_error
 from ..llm.model import Delta, ErrorKind, Request, StreamError
 from ..mock import MODELS, Fault, parse_fault, script
-from ._common import EARLY_CLOSE, RETRYABLE_KINDS, retryable_status
+from ._common import EARLY_CLOSE, RETRYABLE_KINDS, refused, retryable_status
 from .base import ProviderConfig, UpstreamError
 
 __all__ = ["MockProvider"]
@@ -74,7 +74,9 @@ class MockProvider:
             message = f"model {name!r} does not exist; the mock serves {', '.join(MODELS)}"
             raise UpstreamError(StreamError(ErrorKind.NOT_FOUND, message, 404), retryable=False)
         if fault is not None and fault.kind == "status":
-            error = StreamError(fault.error_kind, f"mock fault {fault.spec!r}", fault.status)
+            error = refused(self.config.name, fault.status) or StreamError(
+                fault.error_kind, f"mock fault {fault.spec!r}", fault.status
+            )
             raise UpstreamError(
                 error, retryable=retryable_status(fault.status), retry_after=fault.retry_after
             )

@@ -66,7 +66,9 @@ def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
         delta["stop_sequence"] = message.get("stop_sequence")
         return out + decoder._message_delta({"delta": delta}) + decoder._message_stop({})
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        return [StreamError(_K.SERVER, f"upstream sent a malformed response: {exc}")]
+        return [
+            StreamError(_K.SERVER, f"upstream sent a malformed response ({type(exc).__name__})")
+        ]
 
 
 def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:

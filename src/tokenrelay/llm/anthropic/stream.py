@@ -68,7 +68,8 @@ class AnthropicDecoder(SSEStreamDecoder):
             return handler(self, obj) if handler is not None else []
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             self._done = self.complete = True
-            message = f"upstream sent malformed data in a {event.event!r} event: {exc}"
+            # Never the data or the event's name: an upstream's bytes may hold anything.
+            message = f"upstream sent malformed data in an event ({type(exc).__name__})"
             return [StreamError(_K.SERVER, message)]
 
     def _start(self, id: str = "", model: str = "") -> list[Delta]:

@@ -55,7 +55,8 @@ def _error(error: Any, status: int | None) -> StreamError:
 
 
 def _malformed(exc: Exception) -> StreamError:
-    return StreamError(ErrorKind.SERVER, f"the upstream sent malformed data: {exc}")
+    # The exception's kind, never its text: that may quote the upstream's bytes.
+    return StreamError(ErrorKind.SERVER, f"the upstream sent malformed data ({type(exc).__name__})")
 
 
 def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:

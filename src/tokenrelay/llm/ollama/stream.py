@@ -119,7 +119,8 @@ def _int(obj: Mapping[str, Any], key: str) -> int:
 
 
 def _malformed(exc: Exception) -> StreamError:
-    return StreamError(ErrorKind.SERVER, f"the upstream sent malformed data: {exc}")
+    # The exception's kind, never its text: that may quote the upstream's bytes.
+    return StreamError(ErrorKind.SERVER, f"the upstream sent malformed data ({type(exc).__name__})")
 
 
 # --- decoding -----------------------------------------------------------------------

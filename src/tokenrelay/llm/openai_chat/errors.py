@@ -70,8 +70,8 @@ def _error(value: Any, status: int | None = None) -> StreamError:
 
 
 def _malformed(data: str | bytes) -> StreamError:
-    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-    return StreamError(K.SERVER, f"upstream sent malformed data: {text[:200]!r}")
+    # Never the data itself: an upstream's bytes may hold anything (its key, a prompt).
+    return StreamError(K.SERVER, "upstream sent malformed data (not a JSON object)")
 
 
 def _error_json(error: StreamError) -> dict[str, Any]:
