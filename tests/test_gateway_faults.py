@@ -415,6 +415,9 @@ async def resume_trial(
                 params={"last_event_id": last} if last and not by_header else {},
             )
         response = await client.send(request, stream=True)
+        if response.status_code == 204 and stream_id:
+            await response.aclose()
+            break  # the cut came after the last event: nothing more will ever come
         assert response.status_code == 200
         stream_id = response.headers["x-stream-id"]
         connections += 1

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
+import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -46,6 +48,7 @@ from ..sse import comment
 from ..store import (
     StoreError,
     StoreLimitError,
+    StreamInfo,
     StreamNotFoundError,
     StreamStore,
     open_store,
@@ -53,6 +56,7 @@ from ..store import (
 from .config import GatewayConfig
 from .hub import StreamHub, Timing, parse_event_id
 from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .reader import Reader
 from .response import RAW_SEND, HubStreamResponse, OpenStreams
 from .route import generate
 from .stream import EndReason, StreamEnded, StreamMeta
@@ -79,6 +83,7 @@ class Gateway:
     metrics: Metrics
     streams: OpenStreams
     ready: bool = False
+    whole_active: int = 0  # non-streamed generations running
 
     def upstream_error(self, provider: str, error: StreamError) -> None:
         """Counts a failed attempt or an error after the first delta (``generate``'s
@@ -111,22 +116,37 @@ def _client_key(request: HTTPRequest) -> str:
     return request.headers.get("x-api-key", "")
 
 
-async def _body(request: HTTPRequest, limit: int) -> bytes:
+async def _body(request: HTTPRequest, limit: int, seconds: float) -> bytes:
+    """The request body, at most ``limit`` bytes (413), within ``seconds`` (408: a client
+    that never finishes its body must not hold a connection and a task forever)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestError(f"request body exceeds {limit} bytes", status=413)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+    if declared is not None and declared.isdigit() and len(declared) < 20:
+        if int(declared) > limit:
             raise RequestError(f"request body exceeds {limit} bytes", status=413)
-        chunks.append(chunk)
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(f"request body exceeds {limit} bytes", status=413)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestError(f"request body not received within {seconds:g} s", status=408) from None
     return b"".join(chunks)
 
 
 def _authorised(gateway: Gateway, request: HTTPRequest) -> bool:
     keys = gateway.config.api_keys
     return not keys or _client_key(request) in keys
+
+
+def _key_id(gateway: Gateway, request: HTTPRequest) -> str:
+    """Who started a stream, as kept with it: a hash of the client's key (never the key);
+    "" without auth, where a stream id is the capability to read it."""
+    if not gateway.config.api_keys:
+        return ""
+    return hashlib.sha256(_client_key(request).encode()).hexdigest()[:32]
 
 
 def _unauthorised() -> StreamError:
@@ -162,7 +182,8 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
         if not _authorised(gateway, request):
             return _error_response(dialect, _unauthorised(), endpoint=path, gateway=gateway)
         try:
-            neutral = dialect.parse_request(await _body(request, config.max_body_bytes))
+            body = await _body(request, config.max_body_bytes, config.body_timeout_seconds)
+            neutral = dialect.parse_request(body)
         except RequestError as exc:
             return _error_response(
                 dialect, error_from_request_error(exc), endpoint=path, gateway=gateway
@@ -179,7 +200,7 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
             return _error_response(dialect, error, endpoint=path, gateway=gateway)
         if not gateway.ready:
             return _error_response(dialect, _draining(), {"retry-after": "1"}, path, gateway)
-        if gateway.hub.active >= config.max_streams:
+        if gateway.hub.active + gateway.whole_active >= config.max_streams:
             error = StreamError(
                 ErrorKind.RATE_LIMIT,
                 f"too many concurrent streams (limit {config.max_streams})",
@@ -200,7 +221,11 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
             started, metrics.ttft.labels(route.name).observe, metrics.gap.labels(route.name).observe
         )
         if not neutral.stream:
-            return await _whole(request, dialect, neutral, deltas, gateway, path, timing)
+            gateway.whole_active += 1  # max_streams counts these generations too
+            try:
+                return await _whole(request, dialect, neutral, deltas, gateway, path, timing)
+            finally:
+                gateway.whole_active -= 1
         stream_id = f"str_{uuid.uuid4().hex}"
         meta = StreamMeta(
             dialect=dialect.name,
@@ -209,6 +234,7 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
             include_usage=neutral.include_usage,
             created=int(time.time()),
             route=route.name,
+            key=_key_id(gateway, request),
         )
         try:
             first = await gateway.hub.start(stream_id, meta, neutral, deltas, timing)
@@ -297,55 +323,111 @@ async def _disconnected(request: HTTPRequest) -> None:
 _DIALECT_OF_STREAM = {d.name: d for d in (OPENAI_CHAT, ANTHROPIC, OPENAI_RESPONSES)}
 
 
-async def _resume(request: HTTPRequest) -> Response:
-    gateway = _gateway(request)
+def _no_stream(stream_id: str, gateway: Gateway) -> Response:
+    """Unknown, expired, or another key's: the same answer, in the same (OpenAI) shape, so
+    neither a stream's existence nor its dialect is revealed."""
+    error = StreamError(
+        ErrorKind.NOT_FOUND,
+        f"no stream {stream_id[:80]!r} (finished streams are kept "
+        f"{gateway.config.retention_seconds:g} s)",
+        404,
+    )
+    return _error_response(OPENAI_CHAT, error)
+
+
+async def _stream_info(
+    request: HTTPRequest, gateway: Gateway
+) -> tuple[str, StreamInfo | None, Response | None]:
+    """The stream a ``/v1/streams/{id}`` request names, if the caller may see it."""
     stream_id = request.path_params["stream_id"]
+    if not _authorised(gateway, request):  # before any lookup: nothing is revealed
+        return stream_id, None, _error_response(OPENAI_CHAT, _unauthorised())
     try:
         info = await gateway.hub.store.info(stream_id)
     except StreamNotFoundError:
-        info = None
+        return stream_id, None, _no_stream(stream_id, gateway)
     except StoreError as exc:
-        return _store_refused(OPENAI_CHAT, exc)
-    meta = StreamMeta.from_mapping(info.meta) if info is not None else None
-    dialect = _DIALECT_OF_STREAM.get(meta.dialect, OPENAI_CHAT) if meta else OPENAI_CHAT
-    if not _authorised(gateway, request):
-        return _error_response(dialect, _unauthorised())
-    if info is None or meta is None:
-        return _error_response(
-            dialect,
-            StreamError(
-                ErrorKind.NOT_FOUND,
-                f"no stream {stream_id!r} (finished streams are kept "
-                f"{gateway.config.retention_seconds:g} s)",
-                404,
-            ),
-        )
+        return stream_id, None, _store_refused(OPENAI_CHAT, exc)
+    key = info.meta.get("key", "")
+    if not hmac.compare_digest(str(key), _key_id(gateway, request)):
+        return stream_id, None, _no_stream(stream_id, gateway)
+    return stream_id, info, None
+
+
+async def _resume(request: HTTPRequest) -> Response:
+    gateway = _gateway(request)
+    stream_id, info, refused = await _stream_info(request, gateway)
+    if refused is not None or info is None:
+        assert refused is not None
+        return refused
+    meta = StreamMeta.from_mapping(info.meta)
+    dialect = _DIALECT_OF_STREAM.get(meta.dialect, OPENAI_CHAT)
     # The header wins: EventSource sends it itself when it reconnects after the query
     # parameter's first connection.
     last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     try:
         after = parse_event_id(last)
     except ValueError as exc:
-        return _error_response(
-            dialect, StreamError(ErrorKind.INVALID_REQUEST, str(exc), 400, param="Last-Event-ID")
-        )
+        return _bad_event_id(dialect, str(exc))
     hub = gateway.hub
-    return HubStreamResponse(
-        hub, hub.reader(stream_id, dialect, meta.request(), after), gateway.streams
-    )
+    reader = hub.reader(stream_id, dialect, meta.request(), after)
+    if after is None:
+        return HubStreamResponse(hub, reader, gateway.streams)
+    try:
+        first = await _replay(hub.store, reader, info, after)
+    except ValueError as exc:
+        reader.detach()
+        return _bad_event_id(dialect, str(exc))
+    except StoreError as exc:
+        reader.detach()
+        return _store_refused(dialect, exc)
+    if first is None:
+        # A finished stream, read to its last event: nothing will ever come. 204 is what
+        # tells EventSource (and the polyfills) to stop reconnecting.
+        reader.detach()
+        return Response(status_code=204)
+    return HubStreamResponse(hub, reader, gateway.streams, first=first)
+
+
+def _bad_event_id(dialect: Dialect, message: str) -> Response:
+    error = StreamError(ErrorKind.INVALID_REQUEST, message, 400, param="Last-Event-ID")
+    return _error_response(dialect, error)
+
+
+async def _replay(
+    store: StreamStore, reader: Reader, info: StreamInfo, after: tuple[int, int]
+) -> bytes | None:
+    """Replay the log up to the resume id ``k.j`` (silently) and return what follows it
+    in delta ``k``; None when the stream is finished and nothing follows the id.
+    ``ValueError`` for an id this stream never sent: past its end, or past the frames of
+    its delta (an id of another stream, most likely)."""
+    k, j = after
+    past = ValueError(f"Last-Event-ID {k}.{j} is past the end of this stream")
+    if k > info.length or (k == info.length and not info.finished):
+        raise past
+    entries, _ = await store.read(reader.stream_id, 0, k + 1)
+    if k < info.length and len(entries) <= k:
+        raise past  # shorter than it said (a stream the store lost and is writing again)
+    data = reader.encode(entries)
+    if k == info.length:  # the closing frames: the stream is finished
+        data += reader.close()
+        if j >= reader.skip_frames:
+            raise past
+        return data or None
+    if j >= reader.skip_frames:
+        raise past
+    return data
 
 
 async def _cancel(request: HTTPRequest) -> Response:
     gateway = _gateway(request)
-    stream_id = request.path_params["stream_id"]
-    if not _authorised(gateway, request):
-        return _error_response(OPENAI_CHAT, _unauthorised())
+    stream_id, _, refused = await _stream_info(request, gateway)
+    if refused is not None:
+        return refused
     try:
         cancelled = await gateway.hub.cancel_anywhere(stream_id)
     except StreamNotFoundError:
-        return _error_response(
-            OPENAI_CHAT, StreamError(ErrorKind.NOT_FOUND, f"no stream {stream_id!r}", 404)
-        )
+        return _no_stream(stream_id, gateway)
     except StoreError as exc:
         return _store_refused(OPENAI_CHAT, exc)
     return JSONResponse({"id": stream_id, "object": "stream", "cancelled": cancelled})
@@ -386,6 +468,8 @@ async def _healthz(request: HTTPRequest) -> Response:
 
 async def _readyz(request: HTTPRequest) -> Response:
     gateway = _gateway(request)
+    if gateway.config.metrics_need_key and not _authorised(gateway, request):
+        return _error_response(OPENAI_CHAT, _unauthorised())
     if not gateway.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
     return JSONResponse({"status": "ready", "active_streams": gateway.hub.active})
@@ -393,6 +477,8 @@ async def _readyz(request: HTTPRequest) -> Response:
 
 async def _metrics(request: HTTPRequest) -> Response:
     gateway = _gateway(request)
+    if gateway.config.metrics_need_key and not _authorised(gateway, request):
+        return _error_response(OPENAI_CHAT, _unauthorised())
     gateway.metrics.active.set(gateway.hub.active)
     return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 

@@ -11,6 +11,8 @@ environment and flags (the CLI only fills it in; ``create_app`` only reads it).
                                        # reader left, waiting for a resume (0: cancel)
     retention_seconds = 600            # finished streams stay resumable this long
     ping_seconds = 15                  # keep-alive while waiting for the first token
+    body_timeout_seconds = 30          # a request body must arrive within this (408)
+    metrics_need_key = false           # true: /metrics and /readyz want a client key too
     drain_seconds = 10                 # on SIGTERM, with a shared store: let running
                                        # generations finish this long, then end the rest
                                        # as interrupted
@@ -127,6 +129,8 @@ class GatewayConfig:
     grace_seconds: float = 30.0
     retention_seconds: float = 600.0
     ping_seconds: float = 15.0
+    body_timeout_seconds: float = 30.0
+    metrics_need_key: bool = False
     drain_seconds: float = 10.0
     instance: str = ""
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -162,6 +166,13 @@ def _number(
         raise ConfigError(f"{where}.{key} must be {kind}, not {value!r}")
     if value < 0 or (positive and value == 0):
         raise ConfigError(f"{where}.{key} must be {'> 0' if positive else '>= 0'}")
+    return value
+
+
+def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{key} must be true or false, not {value!r}")
     return value
 
 
@@ -350,6 +361,10 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         retention_seconds=float(_number(gateway, "retention_seconds", "gateway", 600.0)),
         ping_seconds=float(_number(gateway, "ping_seconds", "gateway", 15.0, positive=True)),
         drain_seconds=float(_number(gateway, "drain_seconds", "gateway", 10.0)),
+        body_timeout_seconds=float(
+            _number(gateway, "body_timeout_seconds", "gateway", 30.0, positive=True)
+        ),
+        metrics_need_key=_bool(gateway, "metrics_need_key", "gateway", False),
         instance=instance,
         store=store,
         timeouts=timeouts,

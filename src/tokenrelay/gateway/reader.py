@@ -17,6 +17,7 @@ last delta. A resume replays the log unmerged and lands on the same frame bounda
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from ..llm.codec import Dialect, Frame, Framing, to_wire
@@ -39,9 +40,14 @@ def parse_event_id(text: str | None) -> tuple[int, int] | None:
     if text is None or text == "":
         return None
     k, sep, j = text.partition(".")
-    if not sep or not k.isdigit() or not j.isdigit():
-        raise ValueError(f"not an event id of this gateway: {text!r}")
+    # ASCII digits only, and few of them (int() would take any Unicode digit, and refuses
+    # thousands of them with a message about Python's limits).
+    if not sep or not _DIGITS.fullmatch(k) or not _DIGITS.fullmatch(j):
+        raise ValueError(f"not an event id of this gateway: {text[:40]!r}")
     return int(k), int(j)
+
+
+_DIGITS = re.compile(r"[0-9]{1,12}")
 
 
 def _wire(frame: Frame, framing: Framing, id: str) -> bytes:
@@ -68,6 +74,7 @@ class Reader:
         "framing",
         "last_id",
         "pos",
+        "skip_frames",
         "skip_j",
         "skip_k",
         "stream_id",
@@ -87,6 +94,7 @@ class Reader:
         self.encoder = dialect.encoder(request)
         self.framing = dialect.framing
         self.skip_k, self.skip_j = after if after is not None else (-1, -1)
+        self.skip_frames = -1  # how many frames the delta of the resume id encoded to
         self.last_id = ""
         self._single_text_choice: int | None = None  # choice of the last one-frame TextDelta
         self.pos = 0  # the next entry to read
@@ -109,7 +117,10 @@ class Reader:
         """The dialect's closing frames (the stream has ended and all entries are read)."""
         pos, skip_k, skip_j, framing = self.pos, self.skip_k, self.skip_j, self.framing
         out = []
-        for j, frame in enumerate(self.encoder.close()):
+        frames = self.encoder.close()
+        if pos == skip_k:
+            self.skip_frames = len(frames)
+        for j, frame in enumerate(frames):
             if pos > skip_k or j > skip_j:
                 out.append(_wire(frame, framing, f"{pos}.{j}"))
         return b"".join(out)
@@ -157,6 +168,8 @@ class Reader:
                 delta.choice if isinstance(delta, TextDelta) and len(frames) == 1 else None
             )
             if k >= skip_k:
+                if k == skip_k:
+                    self.skip_frames = len(frames)
                 for j, frame in enumerate(frames):
                     if k > skip_k or j > skip_j:
                         self.last_id = last_id = f"{k}.{j}"

@@ -117,12 +117,15 @@ class HubStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, hub: StreamHub, reader: Reader, streams: OpenStreams) -> None:
+    def __init__(
+        self, hub: StreamHub, reader: Reader, streams: OpenStreams, first: bytes = b""
+    ) -> None:
         self.status_code = 200
         self.background = None
         self.raw_headers = [*_RAW_HEADERS, (b"x-stream-id", reader.stream_id.encode("latin-1"))]
         self._hub = hub
         self._reader = reader
+        self._first = first  # what a resume's replay left to send first
         self._streams = streams
         self._ended_by: str | None = None  # "disconnect", "stalled" or "shutdown"
         self._task: asyncio.Task[None] | None = None
@@ -153,6 +156,9 @@ class HubStreamResponse(Response):
         # per stream.
         send = scope.get(RAW_SEND, send)
         try:
+            if self._first:
+                first, self._first = self._first, b""
+                await self._send(send, first, loop)
             await self._deliver(send, loop, task)
         except asyncio.CancelledError:
             if self._ended_by is None:

@@ -58,6 +58,7 @@ class StreamMeta:
     include_usage: bool = False
     created: int = 0
     route: str = ""  # the model route it was served by (metrics)
+    key: str = ""  # a hash of the client key that started it ("" without auth)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,7 @@ class StreamMeta:
             "include_usage": self.include_usage,
             "created": self.created,
             "route": self.route,
+            "key": self.key,
         }
 
     @classmethod
@@ -84,6 +86,7 @@ class StreamMeta:
             include_usage=raw.get("include_usage") is True,
             created=get("created", int, 0),
             route=get("route", str, ""),
+            key=get("key", str, ""),
         )
 
     def request(self) -> Request:

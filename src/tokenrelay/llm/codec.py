@@ -75,7 +75,26 @@ def load_body(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
         raise RequestError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise RequestError(f"request body must be a JSON object, not {type(value).__name__}")
+    _check_depth(value)
     return value
+
+
+MAX_DEPTH = 64
+"""How deeply a request body may nest (tool schemas rarely pass 10; orjson writes 254)."""
+
+
+def _check_depth(body: dict[str, Any]) -> None:
+    """``RequestError`` naming the top-level field that nests deeper than ``MAX_DEPTH``."""
+    for key, top in body.items():
+        stack: list[tuple[Any, int]] = [(top, 2)]
+        while stack:
+            value, depth = stack.pop()
+            children = value.values() if isinstance(value, dict) else value
+            if not isinstance(value, dict | list) or not children:
+                continue
+            if depth > MAX_DEPTH:
+                raise RequestError(f"{key} nests deeper than {MAX_DEPTH} levels", param=str(key))
+            stack.extend((child, depth + 1) for child in children)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 _MISSING = object()
+_INT_LIMIT = 2**63
 
 
 def _path(where: str, key: str) -> str:
@@ -74,6 +75,10 @@ def opt_int(
         raise RequestError(
             f"{_path(where, key)} must be at least {minimum}, not {value}",
             param=_path(where, key),
+        )
+    if not -_INT_LIMIT <= value < _INT_LIMIT:  # no upstream (nor JSON encoder) takes more
+        raise RequestError(
+            f"{_path(where, key)} is out of range (at most 2^63 - 1)", param=_path(where, key)
         )
     return value
 

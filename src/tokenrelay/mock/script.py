@@ -23,6 +23,7 @@ it reports (prompt by ``estimate_prompt_tokens``, output one per streamed piece)
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ _LOREM = (
     "exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat"
 ).split()
 DEFAULT_LOREM_TOKENS = 16
+MAX_TOKENS = 32_768
+"""The most tokens any answer has (more is cut, with finish ``length``): a fake model in
+the gateway's own process must not build a million-token answer at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +105,17 @@ class _Builder:
 
 
 def _echo(b: _Builder) -> Script:
-    for word in split_words(b.request.last_user_text):
-        b.token(TextDelta(word))
-    return b.finish(FinishReason.STOP)
+    text = b.request.last_user_text
+    end = 0
+    for match in itertools.islice(_WORD.finditer(text), MAX_TOKENS):  # at most MAX_TOKENS
+        b.token(TextDelta(match.group()))
+        end = match.end()
+    return b.finish(FinishReason.LENGTH if end < len(text) else FinishReason.STOP)
 
 
 def _lorem(b: _Builder) -> Script:
     limit = b.request.max_tokens
-    count = DEFAULT_LOREM_TOKENS if limit is None else limit
+    count = min(MAX_TOKENS, DEFAULT_LOREM_TOKENS if limit is None else limit)
     for i in range(count):
         b.token(TextDelta(_LOREM[i % len(_LOREM)] if i == 0 else " " + _LOREM[i % len(_LOREM)]))
     return b.finish(FinishReason.STOP if limit is None else FinishReason.LENGTH)

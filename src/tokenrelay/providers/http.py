@@ -212,8 +212,12 @@ class HTTPProvider:
         return error if message == error.message else replace(error, message=message)
 
     def _connection_error(self, what: str, exc: BaseException) -> UpstreamError:
-        detail = str(exc) or type(exc).__name__
-        return UpstreamError.connection(self._scrub(f"{self.config.name}: {what}: {detail}"))
+        # The details (host, port, the OS's words) are the operator's, in the log; the
+        # client hears which provider failed and how, no more.
+        log.warning("provider %s: %s: %s", self.config.name, what, self._scrub(str(exc)))
+        return UpstreamError.connection(
+            f"upstream {self.config.name}: {what} ({type(exc).__name__})"
+        )
 
     def _refused(self, status: int) -> UpstreamError:
         """A redirect, or the upstream refusing the gateway's own credentials."""

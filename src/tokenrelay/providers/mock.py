@@ -107,6 +107,8 @@ class MockProvider:
             delay = t0 + self.ttft + sent * self.interval - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            elif sent % 64 == 63:
+                await asyncio.sleep(0)  # unpaced: let the loop's other work in now and then
             sent += 1
             for held_delta in held:
                 yield held_delta
