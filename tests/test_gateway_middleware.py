@@ -25,7 +25,9 @@ def text_of(wire: bytes) -> str:
 
 
 def test_cors_middleware_answers_a_browser_origin_on_the_streaming_endpoint() -> None:
-    app = create_app(parse_config(CONFIG, env={}))
+    # The gateway's own guard lets the origin in; the app's CORSMiddleware answers CORS.
+    config = {**CONFIG, "gateway": {"cors_origins": ["https://app.example"]}}
+    app = create_app(parse_config(config, env={}))
     app.add_middleware(CORSMiddleware, allow_origins=["https://app.example"])
     with run_server(app, lifespan="on") as url:
         headers = {"origin": "https://app.example"}

@@ -202,7 +202,8 @@ def test_the_generation_endpoints_direct_path_keeps_starlettes_behaviour(
     config = GatewayConfig(models=(ModelRoute("m", (("p", "up"),)),))
     app = create_app(config, providers={"p": Paced([0, 0])})  # type: ignore[dict-item]
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-    with TestClient(app) as client:
+    # TestClient's Host is "testserver"; without keys the gateway serves loopback names.
+    with TestClient(app, base_url="http://localhost") as client:
         r = client.post("/v1/chat/completions", json=body)
         assert r.status_code == 200 and r.headers["x-stream-id"].startswith("str_")
         assert "t0 " in r.text and r.text.endswith("data: [DONE]\n\n")
@@ -214,6 +215,6 @@ def test_the_generation_endpoints_direct_path_keeps_starlettes_behaviour(
         monkeypatch.setattr(StreamHub, "start", broken)
         with pytest.raises(RuntimeError, match="a bug"):  # raised on for the server to log
             client.post("/v1/chat/completions", json=body)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
         r = client.post("/v1/chat/completions", json=body)
         assert r.status_code == 500 and r.text == "Internal Server Error"

@@ -216,7 +216,7 @@ def test_a_request_body_that_never_ends_is_a_408_within_the_deadline() -> None:
         parts = urlsplit(url)
         with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
             sock.sendall(
-                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\n"
                 b"content-type: application/json\r\ncontent-length: 1000\r\n\r\n{"
             )
             began = time.monotonic()
@@ -251,3 +251,61 @@ def test_an_unreachable_upstream_is_reported_without_its_address() -> None:
     assert answer.status_code >= 500
     assert "127.0.0.1" not in answer.text and ":9" not in answer.text
     assert "Connect" in answer.text or "connect" in answer.text
+
+
+# -- 12. cross-site requests on the no-auth default -------------------------------------------
+
+
+def test_a_text_plain_post_is_refused_before_it_generates() -> None:
+    with gateway() as url:
+        answer = httpx.post(
+            url + CHAT, content=json.dumps(chat()), headers={"content-type": "text/plain"}
+        )
+    assert answer.status_code == 415 and "application/json" in answer.json()["error"]["message"]
+
+
+def test_without_keys_a_foreign_host_or_origin_is_refused() -> None:
+    with gateway() as url:
+        rebound = httpx.post(url + CHAT, json=chat(), headers={"host": "evil.example:8080"})
+        assert rebound.status_code == 403  # DNS rebinding: a foreign name for 127.0.0.1
+        foreign = httpx.post(url + CHAT, json=chat(), headers={"origin": "https://evil.example"})
+        assert foreign.status_code == 403
+        own = httpx.post(url + CHAT, json=chat(), headers={"origin": url})  # the chat page
+        assert own.status_code == 200
+        assert (
+            "access-control-allow-origin"
+            not in httpx.get(url + "/v1/models", headers={"origin": "https://evil.example"}).headers
+        )
+
+
+def test_allowed_hosts_and_origins_are_served_with_real_cors() -> None:
+    app_origin = "https://app.example"
+    with gateway(allowed_hosts=["gw.internal"], cors_origins=[app_origin]) as url:
+        named = httpx.get(url + "/v1/models", headers={"host": "gw.internal"})
+        assert named.status_code == 200
+        preflight = httpx.options(
+            url + CHAT,
+            headers={
+                "origin": app_origin,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == app_origin
+        assert "POST" in preflight.headers["access-control-allow-methods"]
+        assert "authorization" in preflight.headers["access-control-allow-headers"]
+        answer = httpx.post(url + CHAT, json=chat(), headers={"origin": app_origin})
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == app_origin
+        assert "x-stream-id" in answer.headers["access-control-expose-headers"]
+
+
+def test_with_keys_the_host_and_origin_checks_give_way_to_the_key() -> None:
+    with gateway(env=KEYS, api_keys_env="KEYS") as url:
+        elsewhere = {"host": "gw.example.com", "origin": "https://other.example", **A}
+        assert httpx.post(url + CHAT, json=chat(), headers=elsewhere).status_code == 200
+        assert (
+            httpx.post(url + CHAT, json=chat(), headers={"host": "gw.example.com"}).status_code
+            == 401
+        )

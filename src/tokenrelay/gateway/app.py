@@ -53,6 +53,7 @@ from ..store import (
     StreamStore,
     open_store,
 )
+from . import guard
 from .config import GatewayConfig
 from .hub import StreamHub, Timing, parse_event_id
 from .metrics import CONTENT_TYPE_LATEST, Metrics
@@ -227,11 +228,9 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
             finally:
                 gateway.whole_active -= 1
         stream_id = f"str_{uuid.uuid4().hex}"
-        meta = StreamMeta(
+        meta = StreamMeta.of(
+            neutral,
             dialect=dialect.name,
-            model=neutral.model,
-            n=neutral.n,
-            include_usage=neutral.include_usage,
             created=int(time.time()),
             route=route.name,
             key=_key_id(gateway, request),
@@ -403,6 +402,16 @@ async def _replay(
     its delta (an id of another stream, most likely)."""
     k, j = after
     past = ValueError(f"Last-Event-ID {k}.{j} is past the end of this stream")
+    if not info.finished and k >= info.length:
+        # On another instance than the owner, the log may lag the id the client got a
+        # moment ago (the owner writes behind): wait for it, a little, before refusing.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _RESUME_LAG
+        pos, done = info.length, False
+        while pos <= k and not done and (remaining := deadline - loop.time()) > 0:
+            entries, done = await store.read_wait(reader.stream_id, pos, remaining)
+            pos += len(entries)
+        info = await store.info(reader.stream_id)
     if k > info.length or (k == info.length and not info.finished):
         raise past
     entries, _ = await store.read(reader.stream_id, 0, k + 1)
@@ -417,6 +426,9 @@ async def _replay(
     if j >= reader.skip_frames:
         raise past
     return data
+
+
+_RESUME_LAG = 2.0  # seconds a resume waits for a log behind its id (see _replay)
 
 
 async def _cancel(request: HTTPRequest) -> Response:
@@ -572,7 +584,12 @@ def create_app(
         Route("/metrics", _metrics, methods=["GET"]),
         *web_routes(),  # GET / (the chat page) and /static/
     ]
-    return _GatewayApp(generation, routes=routes, lifespan=lifespan)
+    dialects: dict[str, Dialect] = {
+        "/v1/chat/completions": OPENAI_CHAT,
+        "/v1/messages": ANTHROPIC,
+        "/v1/responses": OPENAI_RESPONSES,
+    }
+    return _GatewayApp(generation, dialects, routes=routes, lifespan=lifespan)
 
 
 def _route_path(scope: Scope) -> str:
@@ -598,11 +615,72 @@ class _GatewayApp(Starlette):
     finds the server's ``send`` in the scope for ``HubStreamResponse``'s body messages.
     """
 
-    def __init__(self, generation: Mapping[str, Handler], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        generation: Mapping[str, Handler],
+        dialects: Mapping[str, Dialect],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._generation = dict(generation)
+        self._dialects = dict(dialects)
+
+    def _guard(self, scope: Scope) -> Response | None:
+        """The refusal of a request from where it may not come (``guard``), or None."""
+        gateway: Gateway | None = getattr(self.state, "gateway", None)
+        if gateway is None:
+            return None
+        config = gateway.config
+        path = _route_path(scope)
+        dialect = self._dialects.get(path, OPENAI_CHAT)
+        origin = guard.header(scope, b"origin")
+        if not config.api_keys:
+            if not guard.host_allowed(scope, config.allowed_hosts):
+                error = StreamError(
+                    ErrorKind.PERMISSION,
+                    "this Host is not served: without API keys the gateway answers "
+                    "loopback names only (set [gateway] allowed_hosts, or api_keys_env)",
+                    403,
+                )
+                return _error_response(dialect, error)
+            if origin is not None and not guard.origin_allowed(origin, scope, config.cors_origins):
+                error = StreamError(
+                    ErrorKind.PERMISSION,
+                    "cross-origin requests are refused unless their origin is in "
+                    "[gateway] cors_origins",
+                    403,
+                )
+                return _error_response(dialect, error)
+        if scope["method"] == "POST" and path in self._generation:
+            media = (guard.header(scope, b"content-type") or "").partition(";")[0].strip()
+            if media.lower() != "application/json":
+                error = StreamError(
+                    ErrorKind.INVALID_REQUEST,
+                    "the request body must be JSON (content-type: application/json)",
+                    415,
+                )
+                return _error_response(dialect, error)
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = self._guard(scope)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+            origin = guard.header(scope, b"origin")
+            # An app that added middleware of its own (its CORSMiddleware) answers CORS.
+            if origin is not None and not self.user_middleware:
+                gateway: Gateway = self.state.gateway
+                if guard.origin_allowed(origin, scope, gateway.config.cors_origins):
+                    if scope["method"] == "OPTIONS" and guard.header(
+                        scope, b"access-control-request-method"
+                    ):
+                        response = Response(status_code=204)
+                        response.raw_headers = guard.preflight(origin)
+                        await response(scope, receive, send)
+                        return
+                    send = guard.cors_send(send, origin)
         # Only while nobody added middleware (CORS, auth...): that must see every request.
         if scope["type"] == "http" and scope["method"] == "POST" and not self.user_middleware:
             handle = self._generation.get(_route_path(scope))

@@ -13,6 +13,9 @@ environment and flags (the CLI only fills it in; ``create_app`` only reads it).
     ping_seconds = 15                  # keep-alive while waiting for the first token
     body_timeout_seconds = 30          # a request body must arrive within this (408)
     metrics_need_key = false           # true: /metrics and /readyz want a client key too
+    allowed_hosts = []                 # without api keys only loopback Hosts are served;
+                                       # more names here ("*": any)
+    cors_origins = []                  # browser origins allowed to call (CORS; "*": any)
     drain_seconds = 10                 # on SIGTERM, with a shared store: let running
                                        # generations finish this long, then end the rest
                                        # as interrupted
@@ -130,6 +133,8 @@ class GatewayConfig:
     retention_seconds: float = 600.0
     ping_seconds: float = 15.0
     body_timeout_seconds: float = 30.0
+    allowed_hosts: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
     metrics_need_key: bool = False
     drain_seconds: float = 10.0
     instance: str = ""
@@ -167,6 +172,13 @@ def _number(
     if value < 0 or (positive and value == 0):
         raise ConfigError(f"{where}.{key} must be {'> 0' if positive else '>= 0'}")
     return value
+
+
+def _strings(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{where}.{key} must be a list of non-empty strings")
+    return tuple(value)
 
 
 def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
@@ -365,6 +377,8 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
             _number(gateway, "body_timeout_seconds", "gateway", 30.0, positive=True)
         ),
         metrics_need_key=_bool(gateway, "metrics_need_key", "gateway", False),
+        allowed_hosts=_strings(gateway, "allowed_hosts", "gateway"),
+        cors_origins=_strings(gateway, "cors_origins", "gateway"),
         instance=instance,
         store=store,
         timeouts=timeouts,

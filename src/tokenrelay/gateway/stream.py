@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from ..llm.model import Delta, ErrorKind, Request, StreamError, Usage
+from ..llm.model import Delta, ErrorKind, Request, StreamError, Tool, ToolChoice, Usage
 from ..providers.base import UpstreamError
 
 __all__ = ["EndReason", "RunningStream", "StreamEnded", "StreamMeta", "interrupted_error"]
@@ -59,6 +59,34 @@ class StreamMeta:
     created: int = 0
     route: str = ""  # the model route it was served by (metrics)
     key: str = ""  # a hash of the client key that started it ("" without auth)
+    settings: Mapping[str, Any] = field(default_factory=dict)  # what encoders echo
+
+    @classmethod
+    def of(cls, request: Request, **fields: Any) -> StreamMeta:
+        """A stream's metadata for ``request``: with the settings its encoders echo (the
+        Responses API repeats ``max_output_tokens``, ``tools``, ``metadata``...), so that
+        a reader on any instance encodes exactly what the first one did. Never the
+        messages: a prompt is not kept in the store."""
+        settings = {
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "tools": [[t.name, t.description, dict(t.parameters)] for t in request.tools],
+            "tool_choice": None
+            if request.tool_choice is None
+            else [request.tool_choice.mode, request.tool_choice.name],
+            "parallel_tool_calls": request.parallel_tool_calls,
+            "user": request.user,
+            "extra": dict(request.extra),
+            "dialect": request.dialect,
+        }
+        return cls(
+            model=request.model,
+            n=request.n,
+            include_usage=request.include_usage,
+            settings=settings,
+            **fields,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +97,7 @@ class StreamMeta:
             "created": self.created,
             "route": self.route,
             "key": self.key,
+            "settings": dict(self.settings),
         }
 
     @classmethod
@@ -87,16 +116,48 @@ class StreamMeta:
             created=get("created", int, 0),
             route=get("route", str, ""),
             key=get("key", str, ""),
+            settings=get("settings", dict, {}),
         )
 
     def request(self) -> Request:
         """The request a reader's encoder needs (no messages: they are not kept)."""
+        s = self.settings
+
+        def number(key: str) -> Any:
+            value = s.get(key)
+            return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+        tools = tuple(
+            Tool(t[0], t[1], t[2])
+            for t in s.get("tools") or ()
+            if isinstance(t, list) and len(t) == 3 and isinstance(t[0], str)
+            and isinstance(t[1], str) and isinstance(t[2], dict)
+        )  # fmt: skip
+        choice = s.get("tool_choice")
+        tool_choice = (
+            ToolChoice(choice[0], choice[1])
+            if isinstance(choice, list) and len(choice) == 2
+            and choice[0] in ("auto", "none", "required", "tool") and isinstance(choice[1], str)
+            else None
+        )  # fmt: skip
+        parallel = s.get("parallel_tool_calls")
+        extra = s.get("extra")
+        user, dialect = s.get("user"), s.get("dialect")
         return Request(
             model=self.model,
             messages=(),
             stream=True,
+            max_tokens=number("max_tokens"),
+            temperature=number("temperature"),
+            top_p=number("top_p"),
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel if isinstance(parallel, bool) else None,
             include_usage=self.include_usage,
             n=self.n,
+            user=user if isinstance(user, str) else "",
+            extra=extra if isinstance(extra, dict) else {},
+            dialect=dialect if isinstance(dialect, str) else "",
         )
 
 

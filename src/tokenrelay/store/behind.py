@@ -301,32 +301,44 @@ class BackedStore(ABC):
     async def read_wait(
         self, stream_id: str, start: int, timeout: float | None = None
     ) -> tuple[list[bytes], bool]:
-        entries, done = await self.read(stream_id, start)
-        if entries or done:
-            return entries, done
+        if stream_id in self._tails:
+            entries, done = await self.read(stream_id, start)
+            if entries or done:
+                return entries, done
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return [], False
-            if stream_id in self._tails:
+            if stream_id in self._tails:  # produced here: in memory, woken in process
+                if remaining is not None and remaining <= 0:
+                    return [], False
                 await self._local.wait(stream_id, remaining)
-            else:
-                want = self._remote_pos.get(stream_id)
-                self._remote_pos[stream_id] = start if want is None else min(want, start)
-                try:
-                    if await self._watch(stream_id, None):
-                        entries, done = await self.read(stream_id, start)
-                        if entries or done:
-                            return entries, done
-                    await self._remote.wait(stream_id, remaining)
-                finally:
-                    if stream_id not in self._remote:  # nobody else waits for it
-                        self._remote_pos.pop(stream_id, None)
-            entries, done = await self.read(stream_id, start)
-            if entries or done:
-                return entries, done
+                entries, done = await self.read(stream_id, start)
+                if entries or done:
+                    return entries, done
+                continue
+            # Produced elsewhere: say what we wait for *before* reading, so that a
+            # notification arriving during the read is kept (``expect``), not lost.
+            want = self._remote_pos.get(stream_id)
+            self._remote_pos[stream_id] = start if want is None else min(want, start)
+            mark = self._remote.expect(stream_id)
+            waited = False
+            try:
+                # (Notifications may start only now: the read below covers the gap.)
+                await self._watch(stream_id, None)
+                entries, done = await self.read(stream_id, start)
+                if entries or done:
+                    return entries, done
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return [], False
+                waited = True
+                await self._remote.wait(stream_id, remaining, since=mark)
+            finally:
+                if not waited:
+                    self._remote.unexpect(stream_id)
+                if stream_id not in self._remote:  # nobody else waits for it
+                    self._remote_pos.pop(stream_id, None)
 
     async def info(self, stream_id: str) -> StreamInfo:
         info = await self._info(stream_id)
@@ -364,15 +376,21 @@ class BackedStore(ABC):
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         while True:
-            found = await self._take_cancels(owner)
-            if found:
-                return found
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return []
-            if await self._watch(None, owner):
-                continue
-            await self._cancels.wait(owner, remaining)
+            await self._watch(None, owner)
+            mark = self._cancels.expect(owner)  # a notice during the round trip is kept
+            waited = False
+            try:
+                found = await self._take_cancels(owner)
+                if found:
+                    return found
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return []
+                waited = True
+                await self._cancels.wait(owner, remaining, since=mark)
+            finally:
+                if not waited:
+                    self._cancels.unexpect(owner)
 
     async def aclose(self) -> None:
         """Write what is pending (for up to 5 s), then close the backend."""
