@@ -84,6 +84,7 @@ def test_no_configuration_is_an_empty_gateway() -> None:
         ({"models": [{"name": "m", "route": []}]}, "models[0].route must be a list"),
         ({"gateway": {"max_streams": 0}}, "gateway.max_streams must be > 0"),
         ({"gateway": {"grace_seconds": -1}}, "gateway.grace_seconds must be >= 0"),
+        ({"gateway": {"retention_seconds": 0}}, "gateway.retention_seconds must be > 0"),
         ({"gateway": {"max_streams": "many"}}, "gateway.max_streams must be an integer"),
         ({"gateway": {"timeouts": {"idle": 0}}}, "gateway.timeouts.idle must be > 0"),
         ({"gateway": {"timeouts": {"soon": 1}}}, "unknown key gateway.timeouts.soon"),

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +19,8 @@ import httpx
 import pytest
 
 from tests.asgi_servers import run_server
+from tests.dialect_helpers import anthropic_client, openai_client
+from tests.gateway_procs import gateway_toml, procs_running
 from tokenrelay.gateway import create_app, parse_config
 from tokenrelay.sse import Decoder
 
@@ -309,3 +313,88 @@ def test_with_keys_the_host_and_origin_checks_give_way_to_the_key() -> None:
             httpx.post(url + CHAT, json=chat(), headers={"host": "gw.example.com"}).status_code
             == 401
         )
+
+
+# -- 4. a cut answer can be told from a complete one, with the official SDKs --------------------
+
+
+def sdk_read(dialect: str, url: str, on_first: Any) -> tuple[str, BaseException | None, Any]:
+    """Read a long lorem stream with ``dialect``'s SDK, calling ``on_first(stream_id)``
+    after the first text; returns the text, what the SDK raised, and the final state the
+    SDK reports (the Responses stream's last event)."""
+    text: list[str] = []
+    last: Any = None
+    try:
+        if dialect == "anthropic":
+            client = anthropic_client(url)
+            with client.messages.stream(
+                model="lorem", max_tokens=3000, messages=[{"role": "user", "content": "x"}]
+            ) as stream:
+                on_first(stream.response.headers["x-stream-id"])
+                for piece in stream.text_stream:
+                    text.append(piece)
+                last = stream.get_final_message()
+        elif dialect == "openai_chat":
+            raw = openai_client(url + "/v1").chat.completions.with_raw_response.create(
+                model="lorem", max_tokens=3000, stream=True,
+                messages=[{"role": "user", "content": "x"}],
+            )  # fmt: skip
+            on_first(raw.headers["x-stream-id"])
+            for chunk in raw.parse():
+                if chunk.choices:
+                    text.append(chunk.choices[0].delta.content or "")
+                    last = chunk.choices[0].finish_reason or last
+        else:
+            raw = openai_client(url + "/v1").responses.with_raw_response.create(
+                model="lorem", max_output_tokens=3000, stream=True, input="x"
+            )
+            on_first(raw.headers["x-stream-id"])
+            for event in raw.parse():
+                if event.type == "response.output_text.delta":
+                    text.append(event.delta)
+                last = event.type
+    except Exception as exc:  # what the SDK raised: that is the point
+        return "".join(text), exc, last
+    return "".join(text), None, last
+
+
+@pytest.mark.parametrize("dialect", ["openai_chat", "anthropic", "openai_responses"])
+def test_the_sdks_tell_a_deleted_stream_from_a_complete_one(dialect: str) -> None:
+    with gateway(token_ms=10) as url:
+
+        def delete(stream_id: str) -> None:
+            time.sleep(0.1)
+            assert httpx.delete(f"{url}/v1/streams/{stream_id}").json()["cancelled"]
+
+        text, raised, last = sdk_read(dialect, url, delete)
+    assert text.startswith("lorem")
+    if dialect == "openai_responses":
+        assert raised is None and last == "response.failed"  # the SDK yields, not raises
+    else:
+        assert raised is not None and "cancelled" in str(raised), (raised, last)
+
+
+@pytest.mark.parametrize("dialect", ["openai_chat", "anthropic", "openai_responses"])
+def test_the_sdks_tell_a_stream_cut_by_a_shutdown_from_a_complete_one(
+    dialect: str, tmp_path: Path
+) -> None:
+    """``tokenrelay serve`` itself, stopped by SIGTERM while an SDK reads a stream."""
+    config = gateway_toml(
+        gateway={"drain_seconds": 0},
+        provider={"name": "m", "kind": "mock", "options": {"token_ms": 10}},
+        models={"lorem": "m:lorem"},
+    )
+    with procs_running(tmp_path) as procs:
+        served = procs.gateway("gw", config)
+
+        def stop(_: str) -> None:
+            time.sleep(0.1)
+            served.terminate()
+
+        text, raised, last = sdk_read(dialect, served.url, stop)
+        assert served.wait(15) in (0, -signal.SIGTERM)
+    assert text.startswith("lorem")
+    if dialect == "openai_responses":
+        assert raised is None and last == "response.failed"
+    else:
+        assert raised is not None and "shutting down" in str(raised), (raised, last)

@@ -370,7 +370,10 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         ),
         max_streams=_number(gateway, "max_streams", "gateway", 1000, integer=True, positive=True),
         grace_seconds=float(_number(gateway, "grace_seconds", "gateway", 30.0)),
-        retention_seconds=float(_number(gateway, "retention_seconds", "gateway", 600.0)),
+        # > 0: a stream must outlive its own end long enough for its readers to read it.
+        retention_seconds=float(
+            _number(gateway, "retention_seconds", "gateway", 600.0, positive=True)
+        ),
         ping_seconds=float(_number(gateway, "ping_seconds", "gateway", 15.0, positive=True)),
         drain_seconds=float(_number(gateway, "drain_seconds", "gateway", 10.0)),
         body_timeout_seconds=float(

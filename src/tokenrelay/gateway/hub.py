@@ -38,8 +38,6 @@ from ..llm.estimate import estimate_usage
 from ..llm.model import (
     Delta,
     ErrorKind,
-    Finish,
-    FinishReason,
     Request,
     StreamError,
     TextDelta,
@@ -57,6 +55,7 @@ from .stream import (
     RunningStream,
     StreamEnded,
     StreamMeta,
+    cancelled_error,
     interrupted_error,
 )
 from .timing import Timing
@@ -234,13 +233,14 @@ class StreamHub:
         finally:
             final = usage or estimate_usage(request, "".join(text))
             if reason is not EndReason.INTERRUPTED:
-                tail: list[Delta] = []
+                # Usage first (the encoders put it on the wire before an error event),
+                # then what tells a cut answer from a complete one: the dialect's error
+                # event, which the official SDKs raise on.
+                tail: list[Delta] = [] if usage is not None else [final]
                 if reason in INTERRUPTING:
                     tail.append(interrupted_error())
-                if usage is None:
-                    tail.append(final)
-                if reason in CUT:
-                    tail.append(Finish(FinishReason.OTHER, raw="cancelled"))
+                elif reason in CUT:
+                    tail.append(cancelled_error(reason))
                 with contextlib.suppress(StoreError):
                     if tail:
                         await append(stream_id, [pack(d) for d in tail])
@@ -302,9 +302,8 @@ class StreamHub:
         usage = next((d for d in reversed(deltas) if isinstance(d, Usage)), None)
         text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
         final = usage or estimate_usage(meta.request(), text)
-        tail = [pack(interrupted_error())]
-        if usage is None:
-            tail.append(pack(final))
+        tail = [] if usage is not None else [pack(final)]
+        tail.append(pack(interrupted_error()))
         if not await self.store.interrupt(stream_id, tail, owner=owner):
             return False
         log.warning("stream %s: its instance stopped; ended as interrupted", stream_id)

@@ -38,6 +38,7 @@ from ..server.shutdown import registry
 from ..store.base import StoreError, StreamNotFoundError
 from .hub import StreamHub
 from .reader import Reader
+from .stream import closing_error
 
 __all__ = ["RAW_SEND", "HubStreamResponse", "OpenStreams"]
 
@@ -131,6 +132,7 @@ class HubStreamResponse(Response):
         self._task: asyncio.Task[None] | None = None
         self._cancelling = 0  # the task's cancellation count when we began
         self._ping_due = False
+        self._done = False  # the stream's own end was sent
         self.sending_since = 0.0  # loop time a send began; 0 while none is pending
         self.last_sent = 0.0  # loop time the last send began
         self.waiting = False  # waiting for the log to grow
@@ -173,6 +175,10 @@ class HubStreamResponse(Response):
             listener.cancel()
         if self._ended_by in (None, "shutdown"):
             try:
+                if self._ended_by == "shutdown" and not self._done:
+                    # Not the stream's end: say so, so that no SDK takes it for one.
+                    data = reader.fail(closing_error())
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except OSError:
                 return
@@ -213,6 +219,7 @@ class HubStreamResponse(Response):
                     await self._send(send, data, loop)
                 data = None  # not held while the next wait lasts
             elif done:
+                self._done = True
                 data = reader.close()
                 if data:
                     await self._send(send, data, loop)

@@ -13,7 +13,15 @@ from typing import Any
 from ..llm.model import Delta, ErrorKind, Request, StreamError, Tool, ToolChoice, Usage
 from ..providers.base import UpstreamError
 
-__all__ = ["EndReason", "RunningStream", "StreamEnded", "StreamMeta", "interrupted_error"]
+__all__ = [
+    "EndReason",
+    "RunningStream",
+    "StreamEnded",
+    "StreamMeta",
+    "cancelled_error",
+    "closing_error",
+    "interrupted_error",
+]
 
 First = Delta | UpstreamError
 
@@ -30,8 +38,9 @@ class EndReason(StrEnum):
     INTERRUPTED = "interrupted"  # its instance vanished; another one ended it
 
 
-# The ends a client must be able to tell from a finished answer: the log gets the
-# dialect's error event (interrupted) or a non-"stop" finish (cancelled) at its end.
+# The ends a client must be able to tell from a finished answer: the log ends with the
+# dialect's error event, which the official SDKs raise on (a finish reason would not do:
+# OpenAI's and Anthropic's words have none for "cut", and their SDKs return normally).
 CUT = frozenset({EndReason.DELETED, EndReason.DISCONNECTED})
 INTERRUPTING = frozenset({EndReason.SHUTDOWN, EndReason.INTERRUPTED})
 
@@ -45,6 +54,33 @@ def interrupted_error() -> StreamError:
         "the text so far is complete up to here",
         503,
         raw_type="interrupted",
+    )
+
+
+def cancelled_error(reason: EndReason) -> StreamError:
+    """The error that ends a stream the gateway cancelled before the upstream finished."""
+    why = (
+        "it was cancelled (DELETE /v1/streams/{id})"
+        if reason is EndReason.DELETED
+        else "every reader left and the grace period ran out"
+    )
+    return StreamError(
+        ErrorKind.SERVER,
+        f"stream cancelled: {why}; the text before this is all there is",
+        None,
+        raw_type="cancelled",
+    )
+
+
+def closing_error() -> StreamError:
+    """The error that ends a reader's connection when its gateway instance shuts down:
+    the stream itself may go on (a shared store), so the reader can resume elsewhere."""
+    return StreamError(
+        ErrorKind.OVERLOADED,
+        "this gateway instance is shutting down: resume after the last event id "
+        "(GET /v1/streams/{id} with Last-Event-ID)",
+        503,
+        raw_type="shutting_down",
     )
 
 

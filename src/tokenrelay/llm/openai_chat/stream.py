@@ -380,7 +380,13 @@ class OpenAIChatEncoder(StreamEncoder):
 
     def _error(self, d: StreamError) -> list[Frame]:
         self._ended = True  # and no [DONE]: the SDK raises on the error event
-        return [Frame(dumps(_error_json(d)))]
+        frames = []
+        if self._usage is not None and self._include_usage:
+            # A stream cut short still says what it cost, in the chunk the SDK reads it from.
+            usage = dumps(_usage_json(self._usage))
+            frames.append(Frame(self._opening() + b'],"usage":' + usage + b"}"))
+        frames.append(Frame(dumps(_error_json(d))))
+        return frames
 
 
 OpenAIChatEncoder._HANDLERS = {
