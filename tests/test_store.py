@@ -253,6 +253,27 @@ def test_finished_streams_expire_after_the_retention_time(make_pair: MakePair, r
     run(main)
 
 
+def test_a_finished_stream_still_being_read_outlives_its_retention(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair(RETENTION)
+        await producer.create("s", {})
+        await producer.append("s", [b"a", b"b", b"c"])
+        await producer.finish("s")
+        await producer.flush()
+        # A slow reader reading one entry at a time, each within the retention time of
+        # the last: the stream stays until it has read everything.
+        for pos in range(3):
+            await asyncio.sleep(RETENTION * 0.7)
+            assert (await other.read("s", pos, limit=1))[0] == [b"abc"[pos : pos + 1]]
+        await asyncio.sleep(RETENTION + 0.2)
+        with pytest.raises(StreamNotFoundError):
+            await other.read("s", 0)
+
+    run(main)
+
+
 def test_delete_wakes_waiters_who_then_find_the_stream_gone(make_pair: MakePair, run: Run) -> None:
     async def main() -> None:
         producer, other = make_pair()
@@ -781,12 +802,12 @@ def test_sqlite_keeps_a_finished_stream_across_reopening_until_its_retention_end
         await store.aclose()
 
     async def reopen() -> None:
-        store = SQLiteStore(path, retention=60)
+        store = SQLiteStore(path, retention=0.5)
         try:
             assert await store.read("s", 0) == ([b"a", b"b"], True)
             info = await store.info("s")
             assert (info.meta, info.length, info.finished, info.owner) == ({"k": 1}, 2, True, "A")
-            await asyncio.sleep(0.6)  # the retention it was finished with
+            await asyncio.sleep(0.6)  # the retention, counted from the last read
             with pytest.raises(StreamNotFoundError):
                 await store.read("s", 0)
         finally:

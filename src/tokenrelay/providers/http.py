@@ -208,8 +208,29 @@ class HTTPProvider:
         return text
 
     def _scrubbed(self, error: StreamError) -> StreamError:
+        """``error`` with every text the upstream chose (message, type word, param)
+        scrubbed."""
         message = self._scrub(error.message)
-        return error if message == error.message else replace(error, message=message)
+        raw_type = self._scrub(error.raw_type)
+        param = None if error.param is None else self._scrub(error.param)
+        if (message, raw_type, param) == (error.message, error.raw_type, error.param):
+            return error
+        return replace(error, message=message, raw_type=raw_type, param=param)
+
+    def _scrub_body(self, raw: bytes, cut: bool) -> bytes:
+        """An upstream's error body, scrubbed before any codec shortens it (a secret cut
+        in two would survive); when the read stopped at its limit (``cut``), a trailing
+        piece that begins a secret goes too."""
+        for secret in self._secrets:
+            token = secret.encode()
+            if token in raw:
+                raw = raw.replace(token, b"[redacted]")
+            if cut:
+                for n in range(min(len(token), len(raw)) - 1, 3, -1):
+                    if raw.endswith(token[:n]):
+                        raw = raw[:-n]
+                        break
+        return raw
 
     def _connection_error(self, what: str, exc: BaseException) -> UpstreamError:
         # The details (host, port, the OS's words) are the operator's, in the log; the
@@ -258,6 +279,7 @@ class HTTPProvider:
                 except (aiohttp.ClientError, TimeoutError, OSError):
                     raw = b""  # the status alone still says what happened
                 ended = response.content.at_eof()
+                raw = self._scrub_body(raw, cut=len(raw) >= ERROR_BODY_LIMIT)
                 raise UpstreamError(
                     self._scrubbed(dialect.parse_error(status, raw)),
                     retryable=retryable_status(status),

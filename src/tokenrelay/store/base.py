@@ -4,8 +4,9 @@ within one process or across many.
 **The log.** One producer appends the entries of a stream (serialised deltas) as they are
 generated; any number of readers, in any process sharing the store, read them from any
 position and wait for more. A stream is *finished* when its producer says so, and is then
-kept for the store's retention time so late readers can still resume it; after that it
-is gone. Positions are entry indexes from 0, so "the events after id k" is
+kept for the store's retention time so late readers can still resume it — counted from
+its last read, so that a reader still reading always gets to the end; after that it is
+gone. Positions are entry indexes from 0, so "the events after id k" is
 ``read(stream, k + 1)``.
 
 **Writing behind.** ``append`` never waits for a round trip to a database: a shared

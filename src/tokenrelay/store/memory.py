@@ -28,6 +28,7 @@ class _Log:
     lease_until: float | None  # None: no lease
     entries: list[bytes] = field(default_factory=list)
     finished: bool = False
+    expires: float = 0.0  # when finished: forgotten then (pushed back by reads)
     cancel: bool = False
     readers: dict[str, tuple[int, float]] = field(default_factory=dict)  # instance -> count, until
 
@@ -37,7 +38,8 @@ class MemoryStore:
     share one, as instances share a database: leases, readers and cancellation work
     between them).
 
-    Finished streams are kept ``retention`` seconds, then dropped; expiry is checked on
+    Finished streams are kept ``retention`` seconds after they finish or were last read,
+    whichever is later (a reader reading gets to the end), then dropped; expiry is checked on
     every ``create`` (a heap, so it costs only for what expires) and on lookups, with no
     background task. ``clock`` is injectable for tests. Waiting is a future per waiting
     reader, resolved by the append that gives it something to read: no polling.
@@ -66,6 +68,9 @@ class MemoryStore:
             _, stream_id = heapq.heappop(self._expiry)
             log = self._logs.get(stream_id)
             if log is not None and log.finished:
+                if log.expires > now:  # read since: kept longer
+                    heapq.heappush(self._expiry, (log.expires, stream_id))
+                    continue
                 del self._logs[stream_id]
                 self._waiters.wake(stream_id)
 
@@ -108,7 +113,8 @@ class MemoryStore:
 
     def _finish(self, stream_id: str, log: _Log) -> None:
         log.finished = True
-        heapq.heappush(self._expiry, (self._clock() + self.retention, stream_id))
+        log.expires = self._clock() + self.retention
+        heapq.heappush(self._expiry, (log.expires, stream_id))
         self._waiters.wake(stream_id)
 
     async def finish(self, stream_id: str) -> None:
@@ -126,6 +132,8 @@ class MemoryStore:
             raise ValueError("start must be >= 0")
         log = self._log(stream_id)
         end = len(log.entries) if limit is None else min(len(log.entries), start + limit)
+        if log.finished:  # a reader still reading keeps it: retention counts from here
+            log.expires = self._clock() + self.retention
         return log.entries[start:end], log.finished and end >= len(log.entries)
 
     async def read_wait(

@@ -137,7 +137,8 @@ return 1
 """
 )
 
-# KEYS: m, e. ARGV: start, limit (-1: all). Returns {length, finished, entries...} or -1.
+# KEYS: m, e. ARGV: start, limit (-1: all), retention_ms. Returns {length, finished,
+# entries...} or -1.
 _READ = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local state = redis.call('HMGET', KEYS[1], 'length', 'finished')
@@ -146,6 +147,13 @@ local start = tonumber(ARGV[1])
 local stop = length
 if tonumber(ARGV[2]) >= 0 then stop = math.min(length, start + tonumber(ARGV[2])) end
 local out = {length, tonumber(state[2])}
+if state[2] == '1' and tonumber(ARGV[3]) > 0 then
+  -- a reader still reading keeps it: retention counts from here
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[3])
+    redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  end
+end
 if stop > start then
   local rows = redis.call('XRANGE', KEYS[2], '0-' .. (start + 1), '0-' .. stop)
   for _, row in ipairs(rows) do out[#out + 1] = row[2][2] end
@@ -387,7 +395,9 @@ class RedisStore(BackedStore):
         self, stream_id: str, start: int, limit: int | None
     ) -> tuple[list[bytes], bool]:
         m, e, *_ = self._keys(stream_id)
-        result = await self._script("read", [m, e], [start, -1 if limit is None else limit])
+        result = await self._script(
+            "read", [m, e], [start, -1 if limit is None else limit, int(self.retention * 1000)]
+        )
         if result == -1:
             raise StreamNotFoundError(stream_id)
         length, finished, *entries = result

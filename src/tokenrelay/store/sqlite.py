@@ -239,14 +239,22 @@ class SQLiteStore(BackedStore):
                     raise StreamNotFoundError(stream_id)
                 length, finished = row
                 end = length if limit is None else min(length, start + limit)
-                if end <= start:
-                    return [], bool(finished) and start >= length
-                rows = db.execute(
-                    "SELECT data FROM entries WHERE stream = ? AND pos >= ? AND pos < ? "
-                    "ORDER BY pos",
-                    (stream_id, start, end),
-                ).fetchall()
-                return [r[0] for r in rows], bool(finished) and end >= length
+                rows = []
+                if end > start:
+                    rows = db.execute(
+                        "SELECT data FROM entries WHERE stream = ? AND pos >= ? AND pos < ? "
+                        "ORDER BY pos",
+                        (stream_id, start, end),
+                    ).fetchall()
+            if finished:  # a reader still reading keeps it: retention counts from here
+                with contextlib.suppress(sqlite3.OperationalError):
+                    db.execute(
+                        "UPDATE streams SET expires = MAX(expires, ?) WHERE id = ?",
+                        (now + self.retention, stream_id),
+                    )
+            if end <= start:
+                return [], bool(finished) and start >= length
+            return [r[0] for r in rows], bool(finished) and end >= length
 
         return await self._run("read", read)
 
