@@ -425,6 +425,11 @@ async def _replay(
         return data or None
     if j >= reader.skip_frames:
         raise past
+    if info.finished and k == info.length - 1:
+        # The last entry (an error event, which ends the dialect's stream): whatever
+        # the dialect closes with, or nothing at all, which is a 204.
+        data += reader.close()
+        return data or None
     return data
 
 

@@ -104,6 +104,7 @@ class StreamHub:
         self._reading: dict[str, int] = {}  # streams run elsewhere: our readers of them
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self._running = asyncio.Event()  # set while a generation runs here
 
     @property
     def active(self) -> int:
@@ -177,6 +178,7 @@ class StreamHub:
         loop = asyncio.get_running_loop()
         live = self._live[stream_id] = RunningStream(stream_id, meta, loop.create_future())
         live.task = loop.create_task(self._produce(live, request, deltas, timing))
+        self._running.set()
         return live.first
 
     async def _produce(
@@ -248,6 +250,8 @@ class StreamHub:
             # Only running streams stay here: finished ones are the store's business.
             live.stop_grace()
             self._live.pop(stream_id, None)
+            if not self._live:
+                self._running.clear()
             self._ended(StreamEnded(stream_id, live.meta, final, reason))
 
     def _ended(self, ended: StreamEnded) -> None:
@@ -424,6 +428,9 @@ class StreamHub:
 
     async def _listen_cancels(self) -> None:
         while True:
+            # Nothing runs here, nothing to cancel: an idle instance does not listen (for
+            # SQLite, listening is a poll).
+            await self._running.wait()
             try:
                 stream_ids = await self.store.cancel_requests(self.instance, timeout=5.0)
             except StoreError as exc:

@@ -70,10 +70,16 @@ class BackedStore(ABC):
 
     shared = True
 
-    def __init__(self, *, retention: float) -> None:
+    def __init__(self, *, retention: float, batch_interval: float = 0.005) -> None:
         if retention < 0:
             raise ValueError("retention must be >= 0 seconds")
+        if batch_interval < 0:
+            raise ValueError("batch_interval must be >= 0 seconds")
         self.retention = retention
+        # The writer waits this long after a write before the next one, so that a busy
+        # store writes fewer, larger batches (readers elsewhere see entries this much
+        # later; readers here, at once).
+        self.batch_interval = batch_interval
         self._tails: dict[str, _Tail] = {}
         self._dirty: dict[str, _Tail] = {}  # tails with something to write, in order
         self._writer: asyncio.Task[None] | None = None
@@ -249,6 +255,8 @@ class BackedStore(ABC):
                 pause = 0.05
                 for batch, result in zip(batches, results, strict=True):
                     await self._written(batch, result, dirty[batch.stream_id])
+                if self._dirty and self.batch_interval:
+                    await asyncio.sleep(self.batch_interval)
         finally:
             self._writer = None
             if self._dirty and not self._closed:

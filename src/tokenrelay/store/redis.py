@@ -273,6 +273,7 @@ class RedisStore(BackedStore):
         retention: float = 600.0,
         prefix: str = "tokenrelay:",
         timeout: float = 5.0,
+        max_connections: int = 200,
     ) -> None:
         super().__init__(retention=retention)
         try:
@@ -290,9 +291,17 @@ class RedisStore(BackedStore):
             redis_errors.ReadOnlyError,
             OSError,
         )
-        self._redis = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=min(timeout, 2.0)
+        # A pool that waits for a free connection (up to ``timeout``) rather than failing
+        # past its size: a burst of new streams must queue, not get 503s.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=min(timeout, 2.0),
         )
+        self._redis = aioredis.Redis(connection_pool=pool)
+        self._no_script = redis_errors.NoScriptError
         self._pubsub_client = aioredis.Redis.from_url(
             url, socket_timeout=None, socket_connect_timeout=min(timeout, 2.0)
         )
@@ -375,12 +384,22 @@ class RedisStore(BackedStore):
         return self._keys(batch.stream_id), args
 
     async def _write(self, batches: Sequence[Batch]) -> list[WriteResult]:
-        script = self._scripts["write"]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for batch in batches:
-                keys, args = self._write_args(batch)
-                await script(keys=keys, args=args, client=pipe)
-            results = await self._call("write", pipe.execute())
+        # EVALSHA straight into the pipeline: redis-py's Script in a pipeline asks
+        # SCRIPT EXISTS first, a round trip per write. Loaded once (again after a
+        # restart of Redis, which forgets scripts).
+        sha = self._scripts["write"].sha
+        for attempt in (1, 2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for batch in batches:
+                    keys, args = self._write_args(batch)
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                try:
+                    results = await self._call("write", pipe.execute())
+                    break
+                except self._no_script:
+                    if attempt == 2:
+                        raise
+                    await self._call("load", self._redis.script_load(_WRITE))
         out: list[WriteResult] = []
         for batch, result in zip(batches, results, strict=True):
             if result in (-1, -3):
@@ -530,7 +549,7 @@ class RedisStore(BackedStore):
         with contextlib.suppress(Exception):
             await self._pubsub_client.aclose()
         with contextlib.suppress(Exception):
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)  # the pool is ours
 
     # -- ownership ---------------------------------------------------------------------------
 
