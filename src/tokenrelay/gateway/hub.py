@@ -105,6 +105,9 @@ class StreamHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._running = asyncio.Event()  # set while a generation runs here
+        # Writes of our reader counts, one at a time: each writes the count as it is
+        # then, so a late write never puts back a count that has since gone to 0.
+        self._recording = asyncio.Lock()
 
     @property
     def active(self) -> int:
@@ -362,10 +365,11 @@ class StreamHub:
             self._arm_grace(live)
 
     async def _record_readers(self, stream_id: str) -> None:
-        with contextlib.suppress(StoreError):
-            await self.store.set_readers(
-                stream_id, self.instance, self._reading.get(stream_id, 0), self._ttl()
-            )
+        async with self._recording:
+            with contextlib.suppress(StoreError):
+                await self.store.set_readers(
+                    stream_id, self.instance, self._reading.get(stream_id, 0), self._ttl()
+                )
 
     def _ttl(self) -> float:
         return self.lease or 5.0
@@ -414,8 +418,9 @@ class StreamHub:
             try:
                 if self._live:
                     await store.renew(self.instance, list(self._live), lease)
-                for stream_id, n in list(self._reading.items()):
-                    await store.set_readers(stream_id, self.instance, n, lease)
+                for stream_id in list(self._reading):
+                    if stream_id in self._reading:  # still read here: renew its record
+                        await self._record_readers(stream_id)
                 for live in list(self._live.values()):
                     if live.had_reader and not live.readers and live.grace is None:
                         await self._orphaned(live)
