@@ -126,9 +126,9 @@ class BackedStore(ABC):
         """The running streams of ``owner`` asked to cancel, clearing the requests."""
 
     @abstractmethod
-    async def _watch(self, stream_id: str | None, owner: str | None) -> bool:
-        """From now on, notify ``_changed(stream_id)`` / ``_cancel_requested(owner)``.
-        True when notifications only start now (the caller reads once more)."""
+    async def _watch(self, stream_id: str | None, owner: str | None) -> None:
+        """From now on, notify ``_changed(stream_id)`` / ``_cancel_requested(owner)``
+        (the caller reads after this, which covers anything from before)."""
 
     @abstractmethod
     async def _close(self) -> None: ...

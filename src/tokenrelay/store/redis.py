@@ -452,7 +452,7 @@ class RedisStore(BackedStore):
 
     # -- notifications -----------------------------------------------------------------------
 
-    async def _watch(self, stream_id: str | None, owner: str | None) -> bool:
+    async def _watch(self, stream_id: str | None, owner: str | None) -> None:
         channel = (
             self._channel(stream_id) if stream_id is not None else f"{self.prefix}c:{owner}"
         ).encode()
@@ -460,7 +460,7 @@ class RedisStore(BackedStore):
         if acked is not None:
             if not acked.done():
                 await asyncio.shield(acked)
-            return False
+            return
         loop = asyncio.get_running_loop()
         acked = self._subscribed[channel] = loop.create_future()
         if self._pubsub is None:
@@ -476,7 +476,6 @@ class RedisStore(BackedStore):
         with contextlib.suppress(asyncio.TimeoutError):
             async with asyncio.timeout(2.0):
                 await asyncio.shield(acked)
-        return True
 
     async def _listen(self) -> None:
         pause = 0.05

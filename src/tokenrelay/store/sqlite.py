@@ -296,10 +296,9 @@ class SQLiteStore(BackedStore):
 
         return await self._run("take cancels", take)
 
-    async def _watch(self, stream_id: str | None, owner: str | None) -> bool:
+    async def _watch(self, stream_id: str | None, owner: str | None) -> None:
         if self._poller is None and not self._closed:
             self._poller = asyncio.get_running_loop().create_task(self._poll())
-        return False  # the poller compares positions: nothing to read again
 
     async def _poll(self) -> None:
         try:
