@@ -90,7 +90,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from _harness import REPO_ROOT, RunTimeout, deadline, dist_version, git
 
@@ -676,6 +676,34 @@ async def paced_run(
     cpu = meter.stop()
     for s in streams:
         s.close()
+    return summarize_run(n, streams, ref, connect_errors, cpu, time.perf_counter() - t0)
+
+
+class RunStream(Protocol):
+    """What ``summarize_run`` reads of a stream (``Stream`` here; ``bench/stores.py``'s C
+    load client's records too): times in seconds on one clock."""
+
+    @property
+    def times(self) -> list[float]: ...
+    @property
+    def sent(self) -> float: ...
+    @property
+    def finished(self) -> bool: ...
+    @property
+    def error(self) -> str: ...
+    @property
+    def text(self) -> bytes: ...
+
+
+def summarize_run(
+    n: int,
+    streams: Sequence[RunStream],
+    ref: bytes,
+    connect_errors: Sequence[str],
+    cpu: dict[str, float],
+    duration_s: float,
+) -> dict[str, Any]:
+    """One paced run's verdict: held, exact, gaps, stalls, TTFT."""
     ok = merged = lost = failed = 0
     errors: list[str] = list(connect_errors)
     gaps: list[float] = []
@@ -724,7 +752,7 @@ async def paced_run(
         "stalls": stalls,
         "ttft_p50_ms": round(pct(ttfts, 0.5), 3),
         "ttft_p99_ms": round(pct(ttfts, 0.99), 3),
-        "duration_s": round(time.perf_counter() - t0, 3),
+        "duration_s": round(duration_s, 3),
         "cpu": cpu,
         "held": held,
         "exact": exact,

@@ -45,6 +45,12 @@ B. **Workers**: ``--workers 2`` against one worker on the same store (SQLite, a 
    cores used by the gateway, the mock, this client and every other process, over the
    run and over the opening second (the machine is busiest while streams are opened).
 
+   The harness (``--harness``): by default ``bench/harness``'s C pair, built here with
+   ``make`` (``upstream``: the mock's stream, 64 tokens at 20 ms, text " w1" .. " w64";
+   ``load``: the raw-socket client's method, one process, epoll), about a quarter of the
+   Python pair's CPU per token, so that on two cores the gateway, not the harness, runs
+   out first. ``--harness python``: the mock and ``gateway.py``'s client, as before.
+
 How to run (from the repository root, dev environment, Debian's redis-server)::
 
     python bench/stores.py                 # full run (~4 min), markdown on stdout
@@ -105,6 +111,9 @@ class Config:
     levels: tuple[int, ...] = (
         128, 192, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536
     )  # fmt: skip
+    c_levels: tuple[int, ...] = (
+        256, 512, 640, 768, 896, 1024, 1152, 1280, 1408, 1536, 1664, 1792, 1920, 2048, 2304, 2560
+    )  # fmt: skip
     level_retries: int = 1  # a level not held is run again this many times (noise)
     slack_s: float = 12.0
     max_s: float = 1500.0
@@ -125,6 +134,7 @@ QUICK = Config(
     idle_cpu_s=3.0,
     poll_s=3.0,
     levels=(128, 384, 768),
+    c_levels=(256, 768, 1280),
     slack_s=8.0,
     max_s=420.0,
     quick=True,
@@ -228,6 +238,128 @@ def start_gateway(
             time.sleep(0.2)
     settle(proc)
     return proc
+
+
+HARNESS_DIR = REPO_ROOT / "bench" / "harness"
+
+
+def build_c_harness() -> None:
+    subprocess.run(["make", "-s", "-C", str(HARNESS_DIR)], check=True)
+
+
+def start_c_upstream(cpus: int | str) -> g.Proc:
+    """``bench/harness/upstream``: the same stream as the mock (64 tokens at 20 ms, usage,
+    ``[DONE]``), its text " w1" .. " w64"."""
+    port = g.free_port()
+    cmd = [str(HARNESS_DIR / "upstream"), str(port), str(g.TOKENS), f"{g.TOKEN_MS:g}", HOST]
+    proc = started(g.Proc("upstream", cmd, pinned(cpus), port, "/healthz"))
+    proc.wait_ready()
+    return proc
+
+
+class Pid:
+    """A child process's CPU (``Proc.cpu_s``'s shape), its last reading kept once it exits."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.ps = psutil.Process(pid)
+        self.last = 0.0
+
+    def cpu_s(self) -> float:
+        import psutil
+
+        with contextlib.suppress(psutil.Error):
+            t = self.ps.cpu_times()
+            self.last = t.user + t.system
+        return self.last
+
+
+@dataclass
+class LoadRecord:
+    """One stream as ``bench/harness/load`` reports it, on ``time.perf_counter()``'s clock
+    (CLOCK_MONOTONIC on Linux, as ``load`` timestamps)."""
+
+    times: list[float]
+    sent: float
+    finished: bool
+    error: str
+    text: bytes
+
+
+async def c_load(
+    port: int, n: int, spread: float, model: str, slack_s: float, on_start: Any = None
+) -> dict[str, Any]:
+    """Runs ``bench/harness/load`` once; its JSON, with ``records`` (``LoadRecord``s)."""
+    child = await asyncio.create_subprocess_exec(
+        str(HARNESS_DIR / "load"),
+        str(port),
+        str(n),
+        f"{spread:g}",
+        model,
+        g.API_KEY,
+        str(g.TOKENS),
+        f"{g.TOKEN_MS:g}",
+        f"{slack_s:g}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    if on_start is not None:
+        on_start(Pid(child.pid))
+    out, err = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"load exited {child.returncode}: {err.decode(errors='replace')}")
+    data: dict[str, Any] = json.loads(out)
+    t0 = data["t0_s"]
+    data["records"] = [
+        LoadRecord(
+            times=[t0 + x / 1000 for x in r["times_ms"]],
+            sent=t0 + r["sent_ms"] / 1000,
+            finished=bool(r["done"]) or bool(r["error"]),
+            error="" if r["done"] and not r["error"] else r["error"] or f"status {r['status']}",
+            text=r["text"].encode(),
+        )
+        for r in data.pop("runs")
+    ]
+    return data
+
+
+async def c_reference_text(port: int) -> bytes:
+    data = await c_load(port, 1, 0.0, "lorem", 10.0)
+    (rec,) = data["records"]
+    if len(rec.times) != g.TOKENS or rec.error:
+        raise RuntimeError(f"the C upstream sent {len(rec.times)} content frames: {rec.error}")
+    return bytes(rec.text)
+
+
+async def c_paced_run(
+    t: g.Target,
+    n: int,
+    ref: bytes,
+    cfg: Config,
+    procs: dict[str, g.Proc | None],
+    opening: float,
+) -> tuple[dict[str, Any], list[LoadRecord], dict[str, float] | None]:
+    """``gateway.paced_run``'s run with the C load client: the same verdict
+    (``gateway.summarize_run``); ``cpu["client"]`` is the load process's own CPU."""
+    spread = g.SPREAD_S if n > 1 else 0.0
+    meter = g.CpuMeter(procs)
+    t0 = time.perf_counter()
+    burst: list[asyncio.Future[dict[str, float]]] = []
+    watched = {k: p for k, p in procs.items() if p is not None}
+
+    def started_load(load: Pid) -> None:
+        if opening > 0:
+            burst.append(
+                asyncio.ensure_future(opening_cores({**watched, "load": load}, t0, opening))
+            )
+
+    data = await c_load(t.port, n, spread, t.model("lorem"), cfg.slack_s, started_load)
+    cpu = meter.stop()
+    cpu["client"] = round(data["cpu_s"] / max(data["wall_s"], 1e-9), 3)
+    records: list[LoadRecord] = data["records"]
+    r = g.summarize_run(n, records, ref, [], cpu, time.perf_counter() - t0)
+    return r, records, (await burst[0]) if burst else None
 
 
 def settle(proc: g.Proc, max_s: float = 30.0) -> None:
@@ -339,26 +471,33 @@ async def paced(
     meters: dict[str, g.Proc | None],
     cpu_of: dict[str, g.Proc],
     opening: float = 0.0,
+    harness: str = "python",
 ) -> dict[str, Any]:
     """``gateway.paced_run`` plus CPU per token of ``cpu_of`` (whole run, steady window)
     and, for a process with children (workers), each one's share. ``opening``: also the
     cores each process (and the machine) used over the first ``opening`` seconds, while
-    the streams are being opened."""
+    the streams are being opened. ``harness="c"``: the run is ``c_paced_run``'s."""
     before = {k: p.cpu_s() for k, p in cpu_of.items()}
     kids = {k: {c.pid: c for c in p.procs()[1:]} for k, p in cpu_of.items() if len(p.procs()) > 1}
     kid_cpu0 = {k: {pid: cpu_times(c) for pid, c in v.items()} for k, v in kids.items()}
     t0 = time.perf_counter()
     busy0 = machine_busy_s()
     window = asyncio.ensure_future(cpu_window(cpu_of, t0))
-    burst = None
-    if opening > 0:
-        watched = {k: p for k, p in meters.items() if p is not None}
-        burst = asyncio.ensure_future(opening_cores(watched, t0, opening))
-    with recording_streams() as streams:
-        r = await g.paced_run(t, n, ref, cfg.harness(), meters)
+    streams: list[Any]
+    if harness == "c":
+        r, streams, op = await c_paced_run(t, n, ref, cfg, meters, opening)
+        if op is not None:
+            r["opening_cores"] = op
+    else:
+        burst = None
+        if opening > 0:
+            watched = {k: p for k, p in meters.items() if p is not None}
+            burst = asyncio.ensure_future(opening_cores(watched, t0, opening))
+        with recording_streams() as streams:
+            r = await g.paced_run(t, n, ref, cfg.harness(), meters)
+        if burst is not None:
+            r["opening_cores"] = await burst
     w = await window
-    if burst is not None:
-        r["opening_cores"] = await burst
     after = {k: p.cpu_s() for k, p in cpu_of.items()}
     wall = time.perf_counter() - t0
     r["machine_cores"] = round((machine_busy_s() - busy0) / wall, 2)
@@ -727,9 +866,13 @@ async def measure_gaps(
 # --------------------------------------------------------------------------- part B
 
 
-async def part_b(cfg: Config, workdir: Path, res: dict[str, Any]) -> None:
+async def part_b(cfg: Config, workdir: Path, res: dict[str, Any], harness: str) -> None:
     os.sched_setaffinity(0, {0, 1})
-    mock = start_mock(BOTH_CPUS)
+    if harness == "c":
+        build_c_harness()
+        mock = start_c_upstream(BOTH_CPUS)
+    else:
+        mock = start_mock(BOTH_CPUS)
     specs = [
         ("1w-memory", "memory", 1),
         ("1w-sqlite", "sqlite", 1),
@@ -744,7 +887,7 @@ async def part_b(cfg: Config, workdir: Path, res: dict[str, Any]) -> None:
     progress(f"mock :{mock.port}, " + ", ".join(f"{k} :{p.port}" for k, p in gws.items()))
     direct = g.Target("direct", mock.port, None)
     targets = [direct] + [g.Target(k, p.port, p) for k, p in gws.items()]
-    ref = await g.reference_text(direct)
+    ref = await (c_reference_text(mock.port) if harness == "c" else g.reference_text(direct))
     for t in targets[1:]:  # warm each worker's upstream pool and code paths
         for _ in range(8):
             await g.ttft_once(t)
@@ -753,7 +896,7 @@ async def part_b(cfg: Config, workdir: Path, res: dict[str, Any]) -> None:
     saved = g.SPREAD_S
     g.SPREAD_S = LEVEL_SPREAD_S
     try:
-        for li, n in enumerate(cfg.levels):
+        for li, n in enumerate(cfg.c_levels if harness == "c" else cfg.levels):
             order = targets[li % len(targets) :] + targets[: li % len(targets)]
             live = [t for t in order if t.key not in failed]
             if all(t.key == "direct" for t in live):
@@ -764,7 +907,9 @@ async def part_b(cfg: Config, workdir: Path, res: dict[str, Any]) -> None:
                     gc.collect()
                     meters: dict[str, g.Proc | None] = {"mock": mock, "gateway": t.proc}
                     cpu_of: dict[str, g.Proc] = {} if t.proc is None else {"gateway": t.proc}
-                    r = await paced(t, n, ref, cfg, meters, cpu_of, opening=LEVEL_SPREAD_S)
+                    r = await paced(
+                        t, n, ref, cfg, meters, cpu_of, opening=LEVEL_SPREAD_S, harness=harness
+                    )
                     r["ok_level"] = level_ok(r)
                     r["cores"] = cores(r)
                     tries.append(r)
@@ -808,7 +953,7 @@ async def part_b(cfg: Config, workdir: Path, res: dict[str, Any]) -> None:
                 notes.append(
                     f"machine full while opening {first_fail:,} ({op['machine']:.2f} of 2 cores: "
                     f"gateway {op.get('gateway', 0):.2f}, mock + client "
-                    f"{op.get('mock', 0) + op.get('client', 0):.2f}, others "
+                    f"{op.get('mock', 0) + op.get('client', 0) + op.get('load', 0):.2f}, others "
                     f"{op.get('others', 0):.2f})"
                 )
             if max(op.get("others", 0), r["other_cores"]) >= 0.2:
@@ -828,7 +973,8 @@ async def part_b(cfg: Config, workdir: Path, res: dict[str, Any]) -> None:
             "note": "; ".join(notes),
         }
     res["workers"] = {
-        "levels": cfg.levels,
+        "harness": harness,
+        "levels": cfg.c_levels if harness == "c" else cfg.levels,
         "spread_s": LEVEL_SPREAD_S,
         "ttft_limit_ms": TTFT_LIMIT_MS,
         "runs": runs,
@@ -1014,7 +1160,13 @@ def report(res: dict[str, Any], cfg: Config) -> str:
             "",
             "### B. Workers: most truly concurrent streams",
             "",
-            f"Nothing pinned (gateway workers, mock and client share both cores). c streams of "
+            "Harness: "
+            + (
+                "`bench/harness`'s C upstream (as mock) and C load client (as client). "
+                if wk.get("harness") == "c"
+                else "the Python mock and raw-socket client. "
+            )
+            + f"Nothing pinned (gateway workers, mock and client share both cores). c streams of "
             f"64 tokens at 20 ms opened evenly over {wk['spread_s']:g} s; held = no token lost, "
             f"no gap over {g.STALL_MS:g} ms, errors < 0.1%, and TTFT p99 <= "
             f"{wk['ttft_limit_ms']:g} ms; a level not held is run once more (held if that run "
@@ -1047,7 +1199,8 @@ def report(res: dict[str, Any], cfg: Config) -> str:
                     f"{r['gap_max_ms'] or 0:.0f} | {r['stalls']} | {fmt(us, '.0f')} | "
                     f"{cpu.get('gateway', 0):.2f}{split}/{cpu.get('mock', 0):.2f}/"
                     f"{cpu.get('client', 0):.2f} ({r['other_cores']:.2f}) | "
-                    f"{op.get('gateway', 0):.2f}/{op.get('mock', 0):.2f}/{op.get('client', 0):.2f}"
+                    f"{op.get('gateway', 0):.2f}/{op.get('mock', 0):.2f}/"
+                    f"{op.get('client', 0) + op.get('load', 0):.2f}"
                     f" ({op.get('others', 0):.2f}) | {'yes' if r['ok_level'] else 'NO'}"
                     + (" (2nd try)" if len(r.get("tries", [])) > 1 and r["ok_level"] else "")
                     + (" (twice)" if len(r.get("tries", [])) > 1 and not r["ok_level"] else "")
@@ -1128,7 +1281,9 @@ def tmp_fs() -> str:
     return "?"
 
 
-async def run(cfg: Config, parts: set[str], quiet: dict[str, Any] | None) -> dict[str, Any]:
+async def run(
+    cfg: Config, parts: set[str], quiet: dict[str, Any] | None, harness: str
+) -> dict[str, Any]:
     started_at = time.perf_counter()
     nofile = g.raise_nofile()
     progress(f"RLIMIT_NOFILE {nofile}")
@@ -1159,7 +1314,7 @@ async def run(cfg: Config, parts: set[str], quiet: dict[str, Any] | None) -> dic
             await part_a(cfg, parts, workdir, res)
         if "workers" in parts:
             progress("workers (nothing pinned) ...")
-            await part_b(cfg, workdir, res)
+            await part_b(cfg, workdir, res, harness)
     finally:
         stop_everything()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -1186,6 +1341,13 @@ def main() -> None:
         metavar="MIN",
         help="first wait up to MIN minutes for load < 0.5 and no pytest/pip/cmake",
     )
+    parser.add_argument(
+        "--harness",
+        choices=("c", "python"),
+        default="c",
+        help="part B's upstream and load client: bench/harness's C pair (default; built with "
+        "make) or the Python mock and raw-socket client",
+    )
     parser.add_argument("--json", default="", help="where to write the results (JSON)")
     args = parser.parse_args()
     cfg = QUICK if args.quick else Config()
@@ -1202,7 +1364,7 @@ def main() -> None:
     quiet = wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else None
     try:
         with deadline(cfg.max_s):
-            res = uvloop.run(run(cfg, parts, quiet))
+            res = uvloop.run(run(cfg, parts, quiet, args.harness))
     except RunTimeout:
         raise SystemExit(f"the benchmark ran over {cfg.max_s:g} s") from None
     except KeyboardInterrupt:

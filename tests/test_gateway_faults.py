@@ -47,6 +47,8 @@ from tokenrelay.mock import MockServer
 from tokenrelay.mock.script import script
 from tokenrelay.sse import Decoder, Event
 
+pytestmark = pytest.mark.sdk
+
 MESSAGE = "Hello wörld, streams are 👋 fun"
 WORDS = MESSAGE.split()
 DIALECT_NAMES = ["openai_chat", "openai_responses", "anthropic"]

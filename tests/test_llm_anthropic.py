@@ -50,6 +50,8 @@ from .dialect_helpers import anthropic_client, feed_all, named_events
 from .neutral_streams import CARRIES, essence, streams
 from .replay_server import ReplayServer
 
+pytestmark = pytest.mark.sdk
+
 WRITTEN = FIXTURES / "written"
 MODEL = "claude-sonnet-4-5-20250929"
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds"
@@ -947,32 +949,37 @@ def test_sdk_create_parses_a_rendered_response(
 
 
 ERROR_CLASSES = [
-    (ErrorKind.INVALID_REQUEST, 400, anthropic.BadRequestError),
-    (ErrorKind.AUTHENTICATION, 401, anthropic.AuthenticationError),
-    (ErrorKind.PERMISSION, 403, anthropic.PermissionDeniedError),
-    (ErrorKind.NOT_FOUND, 404, anthropic.NotFoundError),
-    (ErrorKind.REQUEST_TOO_LARGE, 413, anthropic.ContentTooLargeError),
-    (ErrorKind.RATE_LIMIT, 429, anthropic.RateLimitError),
-    (ErrorKind.SERVER, 500, anthropic.InternalServerError),
-    (ErrorKind.TIMEOUT, 504, anthropic.GatewayTimeoutError),
-    (ErrorKind.OVERLOADED, 529, anthropic.OverloadedError),
+    (ErrorKind.INVALID_REQUEST, 400, "BadRequestError"),
+    (ErrorKind.AUTHENTICATION, 401, "AuthenticationError"),
+    (ErrorKind.PERMISSION, 403, "PermissionDeniedError"),
+    (ErrorKind.NOT_FOUND, 404, "NotFoundError"),
+    (ErrorKind.REQUEST_TOO_LARGE, 413, "ContentTooLargeError"),
+    (ErrorKind.RATE_LIMIT, 429, "RateLimitError"),
+    (ErrorKind.SERVER, 500, "InternalServerError"),
+    (ErrorKind.TIMEOUT, 504, "GatewayTimeoutError"),
+    (ErrorKind.OVERLOADED, 529, "OverloadedError"),
 ]
 
 
-@pytest.mark.parametrize(("kind", "status", "cls"), ERROR_CLASSES)
+@pytest.mark.parametrize(("kind", "status", "name"), ERROR_CLASSES)
 def test_sdk_raises_the_matching_exception_for_each_error_body(
     server: ReplayServer,
     client: anthropic.Anthropic,
     kind: ErrorKind,
     status: int,
-    cls: type[Exception],
+    name: str,
 ) -> None:
     code, body = ANTHROPIC.error_body(StreamError(kind, "went wrong"))
     assert code == status
     server.respond(orjson.dumps(body), status=code)
-    with pytest.raises(cls) as info:
+    with pytest.raises(anthropic.APIStatusError) as info:
         client.messages.create(model="m", max_tokens=9, messages=HELLO)
-    assert type(info.value) is cls
+    # The SDK's own class for the status; a release without one (anthropic < 2.x has no
+    # 413, 504 or 529 class) raises its generic class for the status range instead.
+    cls = getattr(anthropic, name, None)
+    if cls is not None:
+        assert type(info.value) is cls
+    assert info.value.status_code == status
     assert info.value.body == body
     assert ANTHROPIC.parse_error(code, orjson.dumps(body)).kind == kind
 

@@ -41,6 +41,8 @@ from tokenrelay.llm.ollama import OLLAMA
 from tokenrelay.llm.openai_chat import OPENAI_CHAT
 from tokenrelay.llm.openai_responses import OPENAI_RESPONSES
 
+pytestmark = pytest.mark.sdk
+
 DIALECTS: dict[str, Dialect] = {
     d.name: d for d in (OPENAI_CHAT, OPENAI_RESPONSES, ANTHROPIC, GEMINI, OLLAMA)
 }

@@ -54,6 +54,8 @@ from tokenrelay.llm.codec import dumps
 from tokenrelay.llm.openai_chat import OPENAI_CHAT
 from tokenrelay.sse import Decoder
 
+pytestmark = pytest.mark.sdk
+
 CAPTURES = FIXTURES / "openai-captures"
 WRITTEN = FIXTURES / "written"
 R = FinishReason

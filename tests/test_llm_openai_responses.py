@@ -48,6 +48,8 @@ from tokenrelay.llm import (
 from tokenrelay.llm.codec import dumps
 from tokenrelay.llm.openai_responses import OPENAI_RESPONSES
 
+pytestmark = pytest.mark.sdk
+
 WRITTEN = FIXTURES / "written"
 MODEL = "gpt-4.1-2025-04-14"
 START = Start("resp_fx1", MODEL, 1741290958)

@@ -20,6 +20,8 @@ from tokenrelay.llm.gemini import GEMINI
 from tokenrelay.llm.ollama import OLLAMA
 from tokenrelay.mock import MockConfig, MockServer
 
+pytestmark = pytest.mark.sdk
+
 MESSAGE = "Hello wörld, streams are 👋 fun"
 WEATHER = {
     "type": "function",
@@ -208,7 +210,8 @@ OPENAI_STATUS = {
 ANTHROPIC_STATUS = {
     "429": anthropic.RateLimitError,
     "500": anthropic.InternalServerError,
-    "529": anthropic.OverloadedError,
+    # anthropic < 2.x has no 529 class: it raises its 5xx class
+    "529": getattr(anthropic, "OverloadedError", anthropic.InternalServerError),
     "401": anthropic.AuthenticationError,
 }
 

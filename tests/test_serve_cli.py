@@ -16,6 +16,8 @@ import pytest
 from tests.asgi_servers import free_port
 from tokenrelay.gateway import default_config
 
+pytestmark = pytest.mark.sdk
+
 CONFIG = """
 [gateway]
 api_keys_env = "GATEWAY_KEYS"

@@ -13,7 +13,8 @@
  * TICK_US > 0: after each batch of events, sleep until the next TICK_US boundary (fewer
  * wake-ups, far less CPU; timestamps then have TICK_US resolution).
  *
- * stdout: JSON {"streams": N, "cpu_s": own CPU, "wall_s", "runs": [{"sent_ms", "times_ms"
+ * stdout: JSON {"streams": N, "t0_s": T0 (CLOCK_MONOTONIC, s: Python's time.perf_counter()
+ * clock on Linux), "cpu_s": own CPU, "wall_s", "runs": [{"sent_ms", "times_ms"
  * (relative to t0), "done", "status", "error", "text" (the content concatenated)}]}.
  * stderr: a one-line summary.
  */
@@ -255,7 +256,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N; i++) if (S[i].state != S_END) { if (S[i].state == S_IDLE) snprintf(S[i].err, sizeof S[i].err, "not started"); finish(&S[i], "timed out", 1); }
 
     /* output */
-    printf("{\"streams\": %d, \"spread_s\": %g, \"cpu_s\": %.6f, \"wall_s\": %.6f, \"runs\": [", N, spread, cpu, (tend - T0) / 1e9);
+    printf("{\"streams\": %d, \"spread_s\": %g, \"t0_s\": %.9f, \"cpu_s\": %.6f, \"wall_s\": %.6f, \"runs\": [", N, spread, T0 / 1e9, cpu, (tend - T0) / 1e9);
     double *ttft = malloc(sizeof(double) * (size_t)N), *gaps = malloc(sizeof(double) * (size_t)N * (size_t)(tokens + 4) + 8);
     int nttft = 0, ngaps = 0, ok = 0, errs = 0, ngapcap = N * (tokens + 4);
     for (int i = 0; i < N; i++) {
