@@ -1041,7 +1041,12 @@ def report(res: dict[str, Any], cfg: Config) -> str:
         f"{', src modified' if v['dirty'] else ''}); uvicorn {v['tokenrelay_env']['uvicorn']}, "
         f"uvloop {v['tokenrelay_env']['uvloop']}, redis-py {dist_version('redis')}",
         f"- upstream: `tokenrelay mock --ttft-ms 0 --token-ms {g.TOKEN_MS:g}`, `lorem`, "
-        f"max_tokens {g.TOKENS}; stall = gap > {g.STALL_MS:g} ms",
+        f"max_tokens {g.TOKENS}; stall = gap > {g.STALL_MS:g} ms"
+        + (
+            "; part B: `bench/harness/upstream` and `bench/harness/load` instead"
+            if res.get("workers", {}).get("harness") == "c"
+            else ""
+        ),
     ]
     if "ttft" in res:
         lines += [
