@@ -606,3 +606,21 @@ def test_models_are_listed_in_the_openai_and_the_anthropic_shape(
     page = claude.models.list()
     assert [m.id for m in page] == names
     assert all(m.type == "model" and m.display_name == m.id for m in page)
+
+
+def test_unknown_endpoints_raise_each_sdks_own_not_found(
+    oai: openai.OpenAI, claude: anthropic.Anthropic, gateway: str
+) -> None:
+    with pytest.raises(openai.NotFoundError) as embeddings:
+        oai.embeddings.create(model="openai-echo", input="hi")
+    assert "/v1/embeddings" in embeddings.value.message
+    with pytest.raises(openai.NotFoundError):
+        oai.completions.create(model="openai-echo", prompt="hi")
+    with pytest.raises(anthropic.NotFoundError):
+        claude.models.retrieve("openai-echo")  # GET /v1/models/{id}: not served
+    ollama_shape = httpx.post(gateway + "/api/generate", json={"model": "x"})
+    assert ollama_shape.status_code == 404 and isinstance(ollama_shape.json()["error"], str)
+    wrong_method = httpx.put(gateway + "/v1/chat/completions", json={})
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["message"].startswith("PUT is not served")
+    assert "POST" in wrong_method.headers["allow"]

@@ -33,7 +33,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..errors import RequestError
-from ..llm import ANTHROPIC, OPENAI_CHAT, OPENAI_RESPONSES
+from ..llm import ANTHROPIC, GEMINI, OLLAMA, OPENAI_CHAT, OPENAI_RESPONSES
 from ..llm.accumulate import accumulate
 from ..llm.anthropic import PING_FRAME
 from ..llm.codec import Dialect, Frame, dumps, error_from_request_error
@@ -70,7 +70,10 @@ _PING_COMMENT = comment("ping")
 
 def _ping_for(dialect: Dialect) -> Frame | bytes | None:
     # OpenAI's SDKs fail on data-less events: keep-alives are comments there; Anthropic's
-    # documented keep-alive is a ping event.
+    # documented keep-alive is a ping event. NDJSON (Ollama) has no keep-alive: every line
+    # its clients read must be a JSON object.
+    if dialect.framing == "ndjson":
+        return None
     return PING_FRAME if dialect is ANTHROPIC else _PING_COMMENT
 
 
@@ -111,10 +114,13 @@ def _error_response(
 
 
 def _client_key(request: HTTPRequest) -> str:
+    """The client's key: ``Authorization: Bearer`` (OpenAI, Ollama's clients), ``x-api-key``
+    (Anthropic) or ``x-goog-api-key`` (Gemini). Never from the URL: a query string lands in
+    access logs, proxies' included."""
     auth = request.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return request.headers.get("x-api-key", "")
+    return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key", "")
 
 
 async def _body(request: HTTPRequest, limit: int, seconds: float) -> bytes:
@@ -175,7 +181,36 @@ def _store_refused(
 Handler = Callable[[HTTPRequest], Awaitable[Response]]
 
 
-def _endpoint(dialect: Dialect, path: str) -> Handler:
+Parse = Callable[[HTTPRequest, bytes], Request]
+
+
+_GEMINI_METHODS = {"streamGenerateContent": True, "generateContent": False}
+GEMINI_PATH = "/v1beta/models/{target}"  # {target} = "{model}:{method}"
+
+
+def _gemini_parse(request: HTTPRequest, body: bytes) -> Request:
+    """Gemini carries the model and the method in the path
+    (``/v1beta/models/{model}:streamGenerateContent?alt=sse``); streams are SSE only."""
+    model, _, method = request.path_params["target"].rpartition(":")
+    stream = _GEMINI_METHODS.get(method)
+    if not model or stream is None:
+        raise RequestError(
+            f"unknown method {method!r}: POST /v1beta/models/MODEL:generateContent or "
+            ":streamGenerateContent?alt=sse",
+            status=404,
+        )
+    if stream and request.query_params.get("alt") != "sse":
+        raise RequestError(
+            "streamGenerateContent is served as Server-Sent Events only: add ?alt=sse",
+            param="alt",
+        )
+    return GEMINI.parse_request(body, model=model, stream=stream)
+
+
+def _endpoint(dialect: Dialect, path: str, parse: Parse | None = None) -> Handler:
+    """The handler of one generation endpoint: ``dialect`` in and out; ``parse`` reads the
+    neutral request from the HTTP request and its body (default: the dialect's parser)."""
+
     async def handle(request: HTTPRequest) -> Response:
         started = time.perf_counter()
         gateway = _gateway(request)
@@ -184,7 +219,7 @@ def _endpoint(dialect: Dialect, path: str) -> Handler:
             return _error_response(dialect, _unauthorised(), endpoint=path, gateway=gateway)
         try:
             body = await _body(request, config.max_body_bytes, config.body_timeout_seconds)
-            neutral = dialect.parse_request(body)
+            neutral = parse(request, body) if parse else dialect.parse_request(body)
         except RequestError as exc:
             return _error_response(
                 dialect, error_from_request_error(exc), endpoint=path, gateway=gateway
@@ -319,7 +354,7 @@ async def _disconnected(request: HTTPRequest) -> None:
             return
 
 
-_DIALECT_OF_STREAM = {d.name: d for d in (OPENAI_CHAT, ANTHROPIC, OPENAI_RESPONSES)}
+_DIALECT_OF_STREAM = {d.name: d for d in (OPENAI_CHAT, ANTHROPIC, OPENAI_RESPONSES, GEMINI, OLLAMA)}
 
 
 def _no_stream(stream_id: str, gateway: Gateway) -> Response:
@@ -479,6 +514,77 @@ async def _models(request: HTTPRequest) -> Response:
     )
 
 
+async def _gemini_models(request: HTTPRequest) -> Response:
+    """``GET /v1beta/models``: google-genai's ``models.list()``."""
+    gateway = _gateway(request)
+    if not _authorised(gateway, request):
+        return _error_response(GEMINI, _unauthorised())
+    methods = list(_GEMINI_METHODS)
+    models = [
+        {"name": f"models/{m.name}", "displayName": m.name, "supportedActions": methods}
+        for m in gateway.config.models
+    ]
+    return JSONResponse({"models": models})
+
+
+async def _ollama_tags(request: HTTPRequest) -> Response:
+    """``GET /api/tags``: the models, in Ollama's list shape (what its clients and tools
+    such as Open WebUI read to offer a model)."""
+    gateway = _gateway(request)
+    if not _authorised(gateway, request):
+        return _error_response(OLLAMA, _unauthorised())
+    models = [
+        {
+            "name": m.name,
+            "model": m.name,
+            "modified_at": "1970-01-01T00:00:00Z",
+            "size": 0,
+            "digest": hashlib.sha256(m.name.encode()).hexdigest(),
+            "details": {"format": "", "family": "", "parameter_size": "", "quantization_level": ""},
+        }
+        for m in gateway.config.models
+    ]
+    return JSONResponse({"models": models})
+
+
+async def _ollama_version(request: HTTPRequest) -> Response:
+    """``GET /api/version``: the Ollama API version the endpoints follow (clients check it
+    before they talk), not tokenrelay's."""
+    return JSONResponse({"version": OLLAMA_API_VERSION})
+
+
+OLLAMA_API_VERSION = "0.12.0"
+
+
+def _dialect_of_path(request: HTTPRequest) -> Dialect:
+    """The dialect a request off the map most likely speaks, for its error's shape."""
+    path = request.url.path
+    if path.startswith(("/v1beta/", "/v1alpha/")):
+        return GEMINI
+    if path.startswith("/api/"):
+        return OLLAMA
+    if "anthropic-version" in request.headers:
+        return ANTHROPIC
+    return OPENAI_CHAT
+
+
+async def _off_the_map(request: HTTPRequest, exc: Exception) -> Response:
+    """404 (no such endpoint) and 405 (not that method) as the client's dialect's JSON
+    error, so its SDK raises its own NotFoundError, never Starlette's plain text."""
+    status = getattr(exc, "status_code", 404)
+    if status == 405:
+        error = StreamError(
+            ErrorKind.INVALID_REQUEST, f"{request.method} is not served on {request.url.path}", 405
+        )
+        headers = dict(getattr(exc, "headers", None) or {})
+    else:
+        error = StreamError(
+            ErrorKind.NOT_FOUND, f"no endpoint {request.method} {request.url.path} here", 404
+        )
+        headers = {}
+    return _error_response(_dialect_of_path(request), error, headers)
+
+
 async def _healthz(request: HTTPRequest) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -578,9 +684,14 @@ def create_app(
         "/v1/chat/completions": _endpoint(OPENAI_CHAT, "/v1/chat/completions"),
         "/v1/messages": _endpoint(ANTHROPIC, "/v1/messages"),
         "/v1/responses": _endpoint(OPENAI_RESPONSES, "/v1/responses"),
+        "/api/chat": _endpoint(OLLAMA, "/api/chat"),
     }
     routes = [
         *(Route(path, handle, methods=["POST"]) for path, handle in generation.items()),
+        Route(GEMINI_PATH, _endpoint(GEMINI, GEMINI_PATH, _gemini_parse), methods=["POST"]),
+        Route("/v1beta/models", _gemini_models, methods=["GET"]),
+        Route("/api/tags", _ollama_tags, methods=["GET"]),
+        Route("/api/version", _ollama_version, methods=["GET"]),
         Route("/v1/models", _models, methods=["GET"]),
         Route("/v1/streams/{stream_id}", _resume, methods=["GET"]),
         Route("/v1/streams/{stream_id}", _cancel, methods=["DELETE"]),
@@ -593,8 +704,15 @@ def create_app(
         "/v1/chat/completions": OPENAI_CHAT,
         "/v1/messages": ANTHROPIC,
         "/v1/responses": OPENAI_RESPONSES,
+        "/api/chat": OLLAMA,
     }
-    return _GatewayApp(generation, dialects, routes=routes, lifespan=lifespan)
+    return _GatewayApp(
+        generation,
+        dialects,
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: _off_the_map, 405: _off_the_map},
+    )
 
 
 def _route_path(scope: Scope) -> str:

@@ -54,8 +54,8 @@ def _wire(frame: Frame, framing: Framing, id: str) -> bytes:
     """``to_wire([frame], framing, id=id)``, without its list, generator and checks for the
     common case (the ids here are always ``"k.j"``; JSON data has no line break)."""
     data = frame.data
-    if framing != "sse" or b"\n" in data or b"\r" in data:
-        return to_wire([frame], framing, id=id)
+    if framing != "sse" or b"\n" in data or b"\r" in data or not id:
+        return to_wire([frame], framing, id=id or None)
     if frame.event is None:
         return b"id: %b\ndata: %b\n\n" % (id.encode(), data)
     return b"event: %b\nid: %b\ndata: %b\n\n" % (frame.event.encode(), id.encode(), data)
@@ -72,6 +72,7 @@ class Reader:
         "dialect",
         "encoder",
         "framing",
+        "ids",
         "last_id",
         "pos",
         "skip_frames",
@@ -93,6 +94,7 @@ class Reader:
         self.dialect = dialect
         self.encoder = dialect.encoder(request)
         self.framing = dialect.framing
+        self.ids = dialect.event_ids  # False: events go out without ids (Gemini's clients)
         self.skip_k, self.skip_j = after if after is not None else (-1, -1)
         self.skip_frames = -1  # how many frames the delta of the resume id encoded to
         self.last_id = ""
@@ -110,7 +112,7 @@ class Reader:
         assert self._hub is not None
         ping = self._hub.ping_frame(self.dialect)
         if isinstance(ping, Frame):
-            return to_wire([ping], self.framing, id=self.last_id)
+            return to_wire([ping], self.framing, id=self.last_id if self.ids else None)
         return ping
 
     def close(self) -> bytes:
@@ -122,7 +124,7 @@ class Reader:
             self.skip_frames = len(frames)
         for j, frame in enumerate(frames):
             if pos > skip_k or j > skip_j:
-                out.append(_wire(frame, framing, f"{pos}.{j}"))
+                out.append(_wire(frame, framing, f"{pos}.{j}" if self.ids else ""))
         return b"".join(out)
 
     def encode(self, entries: list[bytes]) -> bytes:
@@ -130,7 +132,7 @@ class Reader:
         assert self._hub is not None
         pos = self.pos
         skip_k, skip_j = self.skip_k, self.skip_j
-        encoder, framing = self.encoder, self.framing
+        encoder, framing, ids = self.encoder, self.framing, self.ids
         single_text_choice = self._single_text_choice
         deltas = [unpack(e) for e in entries]
         # Merge only a real backlog: entries that merely arrived back to back (a busy
@@ -173,7 +175,7 @@ class Reader:
                 for j, frame in enumerate(frames):
                     if k > skip_k or j > skip_j:
                         self.last_id = last_id = f"{k}.{j}"
-                        out.append(_wire(frame, framing, last_id))
+                        out.append(_wire(frame, framing, last_id if ids else ""))
             i += 1
         self.pos = pos + n
         self._single_text_choice = single_text_choice

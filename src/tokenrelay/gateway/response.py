@@ -49,6 +49,7 @@ _RAW_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS.items()),
 ]
+_NDJSON_RAW_HEADERS = [(b"content-type", b"application/x-ndjson"), *_RAW_HEADERS[1:]]
 
 
 def _store_error(exc: StoreError) -> StreamError:
@@ -123,7 +124,8 @@ class HubStreamResponse(Response):
     ) -> None:
         self.status_code = 200
         self.background = None
-        self.raw_headers = [*_RAW_HEADERS, (b"x-stream-id", reader.stream_id.encode("latin-1"))]
+        head = _NDJSON_RAW_HEADERS if reader.framing == "ndjson" else _RAW_HEADERS
+        self.raw_headers = [*head, (b"x-stream-id", reader.stream_id.encode("latin-1"))]
         self._hub = hub
         self._reader = reader
         self._first = first  # what a resume's replay left to send first

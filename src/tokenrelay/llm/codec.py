@@ -219,6 +219,7 @@ class Dialect(Protocol):
     name: str
     framing: Framing
     media_type: str
+    event_ids: bool  # whether a server may give its SSE events ids (Gemini's clients: no)
 
     def parse_request(self, body: bytes | str | Mapping[str, Any]) -> Request: ...
 

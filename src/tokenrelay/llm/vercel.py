@@ -498,6 +498,7 @@ class VercelUIDialect:
 
     name = "vercel_ui"
     framing: Framing = "sse"
+    event_ids = True
     media_type = "text/event-stream"
     headers = HEADERS
 

@@ -70,6 +70,7 @@ class GeminiDialect:
 
     name = "gemini"
     framing: Framing = "sse"
+    event_ids = False  # google-genai reads data lines only: an id line breaks it
     media_type = "text/event-stream"
 
     def parse_request(

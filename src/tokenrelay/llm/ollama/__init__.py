@@ -47,6 +47,7 @@ class OllamaDialect:
 
     name = "ollama"
     framing: Framing = "ndjson"
+    event_ids = False  # NDJSON has no ids
     media_type = "application/x-ndjson"
 
     def parse_request(self, body: bytes | str | Mapping[str, Any]) -> Request:

@@ -31,6 +31,7 @@ class OpenAIResponsesDialect:
 
     name = NAME
     framing: Framing = "sse"
+    event_ids = True
     media_type = "text/event-stream"
 
     def parse_request(self, body: bytes | str | Mapping[str, Any]) -> Request:
