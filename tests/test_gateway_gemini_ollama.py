@@ -267,3 +267,22 @@ def test_ollama_stream_is_ndjson_and_resumes_from_its_start(gateway: str) -> Non
     assert again.headers["content-type"] == "application/x-ndjson"
     replay = [json.loads(line) for line in again.text.splitlines()]
     assert "".join(x["message"]["content"] for x in replay) == MESSAGE and replay[-1]["done"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1beta/models/openai-echo:generateContent", "/api/chat"], ids=["gemini", "ollama"]
+)
+def test_a_body_that_is_not_json_by_its_content_type_is_refused_in_the_dialect(
+    gateway: str, path: str
+) -> None:
+    """A form or text/plain POST (what a web page may send cross-site without asking)
+    never starts a generation. Neither dialect has a 415: both answer 400, as their own
+    servers do for a bad request."""
+    body = b'{"contents": [{"parts": [{"text": "hi"}]}], "model": "openai-echo"}'
+    answer = httpx.post(gateway + path, content=body, headers={"content-type": "text/plain"})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    if path.startswith("/v1beta"):
+        assert error["code"] == 400 and "application/json" in error["message"]
+    else:
+        assert "application/json" in error

@@ -755,7 +755,8 @@ class _GatewayApp(Starlette):
             return None
         config = gateway.config
         path = _route_path(scope)
-        dialect = self._dialects.get(path, OPENAI_CHAT)
+        gemini = path.startswith("/v1beta/models/")
+        dialect = GEMINI if gemini else self._dialects.get(path, OPENAI_CHAT)
         origin = guard.header(scope, b"origin")
         if not config.api_keys:
             if not guard.host_allowed(scope, config.allowed_hosts):
@@ -774,7 +775,7 @@ class _GatewayApp(Starlette):
                     403,
                 )
                 return _error_response(dialect, error)
-        if scope["method"] == "POST" and path in self._generation:
+        if scope["method"] == "POST" and (path in self._generation or gemini):
             media = (guard.header(scope, b"content-type") or "").partition(";")[0].strip()
             if media.lower() != "application/json":
                 error = StreamError(
