@@ -624,3 +624,25 @@ def test_unknown_endpoints_raise_each_sdks_own_not_found(
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"]["message"].startswith("PUT is not served")
     assert "POST" in wrong_method.headers["allow"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_anthropic_clients_get_the_input_count_in_message_start_when_it_is_known(
+    claude: anthropic.Anthropic, kind: str
+) -> None:
+    """As Anthropic's API does: an upstream that knows the prompt's count before the first
+    token (Anthropic's message_start, Gemini's usageMetadata on every chunk, the in-process
+    mock) has it in message_start; the others (OpenAI and Ollama count at the end) have it
+    in message_delta, and message_start says 0."""
+    starts, ends = [], []
+    with claude.messages.create(
+        model=f"{kind}-echo", max_tokens=100, messages=user(), stream=True
+    ) as events:
+        for event in events:
+            if event.type == "message_start":
+                starts.append(event.message.usage.input_tokens)
+            elif event.type == "message_delta":
+                ends.append(event.usage.input_tokens)
+    known_early = kind in ("anthropic", "gemini", "mock")
+    assert starts == [prompt_tokens(False) if known_early else 0]
+    assert ends == [None if known_early else prompt_tokens(False)]

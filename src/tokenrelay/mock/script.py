@@ -17,7 +17,9 @@ Models (the model name may carry a fault suffix, ``echo@drop:3``; see ``faults``
   the last user message, numbers 1, booleans true, arrays [] and objects {}.
 
 Usage is counted, not estimated: the mock is the upstream, and its count is the truth
-it reports (prompt by ``estimate_prompt_tokens``, output one per streamed piece).
+it reports (prompt by ``estimate_prompt_tokens``, output one per streamed piece). The
+prompt's count comes right after ``Start`` (as Anthropic's ``message_start`` and Gemini's
+chunks say it before the first token), the whole usage again before ``Finish``.
 """
 
 from __future__ import annotations
@@ -82,8 +84,12 @@ def split_words(text: str) -> list[str]:
 class _Builder:
     def __init__(self, request: Request, id: str, created: int) -> None:
         self.request = request
-        self.deltas: list[Delta] = [Start(id, request.model, created)]
-        self.tokens: list[bool] = [False]
+        # The prompt's count is known before the first token, and said then, as
+        # Anthropic's message_start does (encoders keep the latest usage; the final one
+        # comes with the finish).
+        prompt = Usage(estimate_prompt_tokens(request), 0)
+        self.deltas: list[Delta] = [Start(id, request.model, created), prompt]
+        self.tokens: list[bool] = [False, False]
         self.output = 0
 
     def token(self, *deltas: Delta) -> None:
