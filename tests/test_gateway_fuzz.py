@@ -1,7 +1,9 @@
-"""The gateway's HTTP surface under fuzzing: whatever a client sends to the three generation
-endpoints or to ``/v1/streams/{id}``, the answer is a 2xx, or a 4xx in the caller's dialect
-(OpenAI: ``{"error": {...}}``; Anthropic: ``{"type": "error", "error": {...}}``) — never a
-5xx, never a hang, never a traceback in the log.
+"""The gateway's HTTP surface under fuzzing: whatever a client sends to the generation
+endpoints (OpenAI Chat and Responses, Anthropic, Gemini, Ollama) or to ``/v1/streams/{id}``,
+the answer is a 2xx, or a 4xx in the caller's dialect (OpenAI: ``{"error": {...}}``;
+Anthropic: ``{"type": "error", "error": {...}}``; Gemini: ``{"error": {"code", "message",
+"status"}}``; Ollama: ``{"error": "..."}``) — never a 5xx, never a hang, never a traceback
+in the log.
 
 Request bodies are valid in shape with hostile values (numbers of every size and type,
 wrong types anywhere, unicode and escaped lone surrogates, long strings, deep nesting,
@@ -39,7 +41,18 @@ from tokenrelay.sse import Decoder, Event
 LONG = os.environ.get("TOKENRELAY_FUZZ_LONG", "") not in ("", "0")
 TIMEOUT = 10.0  # seconds for a whole exchange: more is a hang
 CHAT, MESSAGES, RESPONSES = "/v1/chat/completions", "/v1/messages", "/v1/responses"
-DIALECT = {CHAT: "openai", MESSAGES: "anthropic", RESPONSES: "openai"}
+GEMINI_STREAM = "/v1beta/models/echo:streamGenerateContent?alt=sse"
+GEMINI_WHOLE = "/v1beta/models/lorem:generateContent"
+OLLAMA = "/api/chat"
+DIALECT = {
+    CHAT: "openai",
+    MESSAGES: "anthropic",
+    RESPONSES: "openai",
+    GEMINI_STREAM: "gemini",
+    GEMINI_WHOLE: "gemini",
+    OLLAMA: "ollama",
+}
+RESUMABLE = (CHAT, MESSAGES, RESPONSES)  # SSE with event ids
 SELF = "<the gateway's own origin>"  # replaced by the real one when sent
 
 pytestmark = [pytest.mark.slow]
@@ -480,6 +493,77 @@ RESPONSES_BODY = obj(
         "store": BOOLS,
     },
 )
+GEMINI_PART = st.one_of(
+    obj({"text": CONTENT}, {"thought": BOOLS, "thoughtSignature": SHORT_TEXT}),
+    obj({"functionCall": obj({"name": SHORT_TEXT}, {"args": SAFE, "id": SHORT_TEXT})}),
+    obj({"functionResponse": obj({"name": SHORT_TEXT, "response": SAFE}, {"id": SHORT_TEXT})}),
+    obj({"inlineData": obj({"mimeType": SHORT_TEXT, "data": SHORT_TEXT})}),
+)
+GEMINI_TURN = obj(
+    {"parts": st.lists(GEMINI_PART, max_size=4)},
+    {"role": st.sampled_from(["user", "model", "function", "system", ""])},
+)
+GEMINI_BODY = obj(
+    {"contents": st.lists(GEMINI_TURN, max_size=4)},
+    {
+        "systemInstruction": obj({"parts": st.lists(obj({"text": CONTENT}), max_size=2)}),
+        "generationConfig": obj(
+            {},
+            {
+                "maxOutputTokens": INTS,
+                "temperature": FLOATS,
+                "topP": FLOATS,
+                "stopSequences": STRINGS,
+                "candidateCount": INTS,
+            },
+        ),
+        "tools": st.lists(
+            obj(
+                {
+                    "functionDeclarations": st.lists(
+                        obj({"name": SHORT_TEXT}, {"description": CONTENT, "parameters": SCHEMA}),
+                        max_size=2,
+                    )
+                }
+            ),
+            max_size=2,
+        ),
+        "toolConfig": SAFE,
+        "model": MODEL,
+    },
+)
+OLLAMA_TOOL_CALL = obj({"function": obj({"name": SHORT_TEXT}, {"arguments": SAFE})})
+OLLAMA_MESSAGE = obj(
+    {"role": st.sampled_from(["user", "assistant", "system", "tool"]), "content": CONTENT},
+    {
+        "tool_calls": st.lists(OLLAMA_TOOL_CALL, max_size=2),
+        "images": st.lists(SHORT_TEXT, max_size=2),
+        "tool_name": SHORT_TEXT,
+        "thinking": SHORT_TEXT,
+    },
+)
+OLLAMA_BODY = obj(
+    {"model": MODEL, "messages": st.lists(OLLAMA_MESSAGE, max_size=5)},
+    {
+        "stream": BOOLS,
+        "options": obj(
+            {}, {"num_predict": INTS, "temperature": FLOATS, "top_p": FLOATS, "stop": STRINGS}
+        ),
+        "tools": st.lists(
+            obj(
+                {
+                    "type": st.just("function"),
+                    "function": obj({"name": SHORT_TEXT}, {"parameters": SCHEMA}),
+                }
+            ),
+            max_size=2,
+        ),
+        "format": SAFE,
+        "keep_alive": SAFE,
+        "think": BOOLS,
+    },
+)
+
 BODIES = {CHAT: CHAT_BODY, MESSAGES: MESSAGES_BODY, RESPONSES: RESPONSES_BODY}
 
 
@@ -741,12 +825,20 @@ def error_in_dialect(answer: Answer, dialect: str, what: str) -> dict[str, Any]:
         f"{answer.body[:300]!r}: {what}"
     )
     body = answer.json()
+    if dialect == "ollama":
+        assert isinstance(body, dict) and isinstance(body.get("error"), str), (answer.body, what)
+        for word in ("Traceback", " object at 0x", 'File "'):
+            assert word not in body["error"], (answer.body, what)
+        return body
     assert isinstance(body, dict) and isinstance(body.get("error"), dict), (answer.body, what)
     error = body["error"]
-    assert isinstance(error.get("message"), str) and isinstance(error.get("type"), str), (
+    word = "status" if dialect == "gemini" else "type"
+    assert isinstance(error.get("message"), str) and isinstance(error.get(word), str), (
         answer.body,
         what,
     )
+    if dialect == "gemini":
+        assert error.get("code") == answer.status, (answer.body, what)
     if dialect == "anthropic":
         assert body.get("type") == "error", (answer.body, what)
     else:
@@ -759,6 +851,13 @@ def error_in_dialect(answer: Answer, dialect: str, what: str) -> dict[str, Any]:
 def stream_end(events: list[Event], path: str) -> str:
     """How an SSE stream ended: "ok" (its dialect's last event), "error" (an error event
     anywhere) or "cut" (neither)."""
+    if path == GEMINI_STREAM:  # no event names, no ids: an error object, or a finishReason
+        chunks = [json.loads(sse.data) for sse in events]
+        if any("error" in c for c in chunks):
+            return "error"
+        last = chunks[-1] if chunks else {}
+        done = any(c.get("finishReason") for c in last.get("candidates") or ())
+        return "ok" if done and not any(sse.id for sse in events) else "cut"
     for sse in events:
         data = None if sse.data == "[DONE]" else json.loads(sse.data)
         is_error = (
@@ -786,8 +885,15 @@ def check_generation(path: str, answer: Answer, wants_stream: bool | None, what:
         return
     assert answer.status == 200, (answer.status, what)
     kind = answer.headers.get("content-type", "")
-    if wants_stream is not None:
+    if wants_stream is not None and path != OLLAMA:
         assert kind.startswith("text/event-stream" if wants_stream else JSON_TYPE), (kind, what)
+    if wants_stream is not None and path == OLLAMA:  # NDJSON, unless "stream": false
+        assert kind.startswith("application/x-ndjson" if wants_stream else JSON_TYPE), (kind, what)
+    if kind.startswith("application/x-ndjson"):
+        assert answer.headers.get("x-stream-id", "").startswith("str_"), (answer.headers, what)
+        lines = [json.loads(line) for line in answer.body.splitlines()]  # every line JSON
+        assert lines and lines[-1].get("done") is True, (answer.body[-600:], what)
+        return
     if kind.startswith("text/event-stream"):
         assert answer.headers.get("x-stream-id", "").startswith("str_"), (answer.headers, what)
         end = stream_end(answer.events(), path)
@@ -854,12 +960,23 @@ def post_body(gw: Gateway, path: str, data: st.DataObject, body: Any) -> None:
     chunks = data.draw(CHUNKING, label="chunks")
     what = describe("POST", path, headers, raw, chunks)
     answer = gw.send("POST", path, headers=headers, body=raw, chunks=chunks)
-    wants_stream = body.get("stream") is True if isinstance(body, dict) else None
+    if path.startswith("/v1beta/"):
+        wants_stream: bool | None = path == GEMINI_STREAM
+    elif path == OLLAMA:  # Ollama streams unless told not to
+        wants_stream = body.get("stream") is not False if isinstance(body, dict) else None
+    else:
+        wants_stream = body.get("stream") is True if isinstance(body, dict) else None
     event(f"{answer.status} {'stream' if answer.headers.get('x-stream-id') else ''}")
     check_generation(path, answer, wants_stream, what)
     gw.check_logs(what)
     stream_id = answer.headers.get("x-stream-id")
-    if answer.status == 200 and stream_id and data.draw(st.booleans(), label="resume"):
+    resumable = path in RESUMABLE
+    if (
+        answer.status == 200
+        and stream_id
+        and resumable
+        and data.draw(st.booleans(), label="resume")
+    ):
         # The stream's echoed settings (hostile as they may be) survive the store.
         index = data.draw(st.one_of(st.none(), st.integers(-1, 1000)), label="last_event_id")
         after = None if index is None else pick([e.id for e in answer.events()], index)
@@ -898,9 +1015,26 @@ def test_responses_answers_any_body_with_200_or_an_openai_error(
     post_body(gw, RESPONSES, data, data.draw(hostile(RESPONSES_BODY), label="body"))
 
 
+@fuzz(ci=600, long=3000)
+@given(data=st.data())
+def test_gemini_answers_any_body_with_200_or_a_gemini_error(
+    gw: Gateway, data: st.DataObject
+) -> None:
+    path = data.draw(st.sampled_from([GEMINI_STREAM, GEMINI_WHOLE]), label="path")
+    post_body(gw, path, data, data.draw(hostile(GEMINI_BODY), label="body"))
+
+
+@fuzz(ci=600, long=3000)
+@given(data=st.data())
+def test_ollama_answers_any_body_with_200_or_an_ollama_error(
+    gw: Gateway, data: st.DataObject
+) -> None:
+    post_body(gw, OLLAMA, data, data.draw(hostile(OLLAMA_BODY), label="body"))
+
+
 @fuzz(ci=2000, long=4000)
 @given(
-    path=st.sampled_from([CHAT, MESSAGES, RESPONSES]),
+    path=st.sampled_from([CHAT, MESSAGES, RESPONSES, GEMINI_STREAM, GEMINI_WHOLE, OLLAMA]),
     raw=RAW_BODY,
     content_type=CONTENT_TYPE,
     headers=EXTRA_HEADERS,
