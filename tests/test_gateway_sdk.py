@@ -646,3 +646,24 @@ def test_anthropic_clients_get_the_input_count_in_message_start_when_it_is_known
     known_early = kind in ("anthropic", "gemini", "mock")
     assert starts == [prompt_tokens(False) if known_early else 0]
     assert ends == [None if known_early else prompt_tokens(False)]
+
+
+def test_responses_state_the_gateway_does_not_keep_is_refused_not_ignored(
+    oai: openai.OpenAI,
+) -> None:
+    """Until the Responses API's server-side state is kept, a request relying on it gets a
+    400 naming the field (a client would otherwise lose its conversation silently), and no
+    response claims to be stored."""
+    for field, value in (
+        ("previous_response_id", "resp_123"),
+        ("conversation", "conv_123"),
+        ("background", True),
+    ):
+        with pytest.raises(openai.BadRequestError) as info:
+            oai.responses.create(model="openai-echo", input=MESSAGE, extra_body={field: value})
+        assert info.value.body is not None and info.value.body["param"] == field
+    assert oai.responses.create(model="openai-echo", input=MESSAGE).store is False
+    with oai.responses.stream(model="openai-echo", input=MESSAGE, store=True) as stream:
+        assert stream.get_final_response().store is False
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.retrieve("resp_123")

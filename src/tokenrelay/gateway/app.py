@@ -184,6 +184,34 @@ Handler = Callable[[HTTPRequest], Awaitable[Response]]
 Parse = Callable[[HTTPRequest, bytes], Request]
 
 
+def _stateful_responses(request: Request) -> StreamError | None:
+    """The Responses API's server-side state is not kept here (yet): a request that relies
+    on it is refused with a 400 naming the field, rather than answered as if the earlier
+    turns did not exist."""
+    for field, what in (
+        ("previous_response_id", "earlier responses"),
+        ("conversation", "conversations"),
+        ("prompt", "stored prompts"),
+    ):
+        if request.extra.get(field) is not None:
+            return StreamError(
+                ErrorKind.INVALID_REQUEST,
+                f"{field} is not supported: this gateway keeps no {what}; send the whole "
+                "conversation in input",
+                400,
+                param=field,
+            )
+    if request.extra.get("background") is True:
+        return StreamError(
+            ErrorKind.INVALID_REQUEST,
+            "background is not supported: stream the response (stream: true), and resume a "
+            "dropped stream with GET /v1/streams/{id}",
+            400,
+            param="background",
+        )
+    return None
+
+
 _GEMINI_METHODS = {"streamGenerateContent": True, "generateContent": False}
 GEMINI_PATH = "/v1beta/models/{target}"  # {target} = "{model}:{method}"
 
@@ -224,6 +252,10 @@ def _endpoint(dialect: Dialect, path: str, parse: Parse | None = None) -> Handle
             return _error_response(
                 dialect, error_from_request_error(exc), endpoint=path, gateway=gateway
             )
+        if dialect is OPENAI_RESPONSES:
+            refused = _stateful_responses(neutral)
+            if refused is not None:
+                return _error_response(dialect, refused, endpoint=path, gateway=gateway)
         route = config.model(neutral.model)
         if route is None:
             known = ", ".join(m.name for m in config.models) or "none"

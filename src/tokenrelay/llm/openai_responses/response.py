@@ -183,7 +183,9 @@ def _response_object(id: str, model: str, created: int, request: Request | None)
         "parallel_tool_calls": True,
         "previous_response_id": extra.get("previous_response_id"),
         "reasoning": extra.get("reasoning") or {"effort": None, "summary": None},
-        "store": extra.get("store", True),
+        # Nothing is kept (no GET /v1/responses/{id}, no previous_response_id): saying
+        # "store": true would promise what no one here keeps.
+        "store": False,
         "temperature": None,
         "text": extra.get("text") or {"format": {"type": "text"}},
         "tool_choice": "auto",
