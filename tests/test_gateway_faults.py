@@ -179,9 +179,10 @@ def test_a_429_is_retried_after_its_retry_after_and_then_succeeds(
     else:
         provider, model = paced(fresh_mock, 0, kind, **{"x-mock-fault": fault}), "echo"
     with serve(fresh_mock, {"m": [f"{kind}:{model}"]}, providers=[provider]) as gw:
-        answer = oai(gw.url).chat.completions.create(
-            model="m", messages=[{"role": "user", "content": MESSAGE}]
-        )
+        with oai(gw.url) as client:
+            answer = client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": MESSAGE}]
+            )
         assert answer.choices[0].message.content == MESSAGE
         errors = gw.metric("tokenrelay_upstream_errors_total", provider=kind, kind="rate_limit")
         assert errors == 1
@@ -251,12 +252,14 @@ def test_a_mid_stream_failure_ends_with_an_error_event_and_no_switch(
 
 def test_the_sdks_raise_on_a_mid_stream_error_event(mock: MockServer) -> None:
     with serve(mock, {"m": ["up:echo@error:2"]}) as gw:
-        client = oai(gw.url)
-        stream = client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": MESSAGE}], stream=True
-        )
         pieces = []
-        with pytest.raises(openai.APIError, match="error:2"):
+        with (
+            oai(gw.url) as client,
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": MESSAGE}], stream=True
+            ) as stream,
+            pytest.raises(openai.APIError, match="error:2"),
+        ):
             for chunk in stream:
                 pieces += [c.delta.content or "" for c in chunk.choices]
         assert "".join(pieces) == "Hello wörld,"

@@ -328,33 +328,39 @@ def sdk_read(dialect: str, url: str, on_first: Any) -> tuple[str, BaseException 
     last: Any = None
     try:
         if dialect == "anthropic":
-            client = anthropic_client(url)
-            with client.messages.stream(
-                model="lorem", max_tokens=3000, messages=[{"role": "user", "content": "x"}]
-            ) as stream:
+            with (
+                anthropic_client(url) as client,
+                client.messages.stream(
+                    model="lorem", max_tokens=3000, messages=[{"role": "user", "content": "x"}]
+                ) as stream,
+            ):
                 on_first(stream.response.headers["x-stream-id"])
                 for piece in stream.text_stream:
                     text.append(piece)
                 last = stream.get_final_message()
         elif dialect == "openai_chat":
-            raw = openai_client(url + "/v1").chat.completions.with_raw_response.create(
-                model="lorem", max_tokens=3000, stream=True,
-                messages=[{"role": "user", "content": "x"}],
-            )  # fmt: skip
-            on_first(raw.headers["x-stream-id"])
-            for chunk in raw.parse():
-                if chunk.choices:
-                    text.append(chunk.choices[0].delta.content or "")
-                    last = chunk.choices[0].finish_reason or last
+            with openai_client(url + "/v1") as oai:
+                raw = oai.chat.completions.with_raw_response.create(
+                    model="lorem", max_tokens=3000, stream=True,
+                    messages=[{"role": "user", "content": "x"}],
+                )  # fmt: skip
+                on_first(raw.headers["x-stream-id"])
+                with raw.parse() as chunks:
+                    for chunk in chunks:
+                        if chunk.choices:
+                            text.append(chunk.choices[0].delta.content or "")
+                            last = chunk.choices[0].finish_reason or last
         else:
-            raw = openai_client(url + "/v1").responses.with_raw_response.create(
-                model="lorem", max_output_tokens=3000, stream=True, input="x"
-            )
-            on_first(raw.headers["x-stream-id"])
-            for event in raw.parse():
-                if event.type == "response.output_text.delta":
-                    text.append(event.delta)
-                last = event.type
+            with openai_client(url + "/v1") as oai:
+                raw = oai.responses.with_raw_response.create(
+                    model="lorem", max_output_tokens=3000, stream=True, input="x"
+                )
+                on_first(raw.headers["x-stream-id"])
+                with raw.parse() as events:
+                    for event in events:
+                        if event.type == "response.output_text.delta":
+                            text.append(event.delta)
+                        last = event.type
     except Exception as exc:  # what the SDK raised: that is the point
         return "".join(text), exc, last
     return "".join(text), None, last
