@@ -166,7 +166,7 @@ def test_gemini_bad_input_gets_geminis_error_shape(
     assert error["code"] == status and error["message"] and error["status"]
 
 
-def test_gemini_key_header_is_checked(mock: MockServer) -> None:
+def test_gemini_and_ollama_keys_are_checked(mock: MockServer) -> None:
     config = parse_config(
         {
             "gateway": {"api_keys_env": "GW_KEYS"},
@@ -189,6 +189,25 @@ def test_gemini_key_header_is_checked(mock: MockServer) -> None:
                     assert info.value.code == 401
             finally:
                 client.close()
+        # Ollama's clients send the key as a bearer token; every Ollama endpoint but
+        # the version wants it.
+        for key, ok in (("right-key", True), ("wrong-key", False)):
+            client = ollama.Client(host=url, headers={"Authorization": f"Bearer {key}"})
+            try:
+                if ok:
+                    assert client.chat(model="echo", messages=user("hi")).message.content == "hi"
+                    assert [m.model for m in client.list().models] == ["echo"]
+                else:
+                    with pytest.raises(ollama.ResponseError) as failed:
+                        client.chat(model="echo", messages=user("hi"))
+                    assert failed.value.status_code == 401
+                    with pytest.raises(ollama.ResponseError) as failed:
+                        client.list()
+                    assert failed.value.status_code == 401
+            finally:
+                client.close()
+        assert httpx.get(f"{url}/v1beta/models").status_code == 401
+        assert httpx.get(f"{url}/api/version").status_code == 200
         # A key in the URL is not taken: URLs land in access logs.
         refused = httpx.post(
             f"{url}/v1beta/models/echo:generateContent?key=right-key",
