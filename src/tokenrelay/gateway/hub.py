@@ -108,6 +108,7 @@ class StreamHub:
         # Writes of our reader counts, one at a time: each writes the count as it is
         # then, so a late write never puts back a count that has since gone to 0.
         self._recording = asyncio.Lock()
+        self._unrecorded: set[str] = set()  # reader counts whose last write failed
 
     @property
     def active(self) -> int:
@@ -366,13 +367,24 @@ class StreamHub:
 
     async def _record_readers(self, stream_id: str) -> None:
         async with self._recording:
-            with contextlib.suppress(StoreError):
-                await self.store.set_readers(
-                    stream_id, self.instance, self._reading.get(stream_id, 0), self._ttl()
-                )
+            count = self._reading.get(stream_id, 0)
+            try:
+                await self.store.set_readers(stream_id, self.instance, count, self._readers_ttl())
+            except StoreError as exc:
+                # Written again at the next tick: a count of 0 that never reached the
+                # store would keep the owner's generation running until the record expires.
+                self._unrecorded.add(stream_id)
+                log.warning("stream store: cannot record the readers of %s: %s", stream_id, exc)
+            else:
+                self._unrecorded.discard(stream_id)
 
     def _ttl(self) -> float:
         return self.lease or 5.0
+
+    def _readers_ttl(self) -> float:
+        """How long a reader count stands unrenewed: three ticks, so that a record left
+        behind (a process killed while reading) stops counting soon after."""
+        return min(self._ttl(), 3 * self.tick)
 
     async def _orphaned(self, live: RunningStream) -> None:
         """The last reader here left: start the grace period unless others read it."""
@@ -418,9 +430,9 @@ class StreamHub:
             try:
                 if self._live:
                     await store.renew(self.instance, list(self._live), lease)
-                for stream_id in list(self._reading):
-                    if stream_id in self._reading:  # still read here: renew its record
-                        await self._record_readers(stream_id)
+                for stream_id in {*self._reading, *self._unrecorded}:
+                    if stream_id in self._reading or stream_id in self._unrecorded:
+                        await self._record_readers(stream_id)  # renewed, or written again
                 for live in list(self._live.values()):
                     if live.had_reader and not live.readers and live.grace is None:
                         await self._orphaned(live)
