@@ -1000,3 +1000,45 @@ def test_a_stream_read_on_another_instance_is_the_same_stream_in_every_dialect(
     # The response objects a client's SDK builds (the request's settings they echo, ids,
     # usage) must not depend on which instance it read the stream from.
     assert without_text(again) == without_text(original)
+
+
+def ui_text(events: list[Event]) -> str:
+    """The text of an AI SDK UI message stream's ``text-delta`` chunks."""
+    chunks = [json.loads(e.data) for e in events if e.data != "[DONE]"]
+    return "".join(c["delta"] for c in chunks if c["type"] == "text-delta")
+
+
+@pytest.mark.slow
+def test_an_ai_sdk_chat_resumes_on_another_instance(procs: Procs, store_url: str) -> None:
+    """``useChat``'s resume (``GET /v1/ui/chat/{id}/stream``) finds the chat's running
+    stream from any instance sharing the store; once it is finished, 204 everywhere."""
+    mock = procs.mock(token_ms=10)
+    config = gateway_toml(
+        gateway={"grace_seconds": 30},
+        provider=upstream(mock),
+        models={"lorem": "up:lorem"},
+    )
+    a = procs.gateway("a", config, store=store_url)
+    b = procs.gateway("b", config, store=store_url)
+    body = {
+        "id": "chat-anywhere",
+        "model": "lorem",
+        "maxOutputTokens": 150,
+        "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "go"}]}],
+    }
+    with httpx.stream("POST", a.url + "/v1/ui/chat", json=body, timeout=10) as response:
+        assert response.status_code == 200
+        lines = response.iter_lines()
+        while not next(lines).startswith('data: {"type":"text-delta"'):
+            pass  # the page goes away after the first words
+    resumed = httpx.get(f"{b.url}/v1/ui/chat/chat-anywhere/stream", timeout=30)
+    assert resumed.status_code == 200
+    assert resumed.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    events = Decoder().feed(resumed.content)
+    assert json.loads(events[0].data)["type"] == "start"  # a whole replay: the SDK resets
+    assert ui_text(events) == lorem_text(150)
+    assert events[-1].data == "[DONE]"
+    for gateway in (a, b):
+        again = httpx.get(f"{gateway.url}/v1/ui/chat/chat-anywhere/stream", timeout=10)
+        assert again.status_code == 204
+    no_tracebacks(a, b)

@@ -786,6 +786,99 @@ def test_an_abandoned_stream_frees_its_slot(make_pair: MakePair, run: Run) -> No
     run(main)
 
 
+# -- aliases -------------------------------------------------------------------------------
+
+ALIAS_TTL = 0.3
+
+
+async def expires(store: StreamStore, name: str, within: float = 2.0) -> None:
+    """Wait until ``name`` points nowhere, failing if that takes ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while await store.alias(name) is not None:
+        assert time.monotonic() < deadline, f"alias {name!r} still there after {within} s"
+        await asyncio.sleep(0.02)
+
+
+def test_an_alias_points_at_its_stream_on_every_store(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.put_alias("chat", "s1", ttl=30)
+        for s in (producer, other):
+            assert await s.alias("chat") == "s1"
+        await other.put_alias("chat", "s2", ttl=30)  # replaces what it pointed at
+        for s in (producer, other):
+            assert await s.alias("chat") == "s2"
+
+    run(main)
+
+
+def test_an_alias_never_put_is_none(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.create("s", {})
+        await producer.put_alias("chat-1", "s", ttl=30)
+        for s in (producer, other):
+            for name in ("nope", "s", "chat", "chat-1 ", "chat-10"):
+                assert await s.alias(name) is None
+
+    run(main)
+
+
+def test_alias_names_are_arbitrary_strings(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        names = ["x" * 300, "ünï ☃ 名前", "a:b:m", "tabs\tand\nlines", "nul\0byte", ""]
+        for i, name in enumerate(names):
+            await producer.put_alias(name, f"s{i}", ttl=30)
+        for s in (producer, other):
+            assert [await s.alias(name) for name in names] == [f"s{i}" for i in range(6)]
+
+    run(main)
+
+
+def test_an_alias_expires_after_its_ttl_unless_put_again(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        for name in ("short", "renewed"):
+            await producer.put_alias(name, name, ttl=ALIAS_TTL)
+        await producer.put_alias("long", "long", ttl=30)
+        await producer.put_alias("renewed", "renewed", ttl=30)  # 30 s from now
+        assert await other.alias("short") == "short"
+        for s in (producer, other):
+            with takes(0, 2.0):
+                await expires(s, "short")
+        await asyncio.sleep(ALIAS_TTL)  # past the first ttl of "renewed" for certain
+        for s in (producer, other):
+            assert await s.alias("short") is None
+            assert await s.alias("renewed") == "renewed"
+            assert await s.alias("long") == "long"
+        await other.put_alias("short", "again", ttl=30)  # an expired name is free again
+        assert await producer.alias("short") == "again"
+
+    run(main)
+
+
+def test_drop_alias_removes_it_only_while_it_points_at_that_stream(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await producer.put_alias("chat", "s1", ttl=30)
+        await producer.put_alias("chat", "s2", ttl=30)  # a newer stream took the chat
+        await other.drop_alias("chat", "s1")  # the older one ending: the newer put wins
+        for s in (producer, other):
+            assert await s.alias("chat") == "s2"
+        await other.drop_alias("chat", "s2")
+        for s in (producer, other):
+            assert await s.alias("chat") is None
+        await producer.drop_alias("chat", "s2")  # gone already, or never put: nothing
+        await producer.drop_alias("nope", "s1")
+        await producer.put_alias("chat", "s3", ttl=30)
+        assert await other.alias("chat") == "s3"
+
+    run(main)
+
+
 # -- backend-specific ----------------------------------------------------------------------
 
 
@@ -864,6 +957,9 @@ def test_redis_restarted_empty_gets_the_whole_stream_again_from_its_producer(
             await refused(producer.running())
             await refused(producer.create("t", {}))
             await refused(other.request_cancel("s"))
+            await refused(other.put_alias("chat", "s", 30))
+            await refused(other.alias("chat"))
+            await refused(other.drop_alias("chat", "s"))
 
             redis_server.start()
             async with asyncio.timeout(10):

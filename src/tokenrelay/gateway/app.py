@@ -33,7 +33,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..errors import RequestError
-from ..llm import ANTHROPIC, GEMINI, OLLAMA, OPENAI_CHAT, OPENAI_RESPONSES
+from ..llm import ANTHROPIC, GEMINI, OLLAMA, OPENAI_CHAT, OPENAI_RESPONSES, VERCEL_UI
 from ..llm.accumulate import accumulate
 from ..llm.anthropic import PING_FRAME
 from ..llm.codec import Dialect, Frame, dumps, error_from_request_error
@@ -235,9 +235,84 @@ def _gemini_parse(request: HTTPRequest, body: bytes) -> Request:
     return GEMINI.parse_request(body, model=model, stream=stream)
 
 
-def _endpoint(dialect: Dialect, path: str, parse: Parse | None = None) -> Handler:
+UI_CHAT_PATH = "/v1/ui/chat"
+_MAX_CHAT_ID = 256
+
+
+def _ui_parse(request: HTTPRequest, body: bytes) -> Request:
+    """What the AI SDK's chat transport sends (``id``, ``messages``, ``trigger``...). The
+    model is the body's ``model`` field (a transport's ``body`` option), else the
+    gateway's first model."""
+    neutral = VERCEL_UI.parse_request(body)
+    chat_id = neutral.extra.get("id")
+    if chat_id is not None and (
+        not isinstance(chat_id, str) or not 0 < len(chat_id) <= _MAX_CHAT_ID
+    ):
+        raise RequestError(f"id must be a chat id of 1 to {_MAX_CHAT_ID} characters", param="id")
+    models = _gateway(request).config.models
+    if not neutral.model and models:
+        neutral = replace(neutral, model=models[0].name)
+    return neutral
+
+
+def _ui_chat_alias(gateway: Gateway, request: HTTPRequest, chat_id: str) -> str:
+    """The store's name for a chat's active stream: the caller's key id and the chat id,
+    hashed (another key's chat of the same id is another name)."""
+    digest = hashlib.sha256(f"{_key_id(gateway, request)}\0{chat_id}".encode()).hexdigest()
+    return f"ui-chat:{digest}"
+
+
+async def _ui_chat_started(request: HTTPRequest, neutral: Request, stream_id: str) -> None:
+    """Point the chat at its new stream, for the AI SDK's resume (``resume: true``)."""
+    chat_id = neutral.extra.get("id")
+    if isinstance(chat_id, str):
+        gateway = _gateway(request)
+        ttl = gateway.config.retention_seconds + _UI_CHAT_RUNNING
+        await gateway.hub.store.put_alias(_ui_chat_alias(gateway, request, chat_id), stream_id, ttl)
+
+
+_UI_CHAT_RUNNING = 3600.0  # how long a chat's pointer outlasts the retention time
+
+
+async def _ui_chat_resume(request: HTTPRequest) -> Response:
+    """``GET /v1/ui/chat/{chat_id}/stream``: the AI SDK transport's ``reconnectToStream``.
+    The chat's stream while it runs, replayed from its start (the SDK rebuilds the
+    message from the replay), or 204 when nothing runs for that chat (never started,
+    finished, another key's, expired): the SDK then stays idle."""
+    gateway = _gateway(request)
+    if not _authorised(gateway, request):
+        return _error_response(VERCEL_UI, _unauthorised())
+    chat_id = request.path_params["chat_id"]
+    store, info = gateway.hub.store, None
+    try:
+        stream_id = await store.alias(_ui_chat_alias(gateway, request, chat_id))
+        if stream_id is not None:
+            info = await store.info(stream_id)
+    except StreamNotFoundError:
+        info = None
+    except StoreError as exc:
+        return _store_refused(VERCEL_UI, exc)
+    if (
+        info is None
+        or info.finished
+        or not hmac.compare_digest(str(info.meta.get("key", "")), _key_id(gateway, request))
+    ):
+        return Response(status_code=204)
+    meta = StreamMeta.from_mapping(info.meta)
+    reader = gateway.hub.reader(info.id, VERCEL_UI, meta.request())
+    return HubStreamResponse(gateway.hub, reader, gateway.streams)
+
+
+OnStart = Callable[[HTTPRequest, Request, str], Awaitable[None]]
+
+
+def _endpoint(
+    dialect: Dialect, path: str, parse: Parse | None = None, on_start: OnStart | None = None
+) -> Handler:
     """The handler of one generation endpoint: ``dialect`` in and out; ``parse`` reads the
-    neutral request from the HTTP request and its body (default: the dialect's parser)."""
+    neutral request from the HTTP request and its body (default: the dialect's parser);
+    ``on_start`` runs once a streamed generation has its stream id (a ``StoreError`` there
+    cancels it and refuses the request)."""
 
     async def handle(request: HTTPRequest) -> Response:
         started = time.perf_counter()
@@ -306,6 +381,12 @@ def _endpoint(dialect: Dialect, path: str, parse: Parse | None = None) -> Handle
             first = await gateway.hub.start(stream_id, meta, neutral, deltas, timing)
         except StoreError as exc:
             return _store_refused(dialect, exc, path, gateway)
+        if on_start is not None:
+            try:
+                await on_start(request, neutral, stream_id)
+            except StoreError as exc:
+                gateway.hub.cancel(stream_id, EndReason.DISCONNECTED)
+                return _store_refused(dialect, exc, path, gateway)
         # Until the response starts, only this handler can notice the client leaving.
         watcher = asyncio.ensure_future(_disconnected(request))
         try:
@@ -386,7 +467,9 @@ async def _disconnected(request: HTTPRequest) -> None:
             return
 
 
-_DIALECT_OF_STREAM = {d.name: d for d in (OPENAI_CHAT, ANTHROPIC, OPENAI_RESPONSES, GEMINI, OLLAMA)}
+_DIALECT_OF_STREAM = {
+    d.name: d for d in (OPENAI_CHAT, ANTHROPIC, OPENAI_RESPONSES, GEMINI, OLLAMA, VERCEL_UI)
+}
 
 
 def _no_stream(stream_id: str, gateway: Gateway) -> Response:
@@ -590,12 +673,17 @@ OLLAMA_API_VERSION = "0.12.0"
 
 def _dialect_of_path(request: HTTPRequest) -> Dialect:
     """The dialect a request off the map most likely speaks, for its error's shape."""
-    path = request.url.path
+    return _dialect_of(request.url.path, "anthropic-version" in request.headers)
+
+
+def _dialect_of(path: str, anthropic: bool) -> Dialect:
     if path.startswith(("/v1beta/", "/v1alpha/")):
         return GEMINI
     if path.startswith("/api/"):
         return OLLAMA
-    if "anthropic-version" in request.headers:
+    if path.startswith("/v1/ui/"):
+        return VERCEL_UI
+    if anthropic:
         return ANTHROPIC
     return OPENAI_CHAT
 
@@ -717,6 +805,7 @@ def create_app(
         "/v1/messages": _endpoint(ANTHROPIC, "/v1/messages"),
         "/v1/responses": _endpoint(OPENAI_RESPONSES, "/v1/responses"),
         "/api/chat": _endpoint(OLLAMA, "/api/chat"),
+        UI_CHAT_PATH: _endpoint(VERCEL_UI, UI_CHAT_PATH, _ui_parse, _ui_chat_started),
     }
     routes = [
         *(Route(path, handle, methods=["POST"]) for path, handle in generation.items()),
@@ -725,6 +814,7 @@ def create_app(
         Route("/api/tags", _ollama_tags, methods=["GET"]),
         Route("/api/version", _ollama_version, methods=["GET"]),
         Route("/v1/models", _models, methods=["GET"]),
+        Route(UI_CHAT_PATH + "/{chat_id}/stream", _ui_chat_resume, methods=["GET"]),
         Route("/v1/streams/{stream_id}", _resume, methods=["GET"]),
         Route("/v1/streams/{stream_id}", _cancel, methods=["DELETE"]),
         Route("/healthz", _healthz, methods=["GET"]),
@@ -737,6 +827,7 @@ def create_app(
         "/v1/messages": ANTHROPIC,
         "/v1/responses": OPENAI_RESPONSES,
         "/api/chat": OLLAMA,
+        UI_CHAT_PATH: VERCEL_UI,
     }
     return _GatewayApp(
         generation,
@@ -788,7 +879,9 @@ class _GatewayApp(Starlette):
         config = gateway.config
         path = _route_path(scope)
         gemini = path.startswith("/v1beta/models/")
-        dialect = GEMINI if gemini else self._dialects.get(path, OPENAI_CHAT)
+        dialect = self._dialects.get(path) or _dialect_of(
+            path, guard.header(scope, b"anthropic-version") is not None
+        )
         origin = guard.header(scope, b"origin")
         if not config.api_keys:
             if not guard.host_allowed(scope, config.allowed_hosts):

@@ -28,6 +28,7 @@ the grace period when it was the stream's last reader).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -125,7 +126,12 @@ class HubStreamResponse(Response):
         self.status_code = 200
         self.background = None
         head = _NDJSON_RAW_HEADERS if reader.framing == "ndjson" else _RAW_HEADERS
-        self.raw_headers = [*head, (b"x-stream-id", reader.stream_id.encode("latin-1"))]
+        own: Mapping[str, str] = getattr(reader.dialect, "headers", None) or {}
+        self.raw_headers = [
+            *head,
+            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in own.items()),
+            (b"x-stream-id", reader.stream_id.encode("latin-1")),
+        ]
         self._hub = hub
         self._reader = reader
         self._first = first  # what a resume's replay left to send first

@@ -23,7 +23,10 @@ with a ``messageMetadataSchema`` of its own rejects fields it does not know), th
 timestamps, signatures (reasoning is sent without them), choices other than 0. Refusals
 are sent as text.
 
-``parse_request`` reads ``{"messages": [{"id", "role", "parts": [...]}], ...}``: ``text``,
+``parse_request`` reads ``{"messages": [{"id", "role", "parts": [...]}], ...}`` and, when
+a page's transport sends them (its ``body`` option), ``system`` (a system prompt),
+``tools`` (``[{"name", "description", "inputSchema"}]``, the model's callable functions)
+and ``maxOutputTokens``: ``text``,
 ``reasoning`` and ``file`` parts, and tool parts (``tool-{name}`` and ``dynamic-tool``)
 as the call plus, once it has an output (or an error, or was denied), a ``tool`` message
 with its result; ``step-start`` separates the steps of one assistant message. Other parts
@@ -50,7 +53,7 @@ from .codec import (
     load_body,
     loads,
 )
-from .fields import obj_item, opt_list, opt_str, req_list, req_str
+from .fields import obj_item, opt_int, opt_list, opt_obj, opt_str, req_list, req_str
 from .model import (
     STATUS_OF_KIND,
     Completion,
@@ -70,6 +73,7 @@ from .model import (
     StreamError,
     TextDelta,
     TextPart,
+    Tool,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallPart,
@@ -456,23 +460,44 @@ def _parse_message(m: Mapping[str, Any], where: str) -> list[Message]:
     return turns.messages or [Message(role, ())]
 
 
+_OWN_FIELDS = ("messages", "model", "system", "tools", "maxOutputTokens")
+
+
 def parse_request(body: bytes | str | Mapping[str, Any]) -> Request:
     data = load_body(body)
     messages: list[Message] = []
+    system = opt_str(data, "system")
+    if system:
+        messages.append(Message("system", (TextPart(system),)))
     for i, raw in enumerate(req_list(data, "messages")):
         messages += _parse_message(obj_item(raw, f"messages[{i}]"), f"messages[{i}]")
+    tools = []
+    for i, raw in enumerate(opt_list(data, "tools")):
+        where = f"tools[{i}]"
+        tool = obj_item(raw, where)
+        schema = opt_obj(tool, "inputSchema", where)
+        tools.append(
+            Tool(
+                req_str(tool, "name", where),
+                opt_str(tool, "description", where),
+                schema if schema is not None else {"type": "object", "properties": {}},
+            )
+        )
     return Request(
         model=opt_str(data, "model"),
         messages=tuple(messages),
         stream=True,  # useChat always reads a stream
-        extra={k: v for k, v in data.items() if k not in ("messages", "model")},
+        max_tokens=opt_int(data, "maxOutputTokens", minimum=1),
+        tools=tuple(tools),
+        extra={k: v for k, v in data.items() if k not in _OWN_FIELDS},
         dialect="vercel_ui",
     )
 
 
 def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
     # useChat shows the body text of a failed response as the error: keep it short.
-    return _STATUS[error.kind], {"type": "error", "errorText": error.message}
+    status = error.status if error.status in range(400, 600) and error.status != 529 else None
+    return status or _STATUS[error.kind], {"type": "error", "errorText": error.message}
 
 
 def parse_error(status: int, body: bytes) -> StreamError:

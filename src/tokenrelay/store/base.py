@@ -27,6 +27,9 @@ gateway wants at its end (an error event saying so). Readers anywhere count
 any point without losing or skipping an entry: positions are explicit, so a reader simply
 reads from the same position again.
 
+**Aliases.** A short-lived name pointing at a stream id (``put_alias``) lets any process
+sharing the store find a stream by a name of its own, such as a chat's running stream.
+
 Implementations: ``MemoryStore`` (one process: its streams die with it), ``SQLiteStore``
 (one file; the processes of one machine), ``RedisStore`` (a fleet). The same contract suite
 (``tests/test_store.py``) runs unchanged over all three.
@@ -185,6 +188,18 @@ class StreamStore(Protocol):
 
     async def running(self) -> int:
         """Streams running now (not finished, not abandoned), across every process."""
+
+    # -- aliases -----------------------------------------------------------------------
+
+    async def put_alias(self, name: str, stream_id: str, ttl: float) -> None:
+        """Point ``name`` at ``stream_id`` for ``ttl`` seconds from now (replacing what it
+        pointed at). A name is any string of up to a few hundred characters."""
+
+    async def alias(self, name: str) -> str | None:
+        """The stream id ``name`` points at, or None (never put, or expired)."""
+
+    async def drop_alias(self, name: str, stream_id: str) -> None:
+        """Remove ``name`` only if it still points at ``stream_id`` (a newer put wins)."""
 
     async def aclose(self) -> None:
         """Write what is pending and release the store's resources."""

@@ -58,6 +58,8 @@ class MemoryStore:
         self._expiry: list[tuple[float, str]] = []
         self._waiters = Waiters()
         self._cancels = Waiters()  # keyed by owner
+        self._aliases: dict[str, tuple[str, float]] = {}  # name -> stream id, until
+        self._aliases_swept = 0  # how many aliases the last sweep of them left
 
     def __len__(self) -> int:
         return len(self._logs)
@@ -240,6 +242,30 @@ class MemoryStore:
             1 for log in self._logs.values() if not log.finished and not self._abandoned(log, now)
         )
 
+    async def put_alias(self, name: str, stream_id: str, ttl: float) -> None:
+        now = self._clock()
+        # Expired aliases nobody reads again are dropped all at once each time the table
+        # has doubled since the last sweep: no heap entry per put, and bounded memory.
+        if len(self._aliases) >= 2 * self._aliases_swept:
+            self._aliases = {n: a for n, a in self._aliases.items() if a[1] > now}
+            self._aliases_swept = max(len(self._aliases), 32)
+        self._aliases[name] = (stream_id, now + ttl)
+
+    async def alias(self, name: str) -> str | None:
+        found = self._aliases.get(name)
+        if found is None:
+            return None
+        if found[1] <= self._clock():
+            del self._aliases[name]
+            return None
+        return found[0]
+
+    async def drop_alias(self, name: str, stream_id: str) -> None:
+        found = self._aliases.get(name)
+        if found is not None and found[0] == stream_id:
+            del self._aliases[name]
+
     async def aclose(self) -> None:
         for stream_id in list(self._logs):
             await self.delete(stream_id)
+        self._aliases.clear()

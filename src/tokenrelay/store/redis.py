@@ -10,7 +10,8 @@ Needs redis-py (extra ``redis``) and Redis >= 6.2. For a stream ``S`` under the 
 - ``P{S}:r`` — readers by instance (count and until when);
 - ``Prunning`` — a sorted set of running streams by lease expiry (the global limit and
   the abandoned-stream sweep read it); ``Pcancel:{owner}`` — cancellation requests;
-- channels ``P{S}:n`` (the stream grew or finished) and ``Pc:{owner}`` (cancel).
+- channels ``P{S}:n`` (the stream grew or finished) and ``Pc:{owner}`` (cancel);
+- ``Pa:{name}`` — an alias: the stream id it points at, expiring (``PX``).
 
 Every change is one Lua script, so it is atomic and one round trip; times are Redis's
 own (``TIME``), so the gateways' clocks need not agree. Keys expire: a finished stream's
@@ -260,6 +261,12 @@ return n
 
 _RUNNING = _NOW + "return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')"
 
+# KEYS: the alias. ARGV: stream id. Deletes it only while it points there.
+_DROP_ALIAS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 _DAY_MS = 86_400_000
 
 
@@ -321,6 +328,7 @@ class RedisStore(BackedStore):
             "set_readers": _SET_READERS,
             "readers": _READERS,
             "running": _RUNNING,
+            "drop_alias": _DROP_ALIAS,
         }
         self._scripts = {name: self._redis.register_script(src) for name, src in scripts.items()}
 
@@ -330,6 +338,9 @@ class RedisStore(BackedStore):
 
     def _channel(self, stream_id: str) -> str:
         return f"{self.prefix}{stream_id}:n"
+
+    def _alias_key(self, name: str) -> str:
+        return f"{self.prefix}a:{name}"
 
     async def _call(self, what: str, awaitable: Awaitable[T]) -> T:
         try:
@@ -596,3 +607,16 @@ class RedisStore(BackedStore):
 
     async def _running(self) -> int:
         return int(await self._script("running", [f"{self.prefix}running"], []))
+
+    # -- aliases (written at once, not behind: they are rare) --------------------------------
+
+    async def put_alias(self, name: str, stream_id: str, ttl: float) -> None:
+        ttl_ms = max(1, int(ttl * 1000))
+        await self._call("put alias", self._redis.set(self._alias_key(name), stream_id, px=ttl_ms))
+
+    async def alias(self, name: str) -> str | None:
+        found = await self._call("alias", self._redis.get(self._alias_key(name)))
+        return found.decode() if isinstance(found, bytes) else found
+
+    async def drop_alias(self, name: str, stream_id: str) -> None:
+        await self._script("drop_alias", [self._alias_key(name)], [stream_id])

@@ -12,7 +12,7 @@ data_version`` — a read of the shared-memory header that tells whether another
 committed — and only when it changed, one query over the streams being waited for. An
 idle process does not poll at all; cost measured in ``bench/RESULTS.md``.
 
-Times (leases, retention, readers' records) are the machine's wall clock, the same for
+Times (leases, retention, readers' records, aliases) are the machine's wall clock, the same for
 every process sharing the file.
 """
 
@@ -68,6 +68,11 @@ CREATE TABLE IF NOT EXISTS readers (
     count INTEGER NOT NULL,
     until REAL NOT NULL,
     PRIMARY KEY (stream, instance)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aliases (
+    name TEXT PRIMARY KEY,
+    stream_id TEXT NOT NULL,
+    until REAL NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -147,6 +152,7 @@ class SQLiteStore(BackedStore):
         )
         db.execute("DELETE FROM streams WHERE expires IS NOT NULL AND expires <= ?", (now,))
         db.execute("DELETE FROM readers WHERE until <= ?", (now,))
+        db.execute("DELETE FROM aliases WHERE until <= ?", (now,))
 
     # -- BackedStore's database ------------------------------------------------------------
 
@@ -489,3 +495,30 @@ class SQLiteStore(BackedStore):
             return int(n)
 
         return await self._run("running", count)
+
+    # -- aliases (written at once, not behind: they are rare) --------------------------------
+
+    async def put_alias(self, name: str, stream_id: str, ttl: float) -> None:
+        def put(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)",
+                (name, stream_id, self._clock() + ttl),
+            )
+
+        await self._run("put alias", put)
+
+    async def alias(self, name: str) -> str | None:
+        def find(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "SELECT stream_id FROM aliases WHERE name = ? AND until > ?",
+                (name, self._clock()),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run("alias", find)
+
+    async def drop_alias(self, name: str, stream_id: str) -> None:
+        def drop(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM aliases WHERE name = ? AND stream_id = ?", (name, stream_id))
+
+        await self._run("drop alias", drop)
