@@ -651,19 +651,13 @@ def test_anthropic_clients_get_the_input_count_in_message_start_when_it_is_known
 def test_responses_state_the_gateway_does_not_keep_is_refused_not_ignored(
     oai: openai.OpenAI,
 ) -> None:
-    """Until the Responses API's server-side state is kept, a request relying on it gets a
-    400 naming the field (a client would otherwise lose its conversation silently), and no
-    response claims to be stored."""
-    for field, value in (
-        ("previous_response_id", "resp_123"),
-        ("conversation", "conv_123"),
-        ("background", True),
-    ):
+    """Conversation objects and stored prompts are not kept here: a request relying on
+    them gets a 400 naming the field (a client would otherwise lose its context
+    silently). The rest of the state is kept: tests/test_gateway_responses_state.py."""
+    for field, value in (("conversation", "conv_123"), ("prompt", {"id": "pmpt_1"})):
         with pytest.raises(openai.BadRequestError) as info:
             oai.responses.create(model="openai-echo", input=MESSAGE, extra_body={field: value})
         assert info.value.body is not None and info.value.body["param"] == field
-    assert oai.responses.create(model="openai-echo", input=MESSAGE).store is False
-    with oai.responses.stream(model="openai-echo", input=MESSAGE, store=True) as stream:
-        assert stream.get_final_response().store is False
+    assert oai.responses.create(model="openai-echo", input=MESSAGE, store=False).store is False
     with pytest.raises(openai.NotFoundError):
         oai.responses.retrieve("resp_123")

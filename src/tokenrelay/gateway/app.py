@@ -23,7 +23,7 @@ import hmac
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
@@ -47,17 +47,27 @@ from ..providers import Provider, UpstreamError, create_provider
 from ..sse import comment
 from ..store import (
     StoreError,
-    StoreLimitError,
     StreamInfo,
     StreamNotFoundError,
     StreamStore,
     open_store,
 )
-from . import guard
+from . import guard, responses
 from .config import GatewayConfig
-from .hub import StreamHub, Timing, parse_event_id
+from .handling import (
+    Gateway,
+    authorised,
+    disconnected,
+    draining,
+    error_response,
+    gateway_of,
+    key_id,
+    read_body,
+    store_refused,
+    unauthorised,
+)
+from .hub import StreamHub, Timing, parse_event_id, replay
 from .metrics import CONTENT_TYPE_LATEST, Metrics
-from .reader import Reader
 from .response import RAW_SEND, HubStreamResponse, OpenStreams
 from .route import generate
 from .stream import EndReason, StreamEnded, StreamMeta
@@ -77,139 +87,10 @@ def _ping_for(dialect: Dialect) -> Frame | bytes | None:
     return PING_FRAME if dialect is ANTHROPIC else _PING_COMMENT
 
 
-@dataclass
-class Gateway:
-    """What one app holds: configuration, providers, the stream hub and metrics."""
-
-    config: GatewayConfig
-    providers: dict[str, Provider]
-    hub: StreamHub
-    metrics: Metrics
-    streams: OpenStreams
-    ready: bool = False
-    whole_active: int = 0  # non-streamed generations running
-
-    def upstream_error(self, provider: str, error: StreamError) -> None:
-        """Counts a failed attempt or an error after the first delta (``generate``'s
-        ``on_error``)."""
-        self.metrics.upstream_errors.labels(provider, error.kind.value).inc()
-
-
-def _gateway(request: HTTPRequest) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
-
-
-def _error_response(
-    dialect: Dialect,
-    error: StreamError,
-    headers: Mapping[str, str] | None = None,
-    endpoint: str = "",
-    gateway: Gateway | None = None,
-) -> Response:
-    status, body = dialect.error_body(error)
-    if gateway is not None:
-        gateway.metrics.requests.labels(endpoint, str(status)).inc()
-    return Response(dumps(body), status, headers=dict(headers or {}), media_type="application/json")
-
-
-def _client_key(request: HTTPRequest) -> str:
-    """The client's key: ``Authorization: Bearer`` (OpenAI, Ollama's clients), ``x-api-key``
-    (Anthropic) or ``x-goog-api-key`` (Gemini). Never from the URL: a query string lands in
-    access logs, proxies' included."""
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip()
-    return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key", "")
-
-
-async def _body(request: HTTPRequest, limit: int, seconds: float) -> bytes:
-    """The request body, at most ``limit`` bytes (413), within ``seconds`` (408: a client
-    that never finishes its body must not hold a connection and a task forever)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and len(declared) < 20:
-        if int(declared) > limit:
-            raise RequestError(f"request body exceeds {limit} bytes", status=413)
-    chunks, size = [], 0
-    try:
-        async with asyncio.timeout(seconds):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise RequestError(f"request body exceeds {limit} bytes", status=413)
-                chunks.append(chunk)
-    except TimeoutError:
-        raise RequestError(f"request body not received within {seconds:g} s", status=408) from None
-    return b"".join(chunks)
-
-
-def _authorised(gateway: Gateway, request: HTTPRequest) -> bool:
-    keys = gateway.config.api_keys
-    return not keys or _client_key(request) in keys
-
-
-def _key_id(gateway: Gateway, request: HTTPRequest) -> str:
-    """Who started a stream, as kept with it: a hash of the client's key (never the key);
-    "" without auth, where a stream id is the capability to read it."""
-    if not gateway.config.api_keys:
-        return ""
-    return hashlib.sha256(_client_key(request).encode()).hexdigest()[:32]
-
-
-def _unauthorised() -> StreamError:
-    return StreamError(ErrorKind.AUTHENTICATION, "missing or invalid API key", 401)
-
-
-def _draining() -> StreamError:
-    return StreamError(ErrorKind.OVERLOADED, "this gateway instance is shutting down", 503)
-
-
-def _store_refused(
-    dialect: Dialect, exc: StoreError, endpoint: str = "", gateway: Gateway | None = None
-) -> Response:
-    """A store error before a stream started, in the caller's dialect: the global limit
-    (429), or the store unreachable (503). The message never carries the store's URL."""
-    if isinstance(exc, StoreLimitError):
-        error = StreamError(ErrorKind.RATE_LIMIT, "too many concurrent streams (global limit)", 429)
-    else:
-        error = StreamError(
-            ErrorKind.OVERLOADED, "the stream store is unavailable; try again shortly", 503
-        )
-    return _error_response(dialect, error, {"retry-after": "1"}, endpoint, gateway)
-
-
 Handler = Callable[[HTTPRequest], Awaitable[Response]]
 
 
 Parse = Callable[[HTTPRequest, bytes], Request]
-
-
-def _stateful_responses(request: Request) -> StreamError | None:
-    """The Responses API's server-side state is not kept here (yet): a request that relies
-    on it is refused with a 400 naming the field, rather than answered as if the earlier
-    turns did not exist."""
-    for field, what in (
-        ("previous_response_id", "earlier responses"),
-        ("conversation", "conversations"),
-        ("prompt", "stored prompts"),
-    ):
-        if request.extra.get(field) is not None:
-            return StreamError(
-                ErrorKind.INVALID_REQUEST,
-                f"{field} is not supported: this gateway keeps no {what}; send the whole "
-                "conversation in input",
-                400,
-                param=field,
-            )
-    if request.extra.get("background") is True:
-        return StreamError(
-            ErrorKind.INVALID_REQUEST,
-            "background is not supported: stream the response (stream: true), and resume a "
-            "dropped stream with GET /v1/streams/{id}",
-            400,
-            param="background",
-        )
-    return None
 
 
 _GEMINI_METHODS = {"streamGenerateContent": True, "generateContent": False}
@@ -249,7 +130,7 @@ def _ui_parse(request: HTTPRequest, body: bytes) -> Request:
         not isinstance(chat_id, str) or not 0 < len(chat_id) <= _MAX_CHAT_ID
     ):
         raise RequestError(f"id must be a chat id of 1 to {_MAX_CHAT_ID} characters", param="id")
-    models = _gateway(request).config.models
+    models = gateway_of(request).config.models
     if not neutral.model and models:
         neutral = replace(neutral, model=models[0].name)
     return neutral
@@ -258,7 +139,7 @@ def _ui_parse(request: HTTPRequest, body: bytes) -> Request:
 def _ui_chat_alias(gateway: Gateway, request: HTTPRequest, chat_id: str) -> str:
     """The store's name for a chat's active stream: the caller's key id and the chat id,
     hashed (another key's chat of the same id is another name)."""
-    digest = hashlib.sha256(f"{_key_id(gateway, request)}\0{chat_id}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{key_id(gateway, request)}\0{chat_id}".encode()).hexdigest()
     return f"ui-chat:{digest}"
 
 
@@ -266,7 +147,7 @@ async def _ui_chat_started(request: HTTPRequest, neutral: Request, stream_id: st
     """Point the chat at its new stream, for the AI SDK's resume (``resume: true``)."""
     chat_id = neutral.extra.get("id")
     if isinstance(chat_id, str):
-        gateway = _gateway(request)
+        gateway = gateway_of(request)
         ttl = gateway.config.retention_seconds + _UI_CHAT_RUNNING
         await gateway.hub.store.put_alias(_ui_chat_alias(gateway, request, chat_id), stream_id, ttl)
 
@@ -279,9 +160,9 @@ async def _ui_chat_resume(request: HTTPRequest) -> Response:
     The chat's stream while it runs, replayed from its start (the SDK rebuilds the
     message from the replay), or 204 when nothing runs for that chat (never started,
     finished, another key's, expired): the SDK then stays idle."""
-    gateway = _gateway(request)
-    if not _authorised(gateway, request):
-        return _error_response(VERCEL_UI, _unauthorised())
+    gateway = gateway_of(request)
+    if not authorised(gateway, request):
+        return error_response(VERCEL_UI, unauthorised())
     chat_id = request.path_params["chat_id"]
     store, info = gateway.hub.store, None
     try:
@@ -291,11 +172,11 @@ async def _ui_chat_resume(request: HTTPRequest) -> Response:
     except StreamNotFoundError:
         info = None
     except StoreError as exc:
-        return _store_refused(VERCEL_UI, exc)
+        return store_refused(VERCEL_UI, exc)
     if (
         info is None
         or info.finished
-        or not hmac.compare_digest(str(info.meta.get("key", "")), _key_id(gateway, request))
+        or not hmac.compare_digest(str(info.meta.get("key", "")), key_id(gateway, request))
     ):
         return Response(status_code=204)
     meta = StreamMeta.from_mapping(info.meta)
@@ -316,21 +197,17 @@ def _endpoint(
 
     async def handle(request: HTTPRequest) -> Response:
         started = time.perf_counter()
-        gateway = _gateway(request)
+        gateway = gateway_of(request)
         config = gateway.config
-        if not _authorised(gateway, request):
-            return _error_response(dialect, _unauthorised(), endpoint=path, gateway=gateway)
+        if not authorised(gateway, request):
+            return error_response(dialect, unauthorised(), endpoint=path, gateway=gateway)
         try:
-            body = await _body(request, config.max_body_bytes, config.body_timeout_seconds)
+            body = await read_body(request, config.max_body_bytes, config.body_timeout_seconds)
             neutral = parse(request, body) if parse else dialect.parse_request(body)
         except RequestError as exc:
-            return _error_response(
+            return error_response(
                 dialect, error_from_request_error(exc), endpoint=path, gateway=gateway
             )
-        if dialect is OPENAI_RESPONSES:
-            refused = _stateful_responses(neutral)
-            if refused is not None:
-                return _error_response(dialect, refused, endpoint=path, gateway=gateway)
         route = config.model(neutral.model)
         if route is None:
             known = ", ".join(m.name for m in config.models) or "none"
@@ -340,16 +217,27 @@ def _endpoint(
                 404,
                 param="model",
             )
-            return _error_response(dialect, error, endpoint=path, gateway=gateway)
+            return error_response(dialect, error, endpoint=path, gateway=gateway)
         if not gateway.ready:
-            return _error_response(dialect, _draining(), {"retry-after": "1"}, path, gateway)
+            return error_response(dialect, draining(), {"retry-after": "1"}, path, gateway)
         if gateway.hub.active + gateway.whole_active >= config.max_streams:
             error = StreamError(
                 ErrorKind.RATE_LIMIT,
                 f"too many concurrent streams (limit {config.max_streams})",
                 429,
             )
-            return _error_response(dialect, error, {"retry-after": "1"}, path, gateway)
+            return error_response(dialect, error, {"retry-after": "1"}, path, gateway)
+        stream_id = f"str_{uuid.uuid4().hex}"
+        turn = None
+        echo = neutral  # the request as the encoders echo it
+        if dialect is OPENAI_RESPONSES:  # the Responses API's state (responses.py)
+            try:
+                turn = await responses.prepare(neutral, body, gateway, request)
+            except responses.Refused as exc:
+                return error_response(dialect, exc.error, endpoint=path, gateway=gateway)
+            except StoreError as exc:
+                return store_refused(dialect, exc, path, gateway)
+            neutral, echo = turn.upstream, turn.echo
 
         deltas = generate(
             route,
@@ -359,36 +247,43 @@ def _endpoint(
             timeouts=config.timeouts,
             on_error=gateway.upstream_error,
         )
+        if turn is not None:
+            deltas = responses.with_id(deltas, responses.response_id(stream_id), neutral.model)
         metrics = gateway.metrics
         timing = Timing(
             started, metrics.ttft.labels(route.name).observe, metrics.gap.labels(route.name).observe
         )
-        if not neutral.stream:
+        if not neutral.stream and (turn is None or not turn.stored):
             gateway.whole_active += 1  # max_streams counts these generations too
             try:
-                return await _whole(request, dialect, neutral, deltas, gateway, path, timing)
+                return await _whole(request, dialect, echo, deltas, gateway, path, timing)
             finally:
                 gateway.whole_active -= 1
-        stream_id = f"str_{uuid.uuid4().hex}"
         meta = StreamMeta.of(
-            neutral,
+            echo,
             dialect=dialect.name,
             created=int(time.time()),
             route=route.name,
-            key=_key_id(gateway, request),
+            key=key_id(gateway, request),
+            conversation=None if turn is None else turn.conversation,
         )
+        keep = turn is not None and turn.background
         try:
-            first = await gateway.hub.start(stream_id, meta, neutral, deltas, timing)
+            first = await gateway.hub.start(stream_id, meta, neutral, deltas, timing, keep)
         except StoreError as exc:
-            return _store_refused(dialect, exc, path, gateway)
+            return store_refused(dialect, exc, path, gateway)
+        if not neutral.stream:  # a stored response, answered whole (or at once: background)
+            if keep:
+                return JSONResponse(responses.queued(meta, stream_id))
+            return await _stored_whole(request, gateway, stream_id, meta, first, path)
         if on_start is not None:
             try:
                 await on_start(request, neutral, stream_id)
             except StoreError as exc:
                 gateway.hub.cancel(stream_id, EndReason.DISCONNECTED)
-                return _store_refused(dialect, exc, path, gateway)
+                return store_refused(dialect, exc, path, gateway)
         # Until the response starts, only this handler can notice the client leaving.
-        watcher = asyncio.ensure_future(_disconnected(request))
+        watcher = asyncio.ensure_future(disconnected(request))
         try:
             pending: set[asyncio.Future[Any]] = {first, watcher}
             await asyncio.wait(
@@ -398,21 +293,60 @@ def _endpoint(
             watcher.cancel()
         if watcher.done() and not watcher.cancelled() and not first.done():
             # Gone before the first token: it never saw the stream id, so no resume can
-            # come; stop the upstream now, whatever the grace period.
-            gateway.hub.cancel(stream_id, EndReason.DISCONNECTED)
+            # come; stop the upstream now, whatever the grace period (a background
+            # response runs on: its id is known to the client from its own request).
+            if not keep:
+                gateway.hub.cancel(stream_id, EndReason.DISCONNECTED)
             return Response(status_code=499)
         failure = first.result() if first.done() and first.exception() is None else None
         if isinstance(failure, UpstreamError):
             headers = {}
             if failure.retry_after is not None:
                 headers["retry-after"] = f"{failure.retry_after:g}"
-            return _error_response(dialect, failure.error, headers, path, gateway)
+            return error_response(dialect, failure.error, headers, path, gateway)
         gateway.metrics.requests.labels(path, "200").inc()
         hub = gateway.hub
         gateway.metrics.active.set(hub.active)
-        return HubStreamResponse(hub, hub.reader(stream_id, dialect, neutral), gateway.streams)
+        return HubStreamResponse(hub, hub.reader(stream_id, dialect, echo), gateway.streams)
 
     return handle
+
+
+async def _stored_whole(
+    request: HTTPRequest,
+    gateway: Gateway,
+    stream_id: str,
+    meta: StreamMeta,
+    first: asyncio.Future[Any],
+    path: str,
+) -> Response:
+    """A stored Responses answer, not streamed: its generation runs as a stream (so it is
+    kept), and the answer is the response object once it ends. A client that goes away
+    cancels it."""
+    dialect, hub = OPENAI_RESPONSES, gateway.hub
+    done = asyncio.ensure_future(hub.finished(stream_id))
+    watcher = asyncio.ensure_future(disconnected(request))
+    try:
+        await asyncio.wait({done, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not done.done():
+        hub.cancel(stream_id, EndReason.DISCONNECTED)
+        await done
+        return Response(status_code=499)
+    failure = first.result() if first.done() and first.exception() is None else None
+    if isinstance(failure, UpstreamError):
+        headers = {} if failure.retry_after is None else {"retry-after": f"{failure.retry_after:g}"}
+        return error_response(dialect, failure.error, headers, path, gateway)
+    try:
+        info = await hub.store.info(stream_id)
+        completion = await responses.read_completion(hub.store, stream_id, info)
+    except StoreError as exc:
+        return store_refused(dialect, exc, path, gateway)
+    if completion.error is not None:
+        return error_response(dialect, completion.error, endpoint=path, gateway=gateway)
+    gateway.metrics.requests.labels(path, "200").inc()
+    return JSONResponse(responses.render(meta, info, completion))
 
 
 async def _whole(
@@ -434,7 +368,7 @@ async def _whole(
         return collected
 
     task = asyncio.ensure_future(collect())
-    watcher = asyncio.ensure_future(_disconnected(request))
+    watcher = asyncio.ensure_future(disconnected(request))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -449,22 +383,15 @@ async def _whole(
         collected = task.result()
     except UpstreamError as exc:
         headers = {} if exc.retry_after is None else {"retry-after": f"{exc.retry_after:g}"}
-        return _error_response(dialect, exc.error, headers, path, gateway)
+        return error_response(dialect, exc.error, headers, path, gateway)
     completion = accumulate(collected)
     if completion.error is not None:
-        return _error_response(dialect, completion.error, endpoint=path, gateway=gateway)
+        return error_response(dialect, completion.error, endpoint=path, gateway=gateway)
     if completion.usage is not None:
         gateway.metrics.usage(neutral.model, completion.usage)
     completion = replace(completion, model=neutral.model)
     gateway.metrics.requests.labels(path, "200").inc()
     return Response(dumps(dialect.render_response(completion)), media_type="application/json")
-
-
-async def _disconnected(request: HTTPRequest) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
 
 
 _DIALECT_OF_STREAM = {
@@ -481,7 +408,7 @@ def _no_stream(stream_id: str, gateway: Gateway) -> Response:
         f"{gateway.config.retention_seconds:g} s)",
         404,
     )
-    return _error_response(OPENAI_CHAT, error)
+    return error_response(OPENAI_CHAT, error)
 
 
 async def _stream_info(
@@ -489,22 +416,22 @@ async def _stream_info(
 ) -> tuple[str, StreamInfo | None, Response | None]:
     """The stream a ``/v1/streams/{id}`` request names, if the caller may see it."""
     stream_id = request.path_params["stream_id"]
-    if not _authorised(gateway, request):  # before any lookup: nothing is revealed
-        return stream_id, None, _error_response(OPENAI_CHAT, _unauthorised())
+    if not authorised(gateway, request):  # before any lookup: nothing is revealed
+        return stream_id, None, error_response(OPENAI_CHAT, unauthorised())
     try:
         info = await gateway.hub.store.info(stream_id)
     except StreamNotFoundError:
         return stream_id, None, _no_stream(stream_id, gateway)
     except StoreError as exc:
-        return stream_id, None, _store_refused(OPENAI_CHAT, exc)
+        return stream_id, None, store_refused(OPENAI_CHAT, exc)
     key = info.meta.get("key", "")
-    if not hmac.compare_digest(str(key), _key_id(gateway, request)):
+    if not hmac.compare_digest(str(key), key_id(gateway, request)):
         return stream_id, None, _no_stream(stream_id, gateway)
     return stream_id, info, None
 
 
 async def _resume(request: HTTPRequest) -> Response:
-    gateway = _gateway(request)
+    gateway = gateway_of(request)
     stream_id, info, refused = await _stream_info(request, gateway)
     if refused is not None or info is None:
         assert refused is not None
@@ -523,13 +450,13 @@ async def _resume(request: HTTPRequest) -> Response:
     if after is None:
         return HubStreamResponse(hub, reader, gateway.streams)
     try:
-        first = await _replay(hub.store, reader, info, after)
+        first = await replay(hub.store, reader, info, after)
     except ValueError as exc:
         reader.detach()
         return _bad_event_id(dialect, str(exc))
     except StoreError as exc:
         reader.detach()
-        return _store_refused(dialect, exc)
+        return store_refused(dialect, exc)
     if first is None:
         # A finished stream, read to its last event: nothing will ever come. 204 is what
         # tells EventSource (and the polyfills) to stop reconnecting.
@@ -540,54 +467,11 @@ async def _resume(request: HTTPRequest) -> Response:
 
 def _bad_event_id(dialect: Dialect, message: str) -> Response:
     error = StreamError(ErrorKind.INVALID_REQUEST, message, 400, param="Last-Event-ID")
-    return _error_response(dialect, error)
-
-
-async def _replay(
-    store: StreamStore, reader: Reader, info: StreamInfo, after: tuple[int, int]
-) -> bytes | None:
-    """Replay the log up to the resume id ``k.j`` (silently) and return what follows it
-    in delta ``k``; None when the stream is finished and nothing follows the id.
-    ``ValueError`` for an id this stream never sent: past its end, or past the frames of
-    its delta (an id of another stream, most likely)."""
-    k, j = after
-    past = ValueError(f"Last-Event-ID {k}.{j} is past the end of this stream")
-    if not info.finished and k >= info.length:
-        # On another instance than the owner, the log may lag the id the client got a
-        # moment ago (the owner writes behind): wait for it, a little, before refusing.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _RESUME_LAG
-        pos, done = info.length, False
-        while pos <= k and not done and (remaining := deadline - loop.time()) > 0:
-            entries, done = await store.read_wait(reader.stream_id, pos, remaining)
-            pos += len(entries)
-        info = await store.info(reader.stream_id)
-    if k > info.length or (k == info.length and not info.finished):
-        raise past
-    entries, _ = await store.read(reader.stream_id, 0, k + 1)
-    if k < info.length and len(entries) <= k:
-        raise past  # shorter than it said (a stream the store lost and is writing again)
-    data = reader.encode(entries)
-    if k == info.length:  # the closing frames: the stream is finished
-        data += reader.close()
-        if j >= reader.skip_frames:
-            raise past
-        return data or None
-    if j >= reader.skip_frames:
-        raise past
-    if info.finished and k == info.length - 1:
-        # The last entry (an error event, which ends the dialect's stream): whatever
-        # the dialect closes with, or nothing at all, which is a 204.
-        data += reader.close()
-        return data or None
-    return data
-
-
-_RESUME_LAG = 2.0  # seconds a resume waits for a log behind its id (see _replay)
+    return error_response(dialect, error)
 
 
 async def _cancel(request: HTTPRequest) -> Response:
-    gateway = _gateway(request)
+    gateway = gateway_of(request)
     stream_id, _, refused = await _stream_info(request, gateway)
     if refused is not None:
         return refused
@@ -596,15 +480,15 @@ async def _cancel(request: HTTPRequest) -> Response:
     except StreamNotFoundError:
         return _no_stream(stream_id, gateway)
     except StoreError as exc:
-        return _store_refused(OPENAI_CHAT, exc)
+        return store_refused(OPENAI_CHAT, exc)
     return JSONResponse({"id": stream_id, "object": "stream", "cancelled": cancelled})
 
 
 async def _models(request: HTTPRequest) -> Response:
-    gateway = _gateway(request)
-    if not _authorised(gateway, request):
+    gateway = gateway_of(request)
+    if not authorised(gateway, request):
         dialect = ANTHROPIC if "anthropic-version" in request.headers else OPENAI_CHAT
-        return _error_response(dialect, _unauthorised())
+        return error_response(dialect, unauthorised())
     names = [m.name for m in gateway.config.models]
     if "anthropic-version" in request.headers:  # the anthropic SDK's models.list()
         data = [
@@ -631,9 +515,9 @@ async def _models(request: HTTPRequest) -> Response:
 
 async def _gemini_models(request: HTTPRequest) -> Response:
     """``GET /v1beta/models``: google-genai's ``models.list()``."""
-    gateway = _gateway(request)
-    if not _authorised(gateway, request):
-        return _error_response(GEMINI, _unauthorised())
+    gateway = gateway_of(request)
+    if not authorised(gateway, request):
+        return error_response(GEMINI, unauthorised())
     methods = list(_GEMINI_METHODS)
     models = [
         {"name": f"models/{m.name}", "displayName": m.name, "supportedActions": methods}
@@ -645,9 +529,9 @@ async def _gemini_models(request: HTTPRequest) -> Response:
 async def _ollama_tags(request: HTTPRequest) -> Response:
     """``GET /api/tags``: the models, in Ollama's list shape (what its clients and tools
     such as Open WebUI read to offer a model)."""
-    gateway = _gateway(request)
-    if not _authorised(gateway, request):
-        return _error_response(OLLAMA, _unauthorised())
+    gateway = gateway_of(request)
+    if not authorised(gateway, request):
+        return error_response(OLLAMA, unauthorised())
     models = [
         {
             "name": m.name,
@@ -702,7 +586,7 @@ async def _off_the_map(request: HTTPRequest, exc: Exception) -> Response:
             ErrorKind.NOT_FOUND, f"no endpoint {request.method} {request.url.path} here", 404
         )
         headers = {}
-    return _error_response(_dialect_of_path(request), error, headers)
+    return error_response(_dialect_of_path(request), error, headers)
 
 
 async def _healthz(request: HTTPRequest) -> Response:
@@ -710,18 +594,18 @@ async def _healthz(request: HTTPRequest) -> Response:
 
 
 async def _readyz(request: HTTPRequest) -> Response:
-    gateway = _gateway(request)
-    if gateway.config.metrics_need_key and not _authorised(gateway, request):
-        return _error_response(OPENAI_CHAT, _unauthorised())
+    gateway = gateway_of(request)
+    if gateway.config.metrics_need_key and not authorised(gateway, request):
+        return error_response(OPENAI_CHAT, unauthorised())
     if not gateway.ready:
         return JSONResponse({"status": "starting"}, status_code=503)
     return JSONResponse({"status": "ready", "active_streams": gateway.hub.active})
 
 
 async def _metrics(request: HTTPRequest) -> Response:
-    gateway = _gateway(request)
-    if gateway.config.metrics_need_key and not _authorised(gateway, request):
-        return _error_response(OPENAI_CHAT, _unauthorised())
+    gateway = gateway_of(request)
+    if gateway.config.metrics_need_key and not authorised(gateway, request):
+        return error_response(OPENAI_CHAT, unauthorised())
     gateway.metrics.active.set(gateway.hub.active)
     return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -815,6 +699,10 @@ def create_app(
         Route("/api/version", _ollama_version, methods=["GET"]),
         Route("/v1/models", _models, methods=["GET"]),
         Route(UI_CHAT_PATH + "/{chat_id}/stream", _ui_chat_resume, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.retrieve, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.delete, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/cancel", responses.cancel, methods=["POST"]),
+        Route("/v1/responses/{response_id}/input_items", responses.input_items, methods=["GET"]),
         Route("/v1/streams/{stream_id}", _resume, methods=["GET"]),
         Route("/v1/streams/{stream_id}", _cancel, methods=["DELETE"]),
         Route("/healthz", _healthz, methods=["GET"]),
@@ -891,7 +779,7 @@ class _GatewayApp(Starlette):
                     "loopback names only (set [gateway] allowed_hosts, or api_keys_env)",
                     403,
                 )
-                return _error_response(dialect, error)
+                return error_response(dialect, error)
             if origin is not None and not guard.origin_allowed(origin, scope, config.cors_origins):
                 error = StreamError(
                     ErrorKind.PERMISSION,
@@ -899,7 +787,7 @@ class _GatewayApp(Starlette):
                     "[gateway] cors_origins",
                     403,
                 )
-                return _error_response(dialect, error)
+                return error_response(dialect, error)
         if scope["method"] == "POST" and (path in self._generation or gemini):
             media = (guard.header(scope, b"content-type") or "").partition(";")[0].strip()
             if media.lower() != "application/json":
@@ -908,7 +796,7 @@ class _GatewayApp(Starlette):
                     "the request body must be JSON (content-type: application/json)",
                     415,
                 )
-                return _error_response(dialect, error)
+                return error_response(dialect, error)
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -10,6 +10,9 @@ environment and flags (the CLI only fills it in; ``create_app`` only reads it).
     grace_seconds = 30                 # generation goes on this long after the last
                                        # reader left, waiting for a resume (0: cancel)
     retention_seconds = 600            # finished streams stay resumable this long
+                                       # (and stored Responses answers, from last read)
+    store_responses = true             # keep Responses turns (store: true) for
+                                       # previous_response_id, GET /v1/responses/{id}
     ping_seconds = 15                  # keep-alive while waiting for the first token
     body_timeout_seconds = 30          # a request body must arrive within this (408)
     metrics_need_key = false           # true: /metrics and /readyz want a client key too
@@ -136,6 +139,7 @@ class GatewayConfig:
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
     metrics_need_key: bool = False
+    store_responses: bool = True
     drain_seconds: float = 10.0
     instance: str = ""
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -380,6 +384,7 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
             _number(gateway, "body_timeout_seconds", "gateway", 30.0, positive=True)
         ),
         metrics_need_key=_bool(gateway, "metrics_need_key", "gateway", False),
+        store_responses=_bool(gateway, "store_responses", "gateway", True),
         allowed_hosts=_strings(gateway, "allowed_hosts", "gateway"),
         cors_origins=_strings(gateway, "cors_origins", "gateway"),
         instance=instance,

@@ -45,7 +45,13 @@ from ..llm.model import (
 )
 from ..llm.pack import pack, unpack
 from ..providers.base import UpstreamError
-from ..store.base import StoreError, StreamFinishedError, StreamNotFoundError, StreamStore
+from ..store.base import (
+    StoreError,
+    StreamFinishedError,
+    StreamInfo,
+    StreamNotFoundError,
+    StreamStore,
+)
 from .reader import Reader, parse_event_id
 from .stream import (
     CUT,
@@ -60,7 +66,7 @@ from .stream import (
 )
 from .timing import Timing
 
-__all__ = ["Reader", "StreamHub", "Timing", "default_instance", "parse_event_id"]
+__all__ = ["Reader", "StreamHub", "Timing", "default_instance", "parse_event_id", "replay"]
 
 log = logging.getLogger("tokenrelay.gateway")
 
@@ -169,18 +175,20 @@ class StreamHub:
         request: Request,
         deltas: AsyncIterator[Delta],
         timing: Timing | None = None,
+        keep: bool = False,
     ) -> asyncio.Future[First]:
         """Create the stream's log and start its producer. The returned future resolves
         with the first delta (the gateway has committed to an upstream: ``route``), or the
         ``UpstreamError`` that came before any. ``timing`` hears of every content delta.
-        Store errors (``StoreLimitError``, ``StoreUnavailableError``) propagate, and the
-        generation is then not started."""
+        ``keep``: the generation runs to its end even when nobody reads it (no grace
+        period; a background response). Store errors (``StoreLimitError``,
+        ``StoreUnavailableError``) propagate, and the generation is then not started."""
         await self.store.create(
             stream_id, meta.to_dict(), owner=self.instance, lease=self.lease,
             limit=self.global_limit,
         )  # fmt: skip
         loop = asyncio.get_running_loop()
-        live = self._live[stream_id] = RunningStream(stream_id, meta, loop.create_future())
+        live = self._live[stream_id] = RunningStream(stream_id, meta, loop.create_future(), keep)
         live.task = loop.create_task(self._produce(live, request, deltas, timing))
         self._running.set()
         return live.first
@@ -264,6 +272,12 @@ class StreamHub:
                 self._on_end(ended)
             except Exception:
                 log.exception("on_end failed for stream %s", ended.stream_id)
+
+    async def finished(self, stream_id: str) -> None:
+        """Wait until the generation running here ends (at once if none runs)."""
+        live = self._live.get(stream_id)
+        if live is not None and live.task is not None:
+            await asyncio.wait({live.task})
 
     def cancel(self, stream_id: str, reason: EndReason = EndReason.DELETED) -> bool:
         """Stop a generation running here; False if none is."""
@@ -358,7 +372,7 @@ class StreamHub:
                     self._spawn(self._record_readers(stream_id))
             return
         live.readers -= 1
-        if live.readers or live.task is None or live.task.done():
+        if live.readers or live.keep or live.task is None or live.task.done():
             return
         if self.store.shared:
             self._spawn(self._orphaned(live))
@@ -434,7 +448,7 @@ class StreamHub:
                     if stream_id in self._reading or stream_id in self._unrecorded:
                         await self._record_readers(stream_id)  # renewed, or written again
                 for live in list(self._live.values()):
-                    if live.had_reader and not live.readers and live.grace is None:
+                    if live.had_reader and not (live.readers or live.keep or live.grace):
                         await self._orphaned(live)
                 for stream_id in await store.abandoned():
                     await self._interrupt(stream_id)
@@ -456,3 +470,46 @@ class StreamHub:
                 continue
             for stream_id in stream_ids:
                 self.cancel(stream_id, EndReason.DELETED)
+
+
+async def replay(
+    store: StreamStore, reader: Reader, info: StreamInfo, after: tuple[int, int]
+) -> bytes | None:
+    """Replay the log up to the resume id ``k.j`` (silently) and return what follows it
+    in delta ``k``; None when the stream is finished and nothing follows the id.
+    ``ValueError`` for an id this stream never sent: past its end, or past the frames of
+    its delta (an id of another stream, most likely)."""
+    k, j = after
+    past = ValueError(f"Last-Event-ID {k}.{j} is past the end of this stream")
+    if not info.finished and k >= info.length:
+        # On another instance than the owner, the log may lag the id the client got a
+        # moment ago (the owner writes behind): wait for it, a little, before refusing.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESUME_LAG
+        pos, done = info.length, False
+        while pos <= k and not done and (remaining := deadline - loop.time()) > 0:
+            entries, done = await store.read_wait(reader.stream_id, pos, remaining)
+            pos += len(entries)
+        info = await store.info(reader.stream_id)
+    if k > info.length or (k == info.length and not info.finished):
+        raise past
+    entries, _ = await store.read(reader.stream_id, 0, k + 1)
+    if k < info.length and len(entries) <= k:
+        raise past  # shorter than it said (a stream the store lost and is writing again)
+    data = reader.encode(entries)
+    if k == info.length:  # the closing frames: the stream is finished
+        data += reader.close()
+        if j >= reader.skip_frames:
+            raise past
+        return data or None
+    if j >= reader.skip_frames:
+        raise past
+    if info.finished and k == info.length - 1:
+        # The last entry (an error event, which ends the dialect's stream): whatever
+        # the dialect closes with, or nothing at all, which is a 204.
+        data += reader.close()
+        return data or None
+    return data
+
+
+RESUME_LAG = 2.0  # seconds a resume waits for a log behind its id (see replay)

@@ -13,11 +13,16 @@ event. It merges only after a ``TextDelta`` of the same choice that encoded to e
 one frame: then every dialect encodes the merged delta, and the last
 delta of the run alone, to exactly one frame, and the run's frame takes the id of its
 last delta. A resume replays the log unmerged and lands on the same frame boundaries.
+In a *numbered* dialect (``numbered = True``: OpenAI Responses, whose clients resume by
+``sequence_number``) the merged frame takes the number its last delta's frame has
+unmerged (the encoder skips the others), so every reader numbers a log alike and a
+number always names the same place in it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Protocol
 
 from ..llm.codec import Dialect, Frame, Framing, to_wire
@@ -74,6 +79,7 @@ class Reader:
         "framing",
         "ids",
         "last_id",
+        "numbered",
         "pos",
         "skip_frames",
         "skip_j",
@@ -95,6 +101,11 @@ class Reader:
         self.encoder = dialect.encoder(request)
         self.framing = dialect.framing
         self.ids = dialect.event_ids  # False: events go out without ids (Gemini's clients)
+        # Events numbered by the encoder, which clients resume by (OpenAI Responses'
+        # starting_after): a merged run skips the numbers of the frames it stands for.
+        self.numbered: Callable[[int], None] | None = (
+            getattr(self.encoder, "skip", None) if getattr(dialect, "numbered", False) else None
+        )
         self.skip_k, self.skip_j = after if after is not None else (-1, -1)
         self.skip_frames = -1  # how many frames the delta of the resume id encoded to
         self.last_id = ""
@@ -165,6 +176,8 @@ class Reader:
                 if len(run) > 1:
                     delta = TextDelta("".join(run), delta.choice)
                     k = pos + i
+                    if self.numbered is not None:
+                        self.numbered(len(run) - 1)
             frames = encoder.encode(delta)
             single_text_choice = (
                 delta.choice if isinstance(delta, TextDelta) and len(frames) == 1 else None

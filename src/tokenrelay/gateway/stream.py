@@ -96,13 +96,17 @@ class StreamMeta:
     route: str = ""  # the model route it was served by (metrics)
     key: str = ""  # a hash of the client key that started it ("" without auth)
     settings: Mapping[str, Any] = field(default_factory=dict)  # what encoders echo
+    # A stored Responses turn's conversation (its input items and instructions, for
+    # previous_response_id): None for every other stream, whose prompt is not kept.
+    conversation: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, request: Request, **fields: Any) -> StreamMeta:
         """A stream's metadata for ``request``: with the settings its encoders echo (the
         Responses API repeats ``max_output_tokens``, ``tools``, ``metadata``...), so that
         a reader on any instance encodes exactly what the first one did. Never the
-        messages: a prompt is not kept in the store."""
+        messages: a prompt is not kept in the store (unless the caller asks, a stored
+        Responses turn: ``conversation``)."""
         settings = {
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
@@ -134,6 +138,7 @@ class StreamMeta:
             "route": self.route,
             "key": self.key,
             "settings": dict(self.settings),
+            **({} if self.conversation is None else {"conversation": dict(self.conversation)}),
         }
 
     @classmethod
@@ -153,6 +158,9 @@ class StreamMeta:
             route=get("route", str, ""),
             key=get("key", str, ""),
             settings=get("settings", dict, {}),
+            conversation=raw.get("conversation")
+            if isinstance(raw.get("conversation"), dict)
+            else None,
         )
 
     def request(self) -> Request:
@@ -210,11 +218,24 @@ class StreamEnded:
 class RunningStream:
     """A generation running in this process, and its readers here."""
 
-    __slots__ = ("cancel_reason", "first", "grace", "had_reader", "id", "meta", "readers", "task")
+    __slots__ = (
+        "cancel_reason",
+        "first",
+        "grace",
+        "had_reader",
+        "id",
+        "keep",
+        "meta",
+        "readers",
+        "task",
+    )
 
-    def __init__(self, stream_id: str, meta: StreamMeta, first: asyncio.Future[First]) -> None:
+    def __init__(
+        self, stream_id: str, meta: StreamMeta, first: asyncio.Future[First], keep: bool = False
+    ) -> None:
         self.id = stream_id
         self.meta = meta
+        self.keep = keep  # runs to its end whoever reads it (no grace period)
         self.first = first  # the first delta (committed), or the error before any
         self.task: asyncio.Task[None] | None = None
         self.readers = 0

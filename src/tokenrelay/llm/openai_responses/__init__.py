@@ -32,6 +32,7 @@ class OpenAIResponsesDialect:
     name = NAME
     framing: Framing = "sse"
     event_ids = True
+    numbered = True  # events carry sequence_number, clients resume by it: encoder.skip(n)
     media_type = "text/event-stream"
 
     def parse_request(self, body: bytes | str | Mapping[str, Any]) -> Request:
@@ -46,8 +47,10 @@ class OpenAIResponsesDialect:
     def encoder(self, request: Request | None = None) -> OpenAIResponsesEncoder:
         return OpenAIResponsesEncoder(request)
 
-    def render_response(self, completion: Completion) -> dict[str, Any]:
-        return _response.render_response(completion)
+    def render_response(
+        self, completion: Completion, request: Request | None = None
+    ) -> dict[str, Any]:
+        return _response.render_response(completion, request)
 
     def parse_response(self, body: bytes | Mapping[str, Any]) -> list[Delta]:
         return _response.parse_response(body)

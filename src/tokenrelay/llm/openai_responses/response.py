@@ -173,7 +173,7 @@ def _response_object(id: str, model: str, created: int, request: Request | None)
         "object": "response",
         "created_at": created,
         "status": "in_progress",
-        "background": False,
+        "background": extra.get("background") is True,
         "error": None,
         "incomplete_details": None,
         "instructions": None,
@@ -183,9 +183,9 @@ def _response_object(id: str, model: str, created: int, request: Request | None)
         "parallel_tool_calls": True,
         "previous_response_id": extra.get("previous_response_id"),
         "reasoning": extra.get("reasoning") or {"effort": None, "summary": None},
-        # Nothing is kept (no GET /v1/responses/{id}, no previous_response_id): saying
-        # "store": true would promise what no one here keeps.
-        "store": False,
+        # What the server that answers keeps: it says so in the request's own fields
+        # (a gateway that kept nothing sets store: false there).
+        "store": extra.get("store") is True,
         "temperature": None,
         "text": extra.get("text") or {"format": {"type": "text"}},
         "tool_choice": "auto",
@@ -202,7 +202,9 @@ def _response_object(id: str, model: str, created: int, request: Request | None)
 # --- non-streamed answers ------------------------------------------------------------
 
 
-def render_response(completion: Completion) -> dict[str, Any]:
+def render_response(completion: Completion, request: Request | None = None) -> dict[str, Any]:
+    """The response object of a whole answer, echoing the settings of ``request`` (as
+    the stream's ``response.created`` does) when it is given."""
     choice = next((c for c in completion.choices if c.index == 0), Choice(0))
     suffix = completion.id.removeprefix("resp_")
     finish = choice.finish
@@ -227,7 +229,8 @@ def render_response(completion: Completion) -> dict[str, Any]:
                 f"fc_{suffix}_{len(output)}", "completed", call.id, call.name, call.arguments
             )
         )
-    response = _response_object(completion.id, completion.model, completion.created, None)
+    response = _response_object(completion.id, completion.model, completion.created, request)
+    response["model"] = completion.model or response["model"]
     response.update(output=output, usage=_usage_json(completion.usage), status="completed")
     if completion.error is not None:
         error = completion.error

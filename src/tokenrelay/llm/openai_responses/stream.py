@@ -332,6 +332,11 @@ class OpenAIResponsesEncoder(StreamEncoder):
         self._seq = seq + 1
         return Frame(b"%b%d%b%b}" % (item.head, seq, item.tail, dumps(text)), event)
 
+    def skip(self, n: int) -> None:
+        """Leave out the next ``n`` sequence numbers (a reader that merged ``n + 1``
+        one-frame deltas into one: the frame keeps the number of the last)."""
+        self._seq += n
+
     def encode(self, delta: Delta) -> list[Frame]:
         if self._ended:
             return []

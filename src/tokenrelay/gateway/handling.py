@@ -1,0 +1,145 @@
+"""What every endpoint handler of the gateway shares: the app's state (``Gateway``), who
+the caller is (``authorised``, ``key_id``: a hash, never the key), the request body within
+its limits, and errors answered in the caller's dialect."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import Response
+
+from ..errors import RequestError
+from ..llm.codec import Dialect, dumps
+from ..llm.model import ErrorKind, StreamError
+from ..providers import Provider
+from ..store import StoreError, StoreLimitError
+from .config import GatewayConfig
+from .hub import StreamHub
+from .metrics import Metrics
+from .response import OpenStreams
+
+__all__ = [
+    "Gateway",
+    "authorised",
+    "client_key",
+    "disconnected",
+    "draining",
+    "error_response",
+    "gateway_of",
+    "key_id",
+    "read_body",
+    "store_refused",
+    "unauthorised",
+]
+
+
+@dataclass
+class Gateway:
+    """What one app holds: configuration, providers, the stream hub and metrics."""
+
+    config: GatewayConfig
+    providers: dict[str, Provider]
+    hub: StreamHub
+    metrics: Metrics
+    streams: OpenStreams
+    ready: bool = False
+    whole_active: int = 0  # non-streamed generations running
+
+    def upstream_error(self, provider: str, error: StreamError) -> None:
+        """Counts a failed attempt or an error after the first delta (``generate``'s
+        ``on_error``)."""
+        self.metrics.upstream_errors.labels(provider, error.kind.value).inc()
+
+
+def gateway_of(request: HTTPRequest) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def error_response(
+    dialect: Dialect,
+    error: StreamError,
+    headers: Mapping[str, str] | None = None,
+    endpoint: str = "",
+    gateway: Gateway | None = None,
+) -> Response:
+    status, body = dialect.error_body(error)
+    if gateway is not None:
+        gateway.metrics.requests.labels(endpoint, str(status)).inc()
+    return Response(dumps(body), status, headers=dict(headers or {}), media_type="application/json")
+
+
+def client_key(request: HTTPRequest) -> str:
+    """The client's key: ``Authorization: Bearer`` (OpenAI, Ollama's clients), ``x-api-key``
+    (Anthropic) or ``x-goog-api-key`` (Gemini). Never from the URL: a query string lands in
+    access logs, proxies' included."""
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key", "")
+
+
+async def read_body(request: HTTPRequest, limit: int, seconds: float) -> bytes:
+    """The request body, at most ``limit`` bytes (413), within ``seconds`` (408: a client
+    that never finishes its body must not hold a connection and a task forever)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and len(declared) < 20:
+        if int(declared) > limit:
+            raise RequestError(f"request body exceeds {limit} bytes", status=413)
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise RequestError(f"request body exceeds {limit} bytes", status=413)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestError(f"request body not received within {seconds:g} s", status=408) from None
+    return b"".join(chunks)
+
+
+def authorised(gateway: Gateway, request: HTTPRequest) -> bool:
+    keys = gateway.config.api_keys
+    return not keys or client_key(request) in keys
+
+
+def key_id(gateway: Gateway, request: HTTPRequest) -> str:
+    """Who started a stream, as kept with it: a hash of the client's key (never the key);
+    "" without auth, where a stream id is the capability to read it."""
+    if not gateway.config.api_keys:
+        return ""
+    return hashlib.sha256(client_key(request).encode()).hexdigest()[:32]
+
+
+def unauthorised() -> StreamError:
+    return StreamError(ErrorKind.AUTHENTICATION, "missing or invalid API key", 401)
+
+
+def draining() -> StreamError:
+    return StreamError(ErrorKind.OVERLOADED, "this gateway instance is shutting down", 503)
+
+
+def store_refused(
+    dialect: Dialect, exc: StoreError, endpoint: str = "", gateway: Gateway | None = None
+) -> Response:
+    """A store error before a stream started, in the caller's dialect: the global limit
+    (429), or the store unreachable (503). The message never carries the store's URL."""
+    if isinstance(exc, StoreLimitError):
+        error = StreamError(ErrorKind.RATE_LIMIT, "too many concurrent streams (global limit)", 429)
+    else:
+        error = StreamError(
+            ErrorKind.OVERLOADED, "the stream store is unavailable; try again shortly", 503
+        )
+    return error_response(dialect, error, {"retry-after": "1"}, endpoint, gateway)
+
+
+async def disconnected(request: HTTPRequest) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
