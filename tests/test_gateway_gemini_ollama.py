@@ -288,6 +288,57 @@ def test_ollama_stream_is_ndjson_and_resumes_from_its_start(gateway: str) -> Non
     assert "".join(x["message"]["content"] for x in replay) == MESSAGE and replay[-1]["done"]
 
 
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_ollama_generate_answers_a_prompt_from_every_upstream(
+    olla: ollama.Client, kind: str, stream: bool
+) -> None:
+    """``/api/generate`` (what LangChain's ``OllamaLLM`` and other completion-style
+    clients call): the prompt is a one-turn chat, the answer comes in ``response``."""
+    if stream:
+        parts = list(olla.generate(model=f"{kind}-echo", prompt=MESSAGE, stream=True))
+        assert len(parts) >= 2
+        assert "".join(p.response for p in parts) == MESSAGE
+        last = parts[-1]
+    else:
+        last = olla.generate(model=f"{kind}-echo", prompt=MESSAGE, system="Be brief.")
+        assert last.response == MESSAGE
+    assert last.done and last.done_reason == "stop"
+    assert last.eval_count == ECHO_TOKENS
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"suffix": "end"}, "suffix"),
+        ({"raw": True}, "raw"),
+        ({"context": [1, 2, 3]}, "context"),
+        ({"template": "{{ .Prompt }}"}, "template"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": 3}, "prompt"),
+    ],
+)
+def test_ollama_generate_refuses_what_a_chat_turn_cannot_honour(
+    gateway: str, fields: dict[str, Any], param: str
+) -> None:
+    body = {"model": "mock-echo", "prompt": "hi", **fields}
+    response = httpx.post(gateway + "/api/generate", json=body)
+    assert response.status_code == 400
+    assert param in response.json()["error"]
+
+
+def test_ollama_generate_stream_lines_and_resume(gateway: str) -> None:
+    body = {"model": "mock-echo", "prompt": MESSAGE}
+    with httpx.stream("POST", gateway + "/api/generate", json=body) as response:
+        assert response.headers["content-type"] == "application/x-ndjson"
+        stream_id = response.headers["x-stream-id"]
+        lines = [json.loads(line) for line in response.iter_lines()]
+    assert all("message" not in x for x in lines)
+    assert "".join(x["response"] for x in lines) == MESSAGE and lines[-1]["done"]
+    again = httpx.get(f"{gateway}/v1/streams/{stream_id}")
+    assert [json.loads(line) for line in again.text.splitlines()] == lines
+
+
 @pytest.mark.parametrize(
     "path", ["/v1beta/models/openai-echo:generateContent", "/api/chat"], ids=["gemini", "ollama"]
 )

@@ -647,3 +647,65 @@ def test_official_client_raises_error_bodies_with_their_status(kind: ErrorKind) 
             client.chat(model="x", messages=[], stream=False)
     assert info.value.status_code == status
     assert info.value.error == "model 'x' not found"
+
+
+# --- /api/generate ----------------------------------------------------------------------
+
+
+def test_generate_lines_carry_response_and_thinking_and_decode_back() -> None:
+    from tokenrelay.llm import OLLAMA_GENERATE
+    from tokenrelay.llm.model import (
+        Finish,
+        FinishReason,
+        ReasoningDelta,
+        Start,
+        TextDelta,
+        ToolCallEnd,
+        ToolCallStart,
+        Usage,
+    )
+
+    stream = [
+        Start("ollama-1700000000000000000", "m", 1700000000),
+        ReasoningDelta("hmm"),
+        TextDelta("Hel"),
+        TextDelta("lo"),
+        ToolCallStart(0, "call_x", "f"),  # no tools in /api/generate: not sent
+        ToolCallEnd(0),
+        Usage(3, 2),
+        Finish(FinishReason.STOP),
+    ]
+    wire = OLLAMA_GENERATE.encoder().encode_all(stream)
+    lines = [json.loads(line) for line in wire.splitlines()]
+    assert [(x.get("response"), x.get("thinking"), x["done"]) for x in lines] == [
+        ("", "hmm", False),
+        ("Hel", None, False),
+        ("lo", None, False),
+        ("", None, True),
+    ]
+    assert all("message" not in x and "tool_calls" not in x for x in lines)
+    assert lines[-1]["done_reason"] == "stop" and lines[-1]["eval_count"] == 2
+    decoded = OllamaDecoder().feed(wire)
+    assert [d for d in decoded if isinstance(d, TextDelta)] == [TextDelta("Hel"), TextDelta("lo")]
+    whole = OLLAMA_GENERATE.render_response(accumulate(stream))
+    assert (whole["response"], whole["thinking"], whole["done"]) == ("Hello", "hmm", True)
+    assert "message" not in whole
+
+
+def test_generate_request_is_a_one_turn_chat() -> None:
+    from tokenrelay.llm import OLLAMA_GENERATE
+
+    request = OLLAMA_GENERATE.parse_request(
+        {
+            "model": "m",
+            "prompt": "hi",
+            "system": "be brief",
+            "options": {"num_predict": 5},
+            "stream": False,
+        }
+    )
+    assert [(m.role, m.text) for m in request.messages] == [("system", "be brief"), ("user", "hi")]
+    assert request.max_tokens == 5 and request.stream is False
+    with pytest.raises(RequestError) as info:
+        OLLAMA_GENERATE.parse_request({"model": "m", "prompt": "x", "suffix": "y"})
+    assert info.value.param == "suffix"

@@ -33,7 +33,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ..errors import RequestError
-from ..llm import ANTHROPIC, GEMINI, OLLAMA, OPENAI_CHAT, OPENAI_RESPONSES, VERCEL_UI
+from ..llm import (
+    ANTHROPIC,
+    GEMINI,
+    OLLAMA,
+    OLLAMA_GENERATE,
+    OPENAI_CHAT,
+    OPENAI_RESPONSES,
+    VERCEL_UI,
+)
 from ..llm.accumulate import accumulate
 from ..llm.anthropic import PING_FRAME
 from ..llm.codec import Dialect, Frame, dumps, error_from_request_error
@@ -395,7 +403,8 @@ async def _whole(
 
 
 _DIALECT_OF_STREAM = {
-    d.name: d for d in (OPENAI_CHAT, ANTHROPIC, OPENAI_RESPONSES, GEMINI, OLLAMA, VERCEL_UI)
+    d.name: d
+    for d in (OPENAI_CHAT, ANTHROPIC, OPENAI_RESPONSES, GEMINI, OLLAMA, VERCEL_UI, OLLAMA_GENERATE)
 }
 
 
@@ -689,6 +698,7 @@ def create_app(
         "/v1/messages": _endpoint(ANTHROPIC, "/v1/messages"),
         "/v1/responses": _endpoint(OPENAI_RESPONSES, "/v1/responses"),
         "/api/chat": _endpoint(OLLAMA, "/api/chat"),
+        "/api/generate": _endpoint(OLLAMA_GENERATE, "/api/generate"),
         UI_CHAT_PATH: _endpoint(VERCEL_UI, UI_CHAT_PATH, _ui_parse, _ui_chat_started),
     }
     routes = [
@@ -715,6 +725,7 @@ def create_app(
         "/v1/messages": ANTHROPIC,
         "/v1/responses": OPENAI_RESPONSES,
         "/api/chat": OLLAMA,
+        "/api/generate": OLLAMA_GENERATE,
         UI_CHAT_PATH: VERCEL_UI,
     }
     return _GatewayApp(

@@ -49,7 +49,7 @@ from .model import (
     ToolResultPart,
     Usage,
 )
-from .ollama import OLLAMA
+from .ollama import OLLAMA, OLLAMA_GENERATE
 from .openai_chat import OPENAI_CHAT
 from .openai_responses import OPENAI_RESPONSES
 from .vercel import VERCEL_UI
@@ -63,6 +63,7 @@ __all__ = [
     "DIALECTS",
     "GEMINI",
     "OLLAMA",
+    "OLLAMA_GENERATE",
     "OPENAI_CHAT",
     "OPENAI_RESPONSES",
     "VERCEL_UI",

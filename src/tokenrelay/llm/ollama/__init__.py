@@ -35,11 +35,26 @@ from typing import Any
 
 from ..codec import Framing
 from ..model import Completion, Delta, Request, StreamError
-from .request import build_request, parse_request
-from .response import error_body, parse_error, parse_response, render_response
+from .request import build_request, parse_generate_request, parse_request
+from .response import (
+    error_body,
+    parse_error,
+    parse_response,
+    render_generate_response,
+    render_response,
+)
 from .stream import OllamaDecoder, OllamaEncoder, format_time, parse_time
 
-__all__ = ["OLLAMA", "OllamaDecoder", "OllamaDialect", "OllamaEncoder", "format_time", "parse_time"]
+__all__ = [
+    "OLLAMA",
+    "OLLAMA_GENERATE",
+    "OllamaDecoder",
+    "OllamaDialect",
+    "OllamaEncoder",
+    "OllamaGenerateDialect",
+    "format_time",
+    "parse_time",
+]
 
 
 class OllamaDialect:
@@ -76,3 +91,25 @@ class OllamaDialect:
 
 
 OLLAMA = OllamaDialect()
+
+
+class OllamaGenerateDialect(OllamaDialect):
+    """Ollama's ``POST /api/generate``, client side only: a ``prompt`` (and ``system``,
+    ``images``) is a one-turn chat; the lines carry ``response`` (and ``thinking``) at the
+    top instead of a ``message``, and no tool calls. ``suffix``, ``template``, ``raw`` and
+    ``context`` are refused (``RequestError``): a chat turn cannot honour them. Upstream,
+    the request is the chat it is (``build_request`` of ``/api/chat``)."""
+
+    name = "ollama_generate"
+
+    def parse_request(self, body: bytes | str | Mapping[str, Any]) -> Request:
+        return parse_generate_request(body)
+
+    def encoder(self, request: Request | None = None) -> OllamaEncoder:
+        return OllamaEncoder(request, generate=True)
+
+    def render_response(self, completion: Completion) -> dict[str, Any]:
+        return render_generate_response(completion)
+
+
+OLLAMA_GENERATE = OllamaGenerateDialect()

@@ -144,6 +144,37 @@ def parse_request(body: bytes | str | Mapping[str, Any]) -> Request:
     )
 
 
+# /api/generate fields a chat turn cannot carry: refused, never silently dropped.
+_GENERATE_ONLY = {
+    "suffix": "fill-in-the-middle",
+    "template": "prompt templates",
+    "raw": "raw prompts",
+    "context": "the deprecated context array (send the conversation to /api/chat)",
+}
+
+
+def parse_generate_request(body: bytes | str | Mapping[str, Any]) -> Request:
+    """An ``/api/generate`` body (``prompt``, ``system``, ``images``, ``options``...) as
+    the one-turn chat it is."""
+    data = load_body(body)
+    for key, what in _GENERATE_ONLY.items():
+        if data.get(key):
+            raise RequestError(f"{key} is not supported here ({what})", param=key)
+    prompt = req_str(data, "prompt")
+    if not prompt:
+        raise RequestError("prompt must not be empty", param="prompt")
+    messages: list[dict[str, Any]] = []
+    if system := opt_str(data, "system"):
+        messages.append({"role": "system", "content": system})
+    user: dict[str, Any] = {"role": "user", "content": prompt}
+    if images := opt_list(data, "images"):
+        user["images"] = images
+    chat = {
+        k: v for k, v in data.items() if k not in ("prompt", "system", "images", *_GENERATE_ONLY)
+    }
+    return parse_request({**chat, "messages": [*messages, user]})
+
+
 def _image(part: ImagePart, where: str) -> str:
     if part.data:
         return part.data

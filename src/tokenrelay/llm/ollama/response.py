@@ -43,6 +43,17 @@ def render_response(completion: Completion) -> dict[str, Any]:
     return body
 
 
+def render_generate_response(completion: Completion) -> dict[str, Any]:
+    """``/api/generate``'s non-streamed answer: ``response`` (and ``thinking``) at the top."""
+    body = render_response(completion)
+    message = body.pop("message")
+    rest = {k: body.pop(k) for k in list(body) if k not in ("model", "created_at")}
+    body["response"] = message["content"]
+    if "thinking" in message:
+        body["thinking"] = message["thinking"]
+    return {**body, **rest}
+
+
 def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
     decoder = OllamaDecoder()
     if isinstance(body, Mapping):

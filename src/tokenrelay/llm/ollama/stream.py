@@ -175,6 +175,8 @@ class OllamaDecoder(LineStreamDecoder):
             model = model if isinstance(model, str) else ""
             out.append(Start(f"ollama-{ns}" if ns else "", model, ns // 10**9))
         message = obj.get("message")
+        if message is None and isinstance(obj.get("response"), str):  # /api/generate
+            message = {"content": obj["response"], "thinking": obj.get("thinking")}
         if isinstance(message, dict):
             thinking, content = message.get("thinking"), message.get("content")
             if isinstance(thinking, str) and thinking:
@@ -221,8 +223,10 @@ class OllamaEncoder(StreamEncoder):
 
     framing: ClassVar[Framing] = "ndjson"
 
-    def __init__(self, request: Request | None = None) -> None:
+    def __init__(self, request: Request | None = None, *, generate: bool = False) -> None:
         self._model = request.model if request else ""
+        # /api/generate's lines: "response" (and "thinking") at the top, no tool calls.
+        self._generate = generate
         self._ns = 0
         self._head = self._make_head(self._model, 0)
         self._usage: Usage | None = None
@@ -266,11 +270,20 @@ class OllamaEncoder(StreamEncoder):
         ]
 
     def _text(self, delta: TextDelta | RefusalDelta) -> list[Frame]:
-        return self._line(b'"content":' + dumps(delta.text)) if delta.text else []
+        if not delta.text:
+            return []
+        if self._generate:
+            return [Frame(self._head + b',"response":' + dumps(delta.text) + b',"done":false}')]
+        return self._line(b'"content":' + dumps(delta.text))
 
     def _reasoning(self, delta: ReasoningDelta) -> list[Frame]:
         if not delta.text:
             return []  # a signature has no Ollama form
+        if self._generate:
+            thinking = dumps(delta.text)
+            return [
+                Frame(self._head + b',"response":"","thinking":' + thinking + b',"done":false}')
+            ]
         return self._line(b'"content":"","thinking":' + dumps(delta.text))
 
     def _call_start(self, delta: ToolCallStart) -> list[Frame]:
@@ -301,7 +314,7 @@ class OllamaEncoder(StreamEncoder):
         return self._calls_line(ready)
 
     def _calls_line(self, calls: list[bytes]) -> list[Frame]:
-        if not calls:
+        if not calls or self._generate:  # /api/generate has no tools
             return []
         return self._line(b'"content":"","tool_calls":[' + b",".join(calls) + b"]")
 
@@ -329,7 +342,9 @@ class OllamaEncoder(StreamEncoder):
             return []
         frames = self._end_calls()
         self._done = True
-        line = self._head + b',"message":{"role":"assistant","content":""}'
+        line = self._head + (
+            b',"response":""' if self._generate else b',"message":{"role":"assistant","content":""}'
+        )
         if self._finish is not None:
             line += b',"done_reason":' + dumps(finish_word(self._finish))
         line += b',"done":true'
