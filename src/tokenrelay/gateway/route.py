@@ -16,6 +16,13 @@ answered with an error status.
 
 Deadlines: ``first_token`` from the start of the generation (across retries) to the first
 content delta; ``idle`` between two deltas; ``total`` for the whole generation.
+
+Reasoning signatures (Anthropic's thinking signature, Gemini's thought signature, OpenAI's
+``encrypted_content``) mean something only to the provider that made them: they reach the
+client only from an upstream that speaks the client's own dialect (``request.dialect``),
+which can check them when the client sends them back. From any other upstream (another
+dialect, the in-process mock or local model) they are left out, never passed on as a
+value a real upstream of the client's dialect would reject.
 """
 
 from __future__ import annotations
@@ -26,11 +33,18 @@ import random
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 
-from ..llm.model import Delta, ErrorKind, Request, Start, StreamError, Usage
+from ..llm.model import Delta, ErrorKind, ReasoningDelta, Request, Start, StreamError, Usage
 from ..providers.base import Provider, UpstreamError
+from ..providers.http import KINDS as HTTP_KINDS
 from .config import ModelRoute, RetryPolicy, Timeouts
 
 __all__ = ["generate"]
+
+
+def _dialect_of(provider: Provider) -> str:
+    """The dialect an upstream speaks ("" for the in-process ones: mock, local)."""
+    kind = HTTP_KINDS.get(provider.config.kind)
+    return kind.dialect.name if kind is not None else ""
 
 
 def backoff(
@@ -179,8 +193,13 @@ async def generate(
             # Committed to this upstream from here on.
             deadline = _Deadline(loop)
             idle_seconds = timeouts.idle
+            unsigned = bool(request.dialect) and _dialect_of(provider) != request.dialect
             try:
                 for delta in head:
+                    if unsigned and isinstance(delta, ReasoningDelta) and delta.signature:
+                        if not delta.text:
+                            continue
+                        delta = replace(delta, signature=None)
                     yield delta
                 while True:
                     deadline.arm(min(loop.time() + idle_seconds, total_deadline))
@@ -200,6 +219,10 @@ async def generate(
                         yield error
                         return
                     deadline.armed = False
+                    if unsigned and isinstance(delta, ReasoningDelta) and delta.signature:
+                        if not delta.text:
+                            continue
+                        delta = replace(delta, signature=None)
                     yield delta
                     if isinstance(delta, StreamError):
                         if on_error is not None:
