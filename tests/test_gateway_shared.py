@@ -1042,3 +1042,50 @@ def test_an_ai_sdk_chat_resumes_on_another_instance(procs: Procs, store_url: str
         again = httpx.get(f"{gateway.url}/v1/ui/chat/chat-anywhere/stream", timeout=10)
         assert again.status_code == 204
     no_tracebacks(a, b)
+
+
+@pytest.mark.slow
+def test_a_stored_response_is_read_continued_and_resumed_from_another_instance(
+    procs: Procs, store_url: str
+) -> None:
+    """The Responses API's state lives in the store: a response made on A is retrieved
+    and continued (``previous_response_id``) on B, and a background stream started on A
+    resumes on B by ``starting_after``."""
+    import openai
+
+    from tests.dialect_helpers import openai_client
+
+    mock = procs.mock(token_ms=10)
+    config = gateway_toml(
+        gateway={"grace_seconds": 30},
+        provider=upstream(mock),
+        models={"lorem": "up:lorem", "echo": "up:echo"},
+    )
+    a = procs.gateway("a", config, store=store_url)
+    b = procs.gateway("b", config, store=store_url)
+    with openai_client(a.url + "/v1") as on_a, openai_client(b.url + "/v1") as on_b:
+        first = on_a.responses.create(model="echo", input="My name is Ada")
+        assert on_b.responses.retrieve(first.id).output_text == "My name is Ada"
+        second = on_b.responses.create(
+            model="echo", input="And yours?", previous_response_id=first.id
+        )
+        assert second.output_text == "And yours?"
+        items = on_b.responses.input_items.list(second.id, order="asc")
+        assert len(items.data) == 3  # the first turn, its answer, the new input
+        seen: list[Any] = []
+        with on_a.responses.create(
+            model="lorem", input="go", stream=True, background=True, max_output_tokens=150
+        ) as events:
+            for event in events:
+                seen.append(event)
+                if event.type == "response.output_text.delta" and len(seen) > 10:
+                    break
+        with on_b.responses.retrieve(
+            seen[0].response.id, stream=True, starting_after=seen[-1].sequence_number
+        ) as resumed:
+            rest = list(resumed)
+        text = "".join(e.delta for e in seen + rest if e.type == "response.output_text.delta")
+        assert text == lorem_text(150)
+        with pytest.raises(openai.NotFoundError):
+            on_b.responses.retrieve("resp_" + "0" * 32)
+    no_tracebacks(a, b)
