@@ -3,25 +3,35 @@
 ``ChatSession`` is the reusable part (no terminal): it keeps the conversation, sends each
 turn to ``POST /v1/chat/completions`` as a stream, and when the connection drops before
 the stream's end it resumes from ``GET /v1/streams/{id}`` with the last event id it saw —
-the same generation, continued exactly where it broke, never a second generation. The
-command renders the answer live with rich (Markdown, re-rendered as tokens arrive).
+the same generation, continued exactly where it broke, never a second generation.
+
+``ChatTerminal`` is the command: it reads lines, runs the ones that are commands
+(``COMMANDS``, the one list the banner, ``/help`` and the parser read: ``/help``,
+``/model [name]``, ``/new``, ``/system [text]``, ``/retry``, ``/exit``) and asks the rest,
+rendering each answer live with rich (Markdown, re-rendered as tokens arrive). A line is
+a command when its first word is ``/`` and letters; ``//text`` sends ``/text``.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .client import Timeout, connect
-from .errors import TransportError
+from .errors import TokenRelayError, TransportError
 from .llm import OPENAI_CHAT, Accumulator, Completion, Delta, ErrorKind, StreamError, TextDelta
 from .sse import NO_RECONNECT
 
-__all__ = ["ChatSession", "Reply"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["COMMANDS", "ChatSession", "ChatTerminal", "Command", "Reply", "parse_command"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,8 @@ class ChatSession:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
+        self.system = ""
+        """The system prompt sent before the conversation ("": none)."""
         self.messages: list[dict[str, Any]] = []
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = client or httpx.Client()
@@ -76,9 +88,10 @@ class ChatSession:
                 raise RuntimeError("the gateway serves no models")
             self.model = names[0]
         self.messages.append({"role": "user", "content": text})
+        system = [{"role": "system", "content": self.system}] if self.system else []
         body = {
             "model": self.model,
-            "messages": self.messages,
+            "messages": [*system, *self.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -91,6 +104,26 @@ class ChatSession:
         if error is None:
             self.messages.append({"role": "assistant", "content": reply.text})
         return reply
+
+    def retry(self, on_delta: Callable[[Delta], None] | None = None) -> Reply:
+        """Ask the last question again, its answer (if it got one) taken out of the
+        conversation first; if the new attempt fails, the conversation is as it was."""
+        kept = list(self.messages)
+        if self.messages and self.messages[-1]["role"] == "assistant":
+            self.messages.pop()
+        if not self.messages or self.messages[-1]["role"] != "user":
+            self.messages[:] = kept
+            raise ValueError("no question to ask again")
+        question = self.messages.pop()
+        try:
+            return self.ask(question["content"], on_delta)
+        except BaseException:
+            self.messages[:] = kept
+            raise
+
+    def clear(self) -> None:
+        """Start a new conversation (the model and the system prompt stay)."""
+        self.messages.clear()
 
     def _stream(self, body: Mapping[str, Any], on_delta: Callable[[Delta], None] | None) -> Reply:
         decoder = OPENAI_CHAT.decoder()
@@ -155,3 +188,165 @@ class ChatSession:
     def close(self) -> None:
         if self._owns_client:
             self._client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command of the terminal chat: ``/name usage``, and what it does."""
+
+    name: str
+    usage: str
+    help: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("help", "", "list these commands"),
+    Command("model", "[name]", "list the gateway's models, or switch to one"),
+    Command("new", "", "start a new conversation (model and system prompt stay)"),
+    Command("system", "[text | off]", "show, set or remove the system prompt"),
+    Command("retry", "", "ask the last question again, in place of its answer"),
+    Command("exit", "", "leave (also /quit or Ctrl-D)"),
+)
+_ALIASES = {"quit": "exit"}
+_COMMAND = re.compile(r"/([A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
+
+
+def parse_command(line: str) -> tuple[str, str] | None:
+    """``(name, argument)`` when ``line`` is a command (``/model  gpt`` -> ``("model",
+    "gpt")``; ``/quit`` -> ``("exit", "")``; an unknown ``/x`` -> ``("x", "")``), None
+    when it is a prompt: text, a path such as ``/etc/hosts is…``, or ``//x`` (the prompt
+    ``/x``, see ``prompt_text``)."""
+    match = _COMMAND.fullmatch(line.strip())
+    if match is None:
+        return None
+    name = match.group(1).lower()
+    return _ALIASES.get(name, name), (match.group(2) or "").strip()
+
+
+def prompt_text(line: str) -> str:
+    """The prompt a line that is not a command sends: ``//x`` sends ``/x``."""
+    stripped = line.lstrip()
+    return stripped[1:] if stripped.startswith("//") else line
+
+
+class ChatTerminal:
+    """The ``tokenrelay chat`` command: answers to ``out``, everything else (banner,
+    commands, timings, errors) to ``err``, so ``> answers.md`` keeps only the answers."""
+
+    def __init__(self, session: ChatSession, *, out: Console, err: Console) -> None:
+        self.session = session
+        self.out = out
+        self.err = err
+        self._handlers: dict[str, Callable[[str], bool]] = {
+            "help": self._help,
+            "model": self._model,
+            "new": self._new,
+            "system": self._system,
+            "retry": self._retry,
+            "exit": lambda _: False,
+        }
+        assert set(self._handlers) == {c.name for c in COMMANDS}
+
+    def run(self) -> None:
+        """Until ``/exit``, ``/quit`` or the end of input."""
+        self._banner()
+        while True:
+            try:
+                line = self.out.input("[bold cyan]you>[/] ")
+            except EOFError:
+                return
+            if not line.strip():
+                continue
+            command = parse_command(line)
+            if command is None:
+                self._ask(functools.partial(self.session.ask, prompt_text(line)))
+                continue
+            name, argument = command
+            handler = self._handlers.get(name)
+            if handler is None:
+                self._say(f"unknown command /{name} (/help lists them)", "yellow")
+            elif not handler(argument):
+                return
+
+    def _say(self, text: str, style: str = "") -> None:
+        self.err.print(text, style=style, markup=False, highlight=False)
+
+    def _banner(self) -> None:
+        model = self.session.model or "the gateway's first model"
+        self._say(f"tokenrelay chat · {self.session.base_url} · {model}", "bold")
+        names = " ".join(f"/{c.name}" for c in COMMANDS)
+        self._say(f"commands: {names} (/help says more); //text sends /text", "dim")
+
+    def _help(self, _: str) -> bool:
+        width = max(len(f"/{c.name} {c.usage}") for c in COMMANDS)
+        for c in COMMANDS:
+            self._say(f"  {f'/{c.name} {c.usage}':<{width}}  {c.help}")
+        self._say("  //text sends /text as a prompt; Ctrl-C stops an answer", "dim")
+        return True
+
+    def _model(self, name: str) -> bool:
+        try:
+            names = self.session.models()
+        except (httpx.HTTPError, TokenRelayError) as exc:
+            self._say(f"cannot list the models: {exc}", "red")
+            return True
+        current = self.session.model or (names[0] if names else "")
+        if not name:
+            for n in names:
+                self._say(f"{'*' if n == current else ' '} {n}")
+        elif name in names:
+            self.session.model = name
+            self._say(f"model: {name}", "dim")
+        else:
+            self._say(f"no model {name!r} here; /model lists them", "yellow")
+        return True
+
+    def _new(self, _: str) -> bool:
+        self.session.clear()
+        self._say("new conversation", "dim")
+        return True
+
+    def _system(self, text: str) -> bool:
+        if text == "off":
+            self.session.system = ""
+        elif text:
+            self.session.system = text
+        self._say(f"system prompt: {self.session.system or '(none)'}", "dim")
+        return True
+
+    def _retry(self, _: str) -> bool:
+        self._ask(self.session.retry)
+        return True
+
+    def _ask(self, ask: Callable[[Callable[[Delta], None]], Reply]) -> None:
+        from rich.live import Live
+        from rich.markdown import Markdown
+
+        parts: list[str] = []
+        try:
+            with Live(Markdown(""), console=self.out, refresh_per_second=20) as live:
+
+                def show(delta: Delta) -> None:
+                    if isinstance(delta, TextDelta):
+                        parts.append(delta.text)
+                        live.update(Markdown("".join(parts)))
+
+                reply = ask(show)
+        except (TokenRelayError, httpx.HTTPError, ValueError, RuntimeError) as exc:
+            self._say(str(exc), "red")
+            return
+        except KeyboardInterrupt:
+            self._say("stopped (/retry asks again)", "yellow")
+            return
+        if reply.completion.error is not None:
+            self._say(f"error: {reply.completion.error.message}", "red")
+        usage = reply.completion.usage
+        facts = [self.session.model]
+        if reply.ttft is not None:
+            facts.append(f"first token {reply.ttft * 1000:.0f} ms")
+        if usage is not None:
+            mark = "~" if usage.estimated else ""
+            facts.append(f"{mark}{usage.input_tokens} in / {mark}{usage.output_tokens} out")
+        if reply.resumes:
+            facts.append(f"resumed {reply.resumes}x")
+        self._say(" · ".join(facts), "dim")

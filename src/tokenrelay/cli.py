@@ -426,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="chat with a tokenrelay gateway in the terminal",
         description="Send each line you type to the gateway's /v1/chat/completions and "
         "render the answer live (Markdown). A stream cut by the network resumes from "
-        "/v1/streams/{id} where it broke. /exit or Ctrl-D ends.",
+        "/v1/streams/{id} where it broke. Commands: /help, /model [name], /new, "
+        "/system [text | off], /retry, /exit (or /quit, Ctrl-D); //text sends /text.",
     )
     chat.add_argument(
         "--url",
@@ -446,17 +447,13 @@ def build_parser() -> argparse.ArgumentParser:
 def run_chat(args: argparse.Namespace) -> int:
     try:
         from rich.console import Console
-        from rich.live import Live
-        from rich.markdown import Markdown
     except ImportError:
         print(
             "tokenrelay chat needs the chat extra: pip install 'tokenrelay[chat]'", file=sys.stderr
         )
         return EXIT_USAGE
-    from .chat import ChatSession
-    from .llm import TextDelta
+    from .chat import ChatSession, ChatTerminal
 
-    console = Console(highlight=False)
     errors = Console(stderr=True, highlight=False)
 
     def resumed(attempt: int, exc: BaseException) -> None:
@@ -466,40 +463,7 @@ def run_chat(args: argparse.Namespace) -> int:
         args.url, args.model, api_key=os.environ.get(args.api_key_env, ""), on_resume=resumed
     )
     try:
-        while True:
-            try:
-                text = console.input("[bold cyan]you>[/] ")
-            except EOFError:
-                break
-            if text.strip() in ("/exit", "/quit"):
-                break
-            if not text.strip():
-                continue
-            parts: list[str] = []
-            try:
-                with Live(Markdown(""), console=console, refresh_per_second=20) as live:
-
-                    def show(delta: object, parts: list[str] = parts, live: Live = live) -> None:
-                        if isinstance(delta, TextDelta):
-                            parts.append(delta.text)
-                            live.update(Markdown("".join(parts)))
-
-                    reply = session.ask(text, show)
-            except TokenRelayError as exc:
-                errors.print(f"[red]{exc}[/]")
-                continue
-            if reply.completion.error is not None:
-                errors.print(f"[red]error: {reply.completion.error.message}[/]")
-            usage = reply.completion.usage
-            facts = [session.model]
-            if reply.ttft is not None:
-                facts.append(f"first token {reply.ttft * 1000:.0f} ms")
-            if usage is not None:
-                mark = "~" if usage.estimated else ""
-                facts.append(f"{mark}{usage.input_tokens} in / {mark}{usage.output_tokens} out")
-            if reply.resumes:
-                facts.append(f"resumed {reply.resumes}x")
-            errors.print(f"[dim]{' · '.join(facts)}[/]")
+        ChatTerminal(session, out=Console(highlight=False), err=errors).run()
     finally:
         session.close()
     return EXIT_OK
