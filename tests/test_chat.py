@@ -235,3 +235,21 @@ def test_retry_keeps_the_conversation_when_there_is_nothing_to_ask(gateway: str)
         assert session.messages == [] and session.system == "be brief"
     finally:
         session.close()
+
+
+def test_retry_after_a_refused_question_asks_that_question(gateway: str) -> None:
+    session = ChatSession(gateway, "echo")
+    try:
+        session.ask("one")
+        session.model = "gpt-nope"
+        with pytest.raises(ResponseError):
+            session.ask("two")  # refused: not in the conversation
+        assert [m["content"] for m in session.messages] == ["one", "one"]
+        session.model = "echo"
+        again = session.retry()
+        assert again.text == "two"  # the refused question, not "one"
+        assert [m["content"] for m in session.messages] == ["one", "one", "two", "two"]
+        assert session.retry().text == "two"  # now the last question in the conversation
+        assert len(session.messages) == 4
+    finally:
+        session.close()

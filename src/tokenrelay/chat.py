@@ -66,6 +66,7 @@ class ChatSession:
         self.model = model
         self.system = ""
         """The system prompt sent before the conversation ("": none)."""
+        self._unanswered: str | None = None
         self.messages: list[dict[str, Any]] = []
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = client or httpx.Client()
@@ -99,15 +100,20 @@ class ChatSession:
             reply = self._stream(body, on_delta)
         except BaseException:
             self.messages.pop()
+            self._unanswered = text  # for retry(): not in the conversation, not lost
             raise
+        self._unanswered = None
         error = reply.completion.error
         if error is None:
             self.messages.append({"role": "assistant", "content": reply.text})
         return reply
 
     def retry(self, on_delta: Callable[[Delta], None] | None = None) -> Reply:
-        """Ask the last question again, its answer (if it got one) taken out of the
-        conversation first; if the new attempt fails, the conversation is as it was."""
+        """Ask the last question again: the one whose ``ask`` raised (interrupted, or
+        refused), else the last in the conversation, its answer taken out first; if the
+        new attempt fails, the conversation is as it was."""
+        if self._unanswered is not None:
+            return self.ask(self._unanswered, on_delta)
         kept = list(self.messages)
         if self.messages and self.messages[-1]["role"] == "assistant":
             self.messages.pop()
@@ -124,6 +130,7 @@ class ChatSession:
     def clear(self) -> None:
         """Start a new conversation (the model and the system prompt stay)."""
         self.messages.clear()
+        self._unanswered = None
 
     def _stream(self, body: Mapping[str, Any], on_delta: Callable[[Delta], None] | None) -> Reply:
         decoder = OPENAI_CHAT.decoder()
