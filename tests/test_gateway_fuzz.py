@@ -44,6 +44,9 @@ CHAT, MESSAGES, RESPONSES = "/v1/chat/completions", "/v1/messages", "/v1/respons
 GEMINI_STREAM = "/v1beta/models/echo:streamGenerateContent?alt=sse"
 GEMINI_WHOLE = "/v1beta/models/lorem:generateContent"
 OLLAMA = "/api/chat"
+GENERATE = "/api/generate"
+UI_CHAT = "/v1/ui/chat"
+NDJSON_PATHS = (OLLAMA, GENERATE)
 DIALECT = {
     CHAT: "openai",
     MESSAGES: "anthropic",
@@ -51,8 +54,10 @@ DIALECT = {
     GEMINI_STREAM: "gemini",
     GEMINI_WHOLE: "gemini",
     OLLAMA: "ollama",
+    GENERATE: "ollama",
+    UI_CHAT: "vercel_ui",
 }
-RESUMABLE = (CHAT, MESSAGES, RESPONSES)  # SSE with event ids
+RESUMABLE = (CHAT, MESSAGES, RESPONSES, UI_CHAT)  # SSE with event ids
 SELF = "<the gateway's own origin>"  # replaced by the real one when sent
 
 pytestmark = [pytest.mark.slow]
@@ -489,8 +494,9 @@ RESPONSES_BODY = obj(
         "user": SHORT_TEXT,
         "reasoning": obj({}, {"effort": st.sampled_from(["low", "high"])}),
         "metadata": st.dictionaries(KEYS, SHORT_TEXT, max_size=3),
-        "previous_response_id": SHORT_TEXT,
+        "previous_response_id": st.one_of(SHORT_TEXT, st.just("resp_" + "0" * 32)),
         "store": BOOLS,
+        "background": BOOLS,
     },
 )
 GEMINI_PART = st.one_of(
@@ -561,6 +567,61 @@ OLLAMA_BODY = obj(
         "format": SAFE,
         "keep_alive": SAFE,
         "think": BOOLS,
+    },
+)
+
+GENERATE_BODY = obj(
+    {"model": MODEL, "prompt": CONTENT},
+    {
+        "system": CONTENT,
+        "images": st.lists(SHORT_TEXT, max_size=2),
+        "stream": BOOLS,
+        "options": obj({}, {"num_predict": INTS, "temperature": FLOATS, "stop": STRINGS}),
+        "suffix": SHORT_TEXT,
+        "raw": BOOLS,
+        "context": st.lists(INTS, max_size=3),
+        "template": SHORT_TEXT,
+        "format": SAFE,
+        "think": BOOLS,
+    },
+)
+UI_PART = st.one_of(
+    obj({"type": st.sampled_from(["text", "reasoning"]), "text": CONTENT}),
+    obj({"type": st.just("step-start")}),
+    obj({"type": st.just("file"), "url": SHORT_TEXT}, {"mediaType": SHORT_TEXT}),
+    obj(
+        {"type": st.just("tool-get_weather"), "toolCallId": SHORT_TEXT},
+        {
+            "state": st.sampled_from(["input-streaming", "input-available", "output-available"]),
+            "input": SAFE,
+            "output": SAFE,
+        },
+    ),
+    obj({"type": st.sampled_from(["source-url", "data-x", "dynamic-tool"])}, {"data": SAFE}),
+)
+UI_BODY = obj(
+    {
+        "messages": st.lists(
+            obj(
+                {
+                    "id": SHORT_TEXT,
+                    "role": st.sampled_from(["user", "assistant", "system"]),
+                    "parts": st.lists(UI_PART, max_size=4),
+                }
+            ),
+            max_size=4,
+        )
+    },
+    {
+        "id": SHORT_TEXT,
+        "model": MODEL,
+        "trigger": st.sampled_from(["submit-message", "regenerate-message"]),
+        "system": CONTENT,
+        "tools": st.lists(
+            obj({"name": SHORT_TEXT}, {"description": CONTENT, "inputSchema": SCHEMA}),
+            max_size=2,
+        ),
+        "maxOutputTokens": INTS,
     },
 )
 
@@ -825,10 +886,13 @@ def error_in_dialect(answer: Answer, dialect: str, what: str) -> dict[str, Any]:
         f"{answer.body[:300]!r}: {what}"
     )
     body = answer.json()
-    if dialect == "ollama":
-        assert isinstance(body, dict) and isinstance(body.get("error"), str), (answer.body, what)
+    if dialect in ("ollama", "vercel_ui"):
+        key = "error" if dialect == "ollama" else "errorText"
+        assert isinstance(body, dict) and isinstance(body.get(key), str), (answer.body, what)
+        if dialect == "vercel_ui":
+            assert body.get("type") == "error", (answer.body, what)
         for word in ("Traceback", " object at 0x", 'File "'):
-            assert word not in body["error"], (answer.body, what)
+            assert word not in body[key], (answer.body, what)
         return body
     assert isinstance(body, dict) and isinstance(body.get("error"), dict), (answer.body, what)
     error = body["error"]
@@ -860,17 +924,18 @@ def stream_end(events: list[Event], path: str) -> str:
         return "ok" if done and not any(sse.id for sse in events) else "cut"
     for sse in events:
         data = None if sse.data == "[DONE]" else json.loads(sse.data)
-        is_error = (
-            sse.event in ("error", "response.failed")
-            if path != CHAT
-            else isinstance(data, dict) and "error" in data
-        )
+        if path == CHAT:
+            is_error = isinstance(data, dict) and "error" in data
+        elif path == UI_CHAT:
+            is_error = isinstance(data, dict) and data.get("type") == "error"
+        else:
+            is_error = sse.event in ("error", "response.failed")
         if is_error:
             return "error"
     if not events:
         return "cut"
     last = events[-1]
-    if path == CHAT:
+    if path in (CHAT, UI_CHAT):
         return "ok" if last.data == "[DONE]" else "cut"
     if path == MESSAGES:
         return "ok" if last.event == "message_stop" else "cut"
@@ -885,9 +950,9 @@ def check_generation(path: str, answer: Answer, wants_stream: bool | None, what:
         return
     assert answer.status == 200, (answer.status, what)
     kind = answer.headers.get("content-type", "")
-    if wants_stream is not None and path != OLLAMA:
+    if wants_stream is not None and path not in NDJSON_PATHS:
         assert kind.startswith("text/event-stream" if wants_stream else JSON_TYPE), (kind, what)
-    if wants_stream is not None and path == OLLAMA:  # NDJSON, unless "stream": false
+    if wants_stream is not None and path in NDJSON_PATHS:  # NDJSON, unless "stream": false
         assert kind.startswith("application/x-ndjson" if wants_stream else JSON_TYPE), (kind, what)
     if kind.startswith("application/x-ndjson"):
         assert answer.headers.get("x-stream-id", "").startswith("str_"), (answer.headers, what)
@@ -962,8 +1027,12 @@ def post_body(gw: Gateway, path: str, data: st.DataObject, body: Any) -> None:
     answer = gw.send("POST", path, headers=headers, body=raw, chunks=chunks)
     if path.startswith("/v1beta/"):
         wants_stream: bool | None = path == GEMINI_STREAM
-    elif path == OLLAMA:  # Ollama streams unless told not to
+    elif path in NDJSON_PATHS:  # Ollama streams unless told not to
         wants_stream = body.get("stream") is not False if isinstance(body, dict) else None
+    elif path == UI_CHAT:
+        wants_stream = True  # useChat always reads a stream
+    elif path == RESPONSES and isinstance(body, dict) and body.get("background") is True:
+        wants_stream = None  # a background request may be answered at once (JSON), or stream
     else:
         wants_stream = body.get("stream") is True if isinstance(body, dict) else None
     event(f"{answer.status} {'stream' if answer.headers.get('x-stream-id') else ''}")
@@ -1032,9 +1101,25 @@ def test_ollama_answers_any_body_with_200_or_an_ollama_error(
     post_body(gw, OLLAMA, data, data.draw(hostile(OLLAMA_BODY), label="body"))
 
 
+@fuzz(ci=400, long=2000)
+@given(data=st.data())
+def test_ollama_generate_answers_any_body_with_200_or_an_ollama_error(
+    gw: Gateway, data: st.DataObject
+) -> None:
+    post_body(gw, GENERATE, data, data.draw(hostile(GENERATE_BODY), label="body"))
+
+
+@fuzz(ci=600, long=3000)
+@given(data=st.data())
+def test_ui_chat_answers_any_body_with_200_or_a_ui_error(gw: Gateway, data: st.DataObject) -> None:
+    post_body(gw, UI_CHAT, data, data.draw(hostile(UI_BODY), label="body"))
+
+
 @fuzz(ci=2000, long=4000)
 @given(
-    path=st.sampled_from([CHAT, MESSAGES, RESPONSES, GEMINI_STREAM, GEMINI_WHOLE, OLLAMA]),
+    path=st.sampled_from(
+        [CHAT, MESSAGES, RESPONSES, GEMINI_STREAM, GEMINI_WHOLE, OLLAMA, GENERATE, UI_CHAT]
+    ),
     raw=RAW_BODY,
     content_type=CONTENT_TYPE,
     headers=EXTRA_HEADERS,
