@@ -279,7 +279,8 @@ test("dialect helpers: Anthropic text, tool calls, usage and errors", () => {
   assert.equal(reply.text, "hi");
   assert.deepEqual(reply.toolCalls[1], { id: "t1", name: "f", arguments: '{"q":"x"}' });
   assert.deepEqual(reply.usage, { input: 7, output: 3 });
-  assert.equal(reply.finish, "tool_use");
+  assert.equal(reply.finish, "tool_calls"); // one vocabulary for every dialect
+  assert.equal(reply.finishRaw, "tool_use");
   assert.ok(reply.done);
   const failed = new Reply().add(parseAnthropic(ev("error", { error: { type: "overloaded_error", message: "busy" } })));
   assert.deepEqual(failed.error, { message: "busy", kind: "overloaded_error", status: null });

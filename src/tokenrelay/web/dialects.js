@@ -7,9 +7,52 @@ import { TokenRelayError } from "./errors.js";
 // The parts:
 //
 //   {type: "text", text, choice}            {type: "reasoning", text, choice}
+//   {type: "refusal", text, choice}         (the model declined: OpenAI's refusal field)
 //   {type: "tool_call", index, id, name, arguments, choice}   (arguments: a fragment)
-//   {type: "usage", input, output}          {type: "finish", reason, choice}
+//   {type: "usage", input, output}          (input: every prompt token, cached included;
+//                                            null when this event does not say)
+//   {type: "finish", reason, raw, choice}   (reason in one vocabulary for every dialect,
+//                                            FINISH_REASONS; raw: the dialect's own word)
 //   {type: "error", message, kind, status}  {type: "done"}
+//
+// The vocabulary is the Python side's (tokenrelay.llm: Usage, FinishReason), and the
+// readers are checked against its encoders for every fixture (tests/js/dialects.test.mjs).
+
+/** Why a choice ended, the same words whatever the dialect (tokenrelay.llm.FinishReason). */
+export const FINISH_REASONS = Object.freeze(["stop", "length", "tool_calls", "content_filter", "pause", "error", "other"]);
+
+const CHAT_FINISH = {
+  stop: "stop",
+  length: "length",
+  tool_calls: "tool_calls",
+  function_call: "tool_calls",
+  content_filter: "content_filter",
+  // words of OpenAI-compatible servers
+  eos: "stop",
+  eos_token: "stop",
+  stop_sequence: "stop",
+  end_turn: "stop",
+  max_tokens: "length",
+  model_length: "length",
+  tool_use: "tool_calls",
+  refusal: "content_filter",
+  error: "error",
+};
+const ANTHROPIC_FINISH = {
+  end_turn: "stop",
+  stop_sequence: "stop",
+  max_tokens: "length",
+  model_context_window_exceeded: "length",
+  tool_use: "tool_calls",
+  refusal: "content_filter",
+  pause_turn: "pause",
+};
+const RESPONSES_INCOMPLETE = { max_output_tokens: "length", content_filter: "content_filter" };
+
+function finishPart(table, raw, choice = 0) {
+  return { type: "finish", reason: Object.hasOwn(table, raw) ? table[raw] : "other", raw, choice };
+}
+
 
 const DIALECT_OF_PATH = {
   "/v1/chat/completions": "openai-chat",
@@ -42,6 +85,14 @@ function errorPart(error, fallback = "error") {
   return { type: "error", message: String(error || fallback), kind: "error", status: null };
 }
 
+// Anthropic's input_tokens leaves out the cache's tokens; the neutral count has them all.
+function anthropicInput(usage) {
+  if (!usage || typeof usage !== "object") return null;
+  const fields = ["input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"];
+  if (!fields.some((f) => typeof usage[f] === "number")) return null;
+  return fields.reduce((sum, f) => sum + (typeof usage[f] === "number" ? usage[f] : 0), 0);
+}
+
 /** Parts of one event of an OpenAI chat completions stream. */
 export function parseOpenAIChat(event) {
   if (event.data === "[DONE]") return [{ type: "done" }];
@@ -56,6 +107,7 @@ export function parseOpenAIChat(event) {
     const reasoning = delta.reasoning_content || delta.reasoning;
     if (typeof reasoning === "string" && reasoning) parts.push({ type: "reasoning", text: reasoning, choice: c });
     if (typeof delta.content === "string" && delta.content) parts.push({ type: "text", text: delta.content, choice: c });
+    if (typeof delta.refusal === "string" && delta.refusal) parts.push({ type: "refusal", text: delta.refusal, choice: c });
     for (const call of delta.tool_calls || []) {
       parts.push({
         type: "tool_call",
@@ -66,7 +118,7 @@ export function parseOpenAIChat(event) {
         choice: c,
       });
     }
-    if (choice.finish_reason) parts.push({ type: "finish", reason: choice.finish_reason, choice: c });
+    if (choice.finish_reason) parts.push(finishPart(CHAT_FINISH, choice.finish_reason, c));
   }
   if (chunk.usage) {
     parts.push({ type: "usage", input: chunk.usage.prompt_tokens ?? 0, output: chunk.usage.completion_tokens ?? 0 });
@@ -81,9 +133,8 @@ export function parseAnthropic(event) {
   switch (body.type || event.type) {
     case "message_start": {
       const usage = body.message?.usage;
-      return usage && (usage.input_tokens || usage.output_tokens)
-        ? [{ type: "usage", input: usage.input_tokens ?? 0, output: usage.output_tokens ?? 0 }]
-        : [];
+      const input = anthropicInput(usage);
+      return input === null ? [] : [{ type: "usage", input, output: usage.output_tokens ?? 0 }];
     }
     case "content_block_start": {
       const block = body.content_block || {};
@@ -104,8 +155,8 @@ export function parseAnthropic(event) {
     }
     case "message_delta": {
       const parts = [];
-      if (body.delta?.stop_reason) parts.push({ type: "finish", reason: body.delta.stop_reason, choice: 0 });
-      if (body.usage) parts.push({ type: "usage", input: body.usage.input_tokens ?? null, output: body.usage.output_tokens ?? 0 });
+      if (body.delta?.stop_reason) parts.push(finishPart(ANTHROPIC_FINISH, body.delta.stop_reason));
+      if (body.usage) parts.push({ type: "usage", input: anthropicInput(body.usage), output: body.usage.output_tokens ?? 0 });
       return parts;
     }
     case "message_stop":
@@ -127,6 +178,8 @@ export function parseOpenAIResponses(event) {
     case "response.reasoning_summary_text.delta":
     case "response.reasoning_text.delta":
       return body.delta ? [{ type: "reasoning", text: body.delta, choice: 0 }] : [];
+    case "response.refusal.delta":
+      return body.delta ? [{ type: "refusal", text: body.delta, choice: 0 }] : [];
     case "response.output_item.added": {
       const item = body.item || {};
       if (item.type !== "function_call") return [];
@@ -139,14 +192,22 @@ export function parseOpenAIResponses(event) {
       const r = body.response || {};
       const parts = [];
       if (r.usage) parts.push({ type: "usage", input: r.usage.input_tokens ?? 0, output: r.usage.output_tokens ?? 0 });
-      parts.push({ type: "finish", reason: r.incomplete_details?.reason || r.status || "completed", choice: 0 });
+      if (r.status === "incomplete") {
+        parts.push(finishPart(RESPONSES_INCOMPLETE, r.incomplete_details?.reason || "incomplete"));
+      } else {
+        // The Responses API has no finish reason: a completed response that called a tool
+        // waits for its result.
+        const called = (r.output || []).some((item) => item?.type === "function_call");
+        parts.push({ type: "finish", reason: called ? "tool_calls" : "stop", raw: r.status || "completed", choice: 0 });
+      }
       parts.push({ type: "done" });
       return parts;
     }
     case "response.failed":
       return [errorPart(body.response?.error, "response failed"), { type: "done" }];
     case "error":
-      return [errorPart(body.error || body)];
+      // The event is the error: its `type` is the event's, the error's own is `code`.
+      return [errorPart(body.error || { message: body.message, code: body.code, status: body.status })];
     default:
       return [];
   }
@@ -175,9 +236,11 @@ export class Reply {
   constructor() {
     this.text = "";
     this.reasoning = "";
+    this.refusal = "";
     this.toolCalls = []; // {id, name, arguments} by index
     this.usage = null; // {input, output}
-    this.finish = null;
+    this.finish = null; // one of FINISH_REASONS
+    this.finishRaw = null; // the dialect's own word
     this.error = null; // {message, kind, status}
     this.done = false;
   }
@@ -193,6 +256,9 @@ export class Reply {
         case "reasoning":
           this.reasoning += p.text;
           break;
+        case "refusal":
+          this.refusal += p.text;
+          break;
         case "tool_call": {
           const call = (this.toolCalls[p.index] ??= { id: "", name: "", arguments: "" });
           call.id ||= p.id;
@@ -205,6 +271,7 @@ export class Reply {
           break;
         case "finish":
           this.finish = p.reason;
+          this.finishRaw = p.raw ?? p.reason;
           break;
         case "error":
           this.error = { message: p.message, kind: p.kind, status: p.status };
