@@ -429,7 +429,8 @@ def test_tokens_arrive_through_nginx_as_they_are_generated(
     # Buffered, the events would come in bursts: most gaps ~0, a few long ones.
     assert abs(median[front.name] - median["direct"]) < 3, (median, p90)
     assert abs(p90[front.name] - p90["direct"]) < 5, (median, p90)
-    assert max(gaps[front.name]) < 4 * TOKEN_MS / 1000, max(gaps[front.name])
+    bursts = {name: sum(g < TOKEN_MS / 4000 for g in gs) for name, gs in gaps.items()}
+    assert bursts[front.name] <= bursts["direct"] + len(gaps["direct"]) // 10, bursts
 
 
 # --- (b) resume by Last-Event-ID --------------------------------------------------------------
