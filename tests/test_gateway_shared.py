@@ -1089,3 +1089,39 @@ def test_a_stored_response_is_read_continued_and_resumed_from_another_instance(
         with pytest.raises(openai.NotFoundError):
             on_b.responses.retrieve("resp_" + "0" * 32)
     no_tracebacks(a, b)
+
+
+@pytest.mark.slow
+def test_a_key_s_requests_per_minute_hold_across_instances(procs: Procs, store_url: str) -> None:
+    """Per-minute limits are counted in the shared store: four requests a minute for the
+    key, whichever instances they land on. Each instance logs one line per request."""
+    mock = procs.mock(token_ms=1)
+    config = gateway_toml(
+        gateway={"log_format": "json"}, provider=upstream(mock), models={"echo": "up:echo"}
+    )
+    config += '\n[[keys]]\nname = "team"\nsecret_env = "TEAM_KEY"\nrequests_per_minute = 4\n'
+    env = {"TEAM_KEY": "sk-team-shared"}
+    a = procs.gateway("a", config, store=store_url, env=env)
+    b = procs.gateway("b", config, store=store_url, env=env)
+    headers = {"authorization": "Bearer sk-team-shared"}
+    body = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+    left = 60 - time.time() % 60  # the windows are whole minutes of the clock
+    if left < 10:
+        time.sleep(left + 0.2)  # not across a window's end
+    statuses = [
+        httpx.post(f"{g.url}/v1/chat/completions", json=body, headers=headers, timeout=10)
+        for g in (a, b, a, b, a, b)
+    ]
+    codes = [r.status_code for r in statuses]
+    assert codes == [200, 200, 200, 200, 429, 429], codes
+    assert "requests_per_minute" in statuses[4].json()["error"]["message"]
+    lines = [
+        json.loads(line)
+        for g in (a, b)
+        for line in g.log().splitlines()
+        if line.startswith("{") and '"endpoint"' in line
+    ]
+    assert sorted(x["status"] for x in lines) == [200, 200, 200, 200, 429, 429]
+    assert {x["key"] for x in lines} == {"team"}
+    assert "sk-team-shared" not in a.log() + b.log()
+    no_tracebacks(a, b)

@@ -420,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help="the request lines' format (one per request, at its end); overrides the file's "
+        "[gateway] log_format",
+    )
 
     chat = commands.add_parser(
         "chat",
@@ -539,6 +545,8 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"tokenrelay serve: --store: {exc}", file=sys.stderr)
         return EXIT_USAGE
     config = dataclasses.replace(config, store=dataclasses.replace(config.store, url=store_url))
+    if args.log_format:
+        config = dataclasses.replace(config, log_format=args.log_format)
     try:
         import uvicorn  # noqa: F401
     except ImportError:

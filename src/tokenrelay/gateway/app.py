@@ -45,6 +45,7 @@ from ..llm import (
 from ..llm.accumulate import accumulate
 from ..llm.anthropic import PING_FRAME
 from ..llm.codec import Dialect, Frame, dumps, error_from_request_error
+from ..llm.estimate import estimate_usage
 from ..llm.model import (
     Delta,
     ErrorKind,
@@ -65,6 +66,7 @@ from .config import GatewayConfig
 from .handling import (
     Gateway,
     authorised,
+    caller,
     disconnected,
     draining,
     error_response,
@@ -75,7 +77,9 @@ from .handling import (
     unauthorised,
 )
 from .hub import StreamHub, Timing, parse_event_id, replay
+from .limits import Limits
 from .metrics import CONTENT_TYPE_LATEST, Metrics
+from .requestlog import Exchange
 from .response import RAW_SEND, HubStreamResponse, OpenStreams
 from .route import generate
 from .stream import EndReason, StreamEnded, StreamMeta
@@ -204,11 +208,19 @@ def _endpoint(
     cancels it and refuses the request)."""
 
     async def handle(request: HTTPRequest) -> Response:
-        started = time.perf_counter()
         gateway = gateway_of(request)
+        exchange = gateway.exchange(path, dialect.name)
+        response = await serve(request, gateway, exchange)
+        exchange.responded(response.status_code)
+        return response
+
+    async def serve(request: HTTPRequest, gateway: Gateway, exchange: Exchange) -> Response:
+        started = exchange.started
         config = gateway.config
-        if not authorised(gateway, request):
+        key = caller(gateway, request)
+        if key is None:
             return error_response(dialect, unauthorised(), endpoint=path, gateway=gateway)
+        exchange.key = key.name
         try:
             body = await read_body(request, config.max_body_bytes, config.body_timeout_seconds)
             neutral = parse(request, body) if parse else dialect.parse_request(body)
@@ -218,7 +230,7 @@ def _endpoint(
             )
         route = config.model(neutral.model)
         if route is None:
-            known = ", ".join(m.name for m in config.models) or "none"
+            known = ", ".join(m.name for m in config.models if key.may_use(m.name)) or "none"
             error = StreamError(
                 ErrorKind.NOT_FOUND,
                 f"model {neutral.model!r} does not exist (models: {known})",
@@ -226,6 +238,7 @@ def _endpoint(
                 param="model",
             )
             return error_response(dialect, error, endpoint=path, gateway=gateway)
+        exchange.model = route.name
         if not gateway.ready:
             return error_response(dialect, draining(), {"retry-after": "1"}, path, gateway)
         if gateway.hub.active + gateway.whole_active >= config.max_streams:
@@ -235,6 +248,16 @@ def _endpoint(
                 429,
             )
             return error_response(dialect, error, {"retry-after": "1"}, path, gateway)
+        try:
+            refusal = await gateway.limits.admit(key, route.name)
+        except StoreError as exc:
+            return store_refused(dialect, exc, path, gateway)
+        if refusal is not None:
+            gateway.metrics.limited.labels(key.name, refusal.limit).inc()
+            wait = (
+                {} if refusal.retry_after is None else {"retry-after": f"{refusal.retry_after:g}"}
+            )
+            return error_response(dialect, refusal.error, wait, path, gateway)
         stream_id = f"str_{uuid.uuid4().hex}"
         turn = None
         echo = neutral  # the request as the encoders echo it
@@ -254,19 +277,27 @@ def _endpoint(
             retry=config.retry,
             timeouts=config.timeouts,
             on_error=gateway.upstream_error,
+            on_attempt=exchange.attempt,
         )
         if turn is not None:
             deltas = responses.with_id(deltas, responses.response_id(stream_id), neutral.model)
         metrics = gateway.metrics
-        timing = Timing(
-            started, metrics.ttft.labels(route.name).observe, metrics.gap.labels(route.name).observe
-        )
+        ttft = metrics.ttft.labels(route.name).observe
+
+        def first_token(seconds: float) -> None:
+            ttft(seconds)
+            exchange.first_token(seconds)
+
+        timing = Timing(started, first_token, metrics.gap.labels(route.name).observe)
         if not neutral.stream and (turn is None or not turn.stored):
             gateway.whole_active += 1  # max_streams counts these generations too
+            gateway.limits.started(key)
             try:
-                return await _whole(request, dialect, echo, deltas, gateway, path, timing)
+                return await _whole(request, dialect, echo, deltas, gateway, path, timing, exchange)
             finally:
                 gateway.whole_active -= 1
+                gateway.limits.ended(key)
+                await gateway.used(key, exchange.usage)
         meta = StreamMeta.of(
             echo,
             dialect=dialect.name,
@@ -280,6 +311,9 @@ def _endpoint(
             first = await gateway.hub.start(stream_id, meta, neutral, deltas, timing, keep)
         except StoreError as exc:
             return store_refused(dialect, exc, path, gateway)
+        exchange.stream, exchange.generating = stream_id, True
+        gateway.running[stream_id] = (exchange, key)  # until on_end
+        gateway.limits.started(key)
         if not neutral.stream:  # a stored response, answered whole (or at once: background)
             if keep:
                 return JSONResponse(responses.queued(meta, stream_id))
@@ -365,8 +399,10 @@ async def _whole(
     gateway: Gateway,
     path: str,
     timing: Timing,
+    exchange: Exchange,
 ) -> Response:
-    """A non-streamed answer; a client that goes away cancels the generation."""
+    """A non-streamed answer; a client that goes away cancels the generation. The
+    answer's usage and end go to ``exchange``."""
 
     async def collect() -> list[Delta]:
         collected = []
@@ -386,14 +422,19 @@ async def _whole(
             with contextlib.suppress(BaseException):
                 await task
     if task.cancelled():
+        exchange.end = "disconnected"
         return Response(status_code=499)  # nobody is listening; nginx's "client closed"
     try:
         collected = task.result()
     except UpstreamError as exc:
+        exchange.end = "error"
         headers = {} if exc.retry_after is None else {"retry-after": f"{exc.retry_after:g}"}
         return error_response(dialect, exc.error, headers, path, gateway)
     completion = accumulate(collected)
+    text = "".join(c.text for c in completion.choices)
+    exchange.usage = completion.usage or estimate_usage(neutral, text)
     if completion.error is not None:
+        exchange.end = "error"
         return error_response(dialect, completion.error, endpoint=path, gateway=gateway)
     if completion.usage is not None:
         gateway.metrics.usage(neutral.model, completion.usage)
@@ -493,12 +534,20 @@ async def _cancel(request: HTTPRequest) -> Response:
     return JSONResponse({"id": stream_id, "object": "stream", "cancelled": cancelled})
 
 
+def _models_of(gateway: Gateway, request: HTTPRequest) -> list[str] | None:
+    """The models the caller's key may use (None: not authorised)."""
+    key = caller(gateway, request)
+    if key is None:
+        return None
+    return [m.name for m in gateway.config.models if key.may_use(m.name)]
+
+
 async def _models(request: HTTPRequest) -> Response:
     gateway = gateway_of(request)
-    if not authorised(gateway, request):
+    names = _models_of(gateway, request)
+    if names is None:
         dialect = ANTHROPIC if "anthropic-version" in request.headers else OPENAI_CHAT
         return error_response(dialect, unauthorised())
-    names = [m.name for m in gateway.config.models]
     if "anthropic-version" in request.headers:  # the anthropic SDK's models.list()
         data = [
             {"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}
@@ -525,12 +574,12 @@ async def _models(request: HTTPRequest) -> Response:
 async def _gemini_models(request: HTTPRequest) -> Response:
     """``GET /v1beta/models``: google-genai's ``models.list()``."""
     gateway = gateway_of(request)
-    if not authorised(gateway, request):
+    names = _models_of(gateway, request)
+    if names is None:
         return error_response(GEMINI, unauthorised())
     methods = list(_GEMINI_METHODS)
     models = [
-        {"name": f"models/{m.name}", "displayName": m.name, "supportedActions": methods}
-        for m in gateway.config.models
+        {"name": f"models/{n}", "displayName": n, "supportedActions": methods} for n in names
     ]
     return JSONResponse({"models": models})
 
@@ -539,18 +588,19 @@ async def _ollama_tags(request: HTTPRequest) -> Response:
     """``GET /api/tags``: the models, in Ollama's list shape (what its clients and tools
     such as Open WebUI read to offer a model)."""
     gateway = gateway_of(request)
-    if not authorised(gateway, request):
+    names = _models_of(gateway, request)
+    if names is None:
         return error_response(OLLAMA, unauthorised())
     models = [
         {
-            "name": m.name,
-            "model": m.name,
+            "name": n,
+            "model": n,
             "modified_at": "1970-01-01T00:00:00Z",
             "size": 0,
-            "digest": hashlib.sha256(m.name.encode()).hexdigest(),
+            "digest": hashlib.sha256(n.encode()).hexdigest(),
             "details": {"format": "", "family": "", "parameter_size": "", "quantization_level": ""},
         }
-        for m in gateway.config.models
+        for n in names
     ]
     return JSONResponse({"models": models})
 
@@ -650,6 +700,7 @@ def create_app(
             metrics.usage(ended.meta.route, ended.usage)
             metrics.streams_ended.labels(ended.reason.value).inc()
             metrics.active.set(hub.active)
+            gateway.ended(ended.stream_id, ended.reason.value, ended.usage)
 
         own_store = store is None
         stream_store = (
@@ -669,7 +720,7 @@ def create_app(
         )
         await hub.open()
         streams = OpenStreams(ping=config.ping_seconds)
-        gateway = Gateway(config, built, hub, metrics, streams, ready=True)
+        gateway = Gateway(config, built, hub, metrics, streams, Limits(stream_store), ready=True)
         app.state.gateway = gateway
         # What exists now (modules, classes, the configuration) lives as long as the
         # process: leave it out of the cyclic GC's full collections, which would otherwise

@@ -13,6 +13,8 @@ environment and flags (the CLI only fills it in; ``create_app`` only reads it).
                                        # (and stored Responses answers, from last read)
     store_responses = true             # keep Responses turns (store: true) for
                                        # previous_response_id, GET /v1/responses/{id}
+    log_requests = true                # one line per generation request, at its end
+    log_format = "text"                # text (key=value) | json (one object a line)
     ping_seconds = 15                  # keep-alive while waiting for the first token
     body_timeout_seconds = 30          # a request body must arrive within this (408)
     metrics_need_key = false           # true: /metrics and /readyz want a client key too
@@ -54,12 +56,23 @@ environment and flags (the CLI only fills it in; ``create_app`` only reads it).
     name = "gpt-test"                  # the name clients ask for
     route = ["up:echo"]                # provider:upstream-model, in fallback order
 
-Secrets never live in the file: an ``api_key`` key there is an error, and keys named by
-``api_key_env`` are read when the file is loaded.
+    [[keys]]                           # named client keys, each with optional limits
+    name = "alice"                     # in logs and metrics (never the secret)
+    secret_env = "ALICE_KEY"           # the key itself, from the environment
+    requests_per_minute = 60           # over it: 429 + retry-after, before any upstream
+    tokens_per_minute = 100000         # input + output tokens of finished requests
+    max_streams = 4                    # generations running at once (per instance)
+    models = ["gpt-test"]              # the models it may use (default: all)
+
+Secrets never live in the file: an ``api_key`` or ``secret`` key there is an error, and
+keys named by ``api_key_env``, ``api_keys_env`` and ``secret_env`` are read when the file
+is loaded. The keys of ``api_keys_env`` are one identity, named after the variable, with
+no limits.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 import tomllib
 from collections.abc import Mapping
@@ -71,6 +84,7 @@ from ..errors import TokenRelayError
 from ..providers.base import ProviderConfig
 
 __all__ = [
+    "ClientKey",
     "ConfigError",
     "GatewayConfig",
     "ModelRoute",
@@ -117,6 +131,27 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClientKey:
+    """A client's identity: a name (for logs, metrics and its own error messages) and the
+    secret it authenticates with (never printed: ``repr`` leaves it out), with its
+    limits (None: none). ``models``: what it may use (empty: everything)."""
+
+    name: str
+    secret: str = field(default="", repr=False)
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_streams: int | None = None
+    models: tuple[str, ...] = ()
+
+    def may_use(self, model: str) -> bool:
+        return not self.models or model in self.models
+
+
+ANONYMOUS = ClientKey("")
+"""Who calls a gateway without keys."""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRoute:
     """A model clients can ask for, and where it is served from, in fallback order:
     ``route`` holds (provider name, upstream model) pairs."""
@@ -129,7 +164,8 @@ class ModelRoute:
 class GatewayConfig:
     providers: tuple[ProviderConfig, ...] = ()
     models: tuple[ModelRoute, ...] = ()
-    api_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    api_keys: frozenset[str] = field(default=frozenset(), repr=False)  # every key's secret
+    keys: tuple[ClientKey, ...] = field(default=(), repr=False)
     max_body_bytes: int = 4 * 1024 * 1024
     max_streams: int = 1000
     grace_seconds: float = 30.0
@@ -140,6 +176,8 @@ class GatewayConfig:
     cors_origins: tuple[str, ...] = ()
     metrics_need_key: bool = False
     store_responses: bool = True
+    log_requests: bool = True
+    log_format: str = "text"
     drain_seconds: float = 10.0
     instance: str = ""
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -148,6 +186,18 @@ class GatewayConfig:
 
     def model(self, name: str) -> ModelRoute | None:
         return next((m for m in self.models if m.name == name), None)
+
+    def caller(self, secret: str) -> ClientKey | None:
+        """The key whose secret this is (``ANONYMOUS`` without keys; None: no such key).
+        Every secret is compared, in constant time."""
+        if not self.api_keys:
+            return ANONYMOUS
+        found = None
+        given = secret.encode()
+        for key in self.keys:
+            if hmac.compare_digest(key.secret.encode(), given):
+                found = key
+        return found
 
     def provider(self, name: str) -> ProviderConfig | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -183,6 +233,13 @@ def _strings(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(f"{where}.{key} must be a list of non-empty strings")
     return tuple(value)
+
+
+def _choice(table: Mapping[str, Any], key: str, where: str, choices: tuple[str, ...]) -> str:
+    value = table.get(key, choices[0])
+    if value not in choices:
+        raise ConfigError(f"{where}.{key} must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
 
 
 def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
@@ -307,11 +364,11 @@ def _model(raw: Any, i: int, providers: set[str]) -> ModelRoute:
 def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) -> GatewayConfig:
     """A ``GatewayConfig`` from parsed TOML (``ConfigError`` naming what is wrong)."""
     env = os.environ if env is None else env
-    _known(data, {"gateway", "providers", "models"}, "")
+    _known(data, {"gateway", "providers", "models", "keys"}, "")
     gateway = _table(data.get("gateway", {}), "gateway")
     _known(
         gateway,
-        {f.name for f in fields(GatewayConfig)} - {"providers", "models", "api_keys"}
+        {f.name for f in fields(GatewayConfig)} - {"providers", "models", "api_keys", "keys"}
         | {"api_keys_env"},
         "gateway",
     )
@@ -365,10 +422,22 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
     model_names = [m.name for m in models]
     if len(set(model_names)) != len(model_names):
         raise ConfigError("models: two share a name")
+    raw_keys = data.get("keys", [])
+    if not isinstance(raw_keys, list):
+        raise ConfigError("keys must be an array of tables ([[keys]])")
+    named = [_client_key(k, i, env, set(model_names)) for i, k in enumerate(raw_keys)]
+    client_keys = (*named, *(ClientKey(keys_env, secret) for secret in sorted(keys)))
+    key_names = [k.name for k in named]
+    if keys_env in key_names or len(set(key_names)) != len(key_names):
+        raise ConfigError("keys: two share a name (the keys of api_keys_env are named after it)")
+    secrets = [k.secret for k in client_keys]
+    if len(set(secrets)) != len(secrets):
+        raise ConfigError("keys: two keys have the same secret")
     return GatewayConfig(
         providers=providers,
         models=models,
-        api_keys=keys,
+        api_keys=frozenset(secrets),
+        keys=client_keys,
         max_body_bytes=_number(
             gateway, "max_body_bytes", "gateway", 4 * 1024 * 1024, integer=True, positive=True
         ),
@@ -385,12 +454,52 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         ),
         metrics_need_key=_bool(gateway, "metrics_need_key", "gateway", False),
         store_responses=_bool(gateway, "store_responses", "gateway", True),
+        log_requests=_bool(gateway, "log_requests", "gateway", True),
+        log_format=_choice(gateway, "log_format", "gateway", ("text", "json")),
         allowed_hosts=_strings(gateway, "allowed_hosts", "gateway"),
         cors_origins=_strings(gateway, "cors_origins", "gateway"),
         instance=instance,
         store=store,
         timeouts=timeouts,
         retry=retry,
+    )
+
+
+def _client_key(raw: Any, index: int, env: Mapping[str, str], models: set[str]) -> ClientKey:
+    where = f"keys[{index}]"
+    table = _table(raw, where)
+    if "secret" in table:
+        raise ConfigError(f"{where}.secret: secrets do not go in the file; use secret_env")
+    _known(
+        table,
+        {"name", "secret_env", "requests_per_minute", "tokens_per_minute", "max_streams", "models"},
+        where,
+    )
+    name, secret_env = table.get("name"), table.get("secret_env")
+    if not isinstance(name, str) or not name or len(name) > 64 or not name.isprintable():
+        raise ConfigError(f"{where}.name must be a name of 1 to 64 printable characters")
+    if not isinstance(secret_env, str) or not secret_env:
+        raise ConfigError(f"{where}.secret_env must name an environment variable")
+    secret = env.get(secret_env, "").strip()
+    if not secret:
+        raise ConfigError(f"{where}.secret_env: environment variable {secret_env} is not set")
+    allowed = _strings(table, "models", where)
+    unknown = [m for m in allowed if m not in models]
+    if unknown:
+        raise ConfigError(f"{where}.models: {unknown[0]!r} is not a configured model")
+
+    def limit(key: str) -> int | None:
+        if key not in table:
+            return None
+        return int(_number(table, key, where, 0, integer=True, positive=True))
+
+    return ClientKey(
+        name,
+        secret,
+        requests_per_minute=limit("requests_per_minute"),
+        tokens_per_minute=limit("tokens_per_minute"),
+        max_streams=limit("max_streams"),
+        models=allowed,
     )
 
 

@@ -6,25 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import Response
 
 from ..errors import RequestError
 from ..llm.codec import Dialect, dumps
-from ..llm.model import ErrorKind, StreamError
+from ..llm.model import ErrorKind, StreamError, Usage
 from ..providers import Provider
 from ..store import StoreError, StoreLimitError
-from .config import GatewayConfig
+from .config import ClientKey, GatewayConfig
 from .hub import StreamHub
+from .limits import Limits
 from .metrics import Metrics
+from .requestlog import Exchange, LogFormat
 from .response import OpenStreams
+
+log = logging.getLogger("tokenrelay.gateway")
 
 __all__ = [
     "Gateway",
     "authorised",
+    "caller",
     "client_key",
     "disconnected",
     "draining",
@@ -39,20 +45,61 @@ __all__ = [
 
 @dataclass
 class Gateway:
-    """What one app holds: configuration, providers, the stream hub and metrics."""
+    """What one app holds: configuration, providers, the stream hub, the keys' limits,
+    metrics, and the requests whose generations run here (for their log line)."""
 
     config: GatewayConfig
     providers: dict[str, Provider]
     hub: StreamHub
     metrics: Metrics
     streams: OpenStreams
+    limits: Limits
     ready: bool = False
     whole_active: int = 0  # non-streamed generations running
+    running: dict[str, tuple[Exchange, ClientKey]] = field(default_factory=dict)
+    _counting: set[asyncio.Task[None]] = field(default_factory=set)  # tokens being counted
 
     def upstream_error(self, provider: str, error: StreamError) -> None:
         """Counts a failed attempt or an error after the first delta (``generate``'s
         ``on_error``)."""
         self.metrics.upstream_errors.labels(provider, error.kind.value).inc()
+
+    def exchange(self, endpoint: str, dialect: str) -> Exchange:
+        """The record of a new generation request (its log line and key metrics)."""
+        format: LogFormat = "json" if self.config.log_format == "json" else "text"
+        return Exchange(
+            endpoint, dialect, format, self.config.log_requests, on_finish=self._account
+        )
+
+    def _account(self, exchange: Exchange) -> None:
+        metrics, key, model = self.metrics, exchange.key, exchange.model
+        metrics.key_requests.labels(key, model, str(exchange.status)).inc()
+        if exchange.usage is not None:
+            metrics.key_usage(key, model, exchange.usage)
+        if exchange.end not in ("completed", "refused"):
+            metrics.key_errors.labels(key, model, exchange.end).inc()
+
+    def ended(self, stream_id: str, end: str, usage: Usage) -> None:
+        """A generation that ran here ended (the hub's ``on_end``)."""
+        running = self.running.pop(stream_id, None)
+        if running is None:
+            return
+        exchange, key = running
+        self.limits.ended(key)
+        exchange.ended(end, usage)
+        if key.tokens_per_minute is not None:
+            task = asyncio.get_running_loop().create_task(self.used(key, usage))
+            self._counting.add(task)
+            task.add_done_callback(self._counting.discard)
+
+    async def used(self, key: ClientKey, usage: Usage | None) -> None:
+        """Count a finished request's tokens against its key's limit."""
+        if usage is None:
+            return
+        try:
+            await self.limits.used(key, usage)
+        except StoreError as exc:
+            log.warning("stream store: cannot count the tokens of key %r: %s", key.name, exc)
 
 
 def gateway_of(request: HTTPRequest) -> Gateway:
@@ -103,9 +150,13 @@ async def read_body(request: HTTPRequest, limit: int, seconds: float) -> bytes:
     return b"".join(chunks)
 
 
+def caller(gateway: Gateway, request: HTTPRequest) -> ClientKey | None:
+    """The key the request authenticates with (``ANONYMOUS`` without keys), or None."""
+    return gateway.config.caller(client_key(request))
+
+
 def authorised(gateway: Gateway, request: HTTPRequest) -> bool:
-    keys = gateway.config.api_keys
-    return not keys or client_key(request) in keys
+    return caller(gateway, request) is not None
 
 
 def key_id(gateway: Gateway, request: HTTPRequest) -> str:

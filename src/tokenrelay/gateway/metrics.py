@@ -65,11 +65,41 @@ class Metrics:
         self.streams_ended = Counter(
             "tokenrelay_streams_ended", "Streams by how they ended", ["why"], registry=r
         )
+        # Per client key (its configured name; "" without keys) and configured model.
+        self.key_requests = Counter(
+            "tokenrelay_key_requests",
+            "Generation requests by key, model and status",
+            ["key", "model", "status"],
+            registry=r,
+        )
+        self.key_tokens = Counter(
+            "tokenrelay_key_tokens",
+            "Tokens by key, model and direction (estimated or not)",
+            ["key", "model", "direction", "estimated"],
+            registry=r,
+        )
+        self.key_errors = Counter(
+            "tokenrelay_key_errors",
+            "Generations that did not complete, by key, model and how they ended",
+            ["key", "model", "end"],
+            registry=r,
+        )
+        self.limited = Counter(
+            "tokenrelay_limited",
+            "Requests refused by a key's limit, by key and limit",
+            ["key", "limit"],
+            registry=r,
+        )
 
     def usage(self, model: str, usage: Usage) -> None:
         estimated = "true" if usage.estimated else "false"
         self.tokens.labels(model, "input", estimated).inc(usage.input_tokens)
         self.tokens.labels(model, "output", estimated).inc(usage.output_tokens)
+
+    def key_usage(self, key: str, model: str, usage: Usage) -> None:
+        estimated = "true" if usage.estimated else "false"
+        self.key_tokens.labels(key, model, "input", estimated).inc(usage.input_tokens)
+        self.key_tokens.labels(key, model, "output", estimated).inc(usage.output_tokens)
 
     def render(self) -> bytes:
         if self.multiprocess:

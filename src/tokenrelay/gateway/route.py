@@ -149,9 +149,11 @@ async def generate(
     timeouts: Timeouts,
     rng: Callable[[], float] = random.random,
     on_error: Callable[[str, StreamError], None] | None = None,
+    on_attempt: Callable[[str, str], None] | None = None,
 ) -> AsyncIterator[Delta]:
     """The deltas of one generation (see the module docstring). ``on_error(provider,
-    error)`` hears of every failed attempt and of an error after the first delta."""
+    error)`` hears of every failed attempt and of an error after the first delta;
+    ``on_attempt(provider, upstream_model)`` of every attempt as it begins."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     first_deadline = started + min(timeouts.first_token, timeouts.total)
@@ -160,6 +162,8 @@ async def generate(
     for provider_name, upstream_model in route.route:
         provider = providers[provider_name]
         for attempt in range(1, retry.attempts + 1):
+            if on_attempt is not None:
+                on_attempt(provider_name, upstream_model)
             stream = provider.stream(replace(request, model=upstream_model), upstream_model)
             try:
                 try:

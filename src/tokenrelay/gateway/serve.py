@@ -69,6 +69,7 @@ def serve(
 
     if not config.instance:
         config = dataclasses.replace(config, instance=default_instance_name(port))
+    _log_requests(config)
     if workers <= 1:
         import uvicorn
 
@@ -80,6 +81,14 @@ def serve(
         server.run()
         return
     _supervise(config, host=host, port=port, workers=workers, log_level=log_level)
+
+
+def _log_requests(config: GatewayConfig) -> None:
+    """Request lines to stderr, in the configured format (``requestlog``)."""
+    if config.log_requests:
+        from .requestlog import configure
+
+        configure("json" if config.log_format == "json" else "text")
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -100,6 +109,7 @@ def _worker(
     from .app import create_app
 
     config = dataclasses.replace(config, instance=f"{config.instance}/w{index}")
+    _log_requests(config)
     app = create_app(config, freeze_gc=True)
     uvicorn.Server(_uvicorn_config(app, log_level, config)).run(sockets=[sock])
 

@@ -1,0 +1,320 @@
+"""Named client keys at the gateway: their limits (models, concurrent generations,
+requests and tokens per minute: 403/429 in the caller's dialect, with ``retry-after``,
+before any upstream call), their usage (Prometheus counters matching the mock's exact
+token counts) and the one log line each request leaves at its end (its fields, and never
+a prompt, an answer or a key). Over real loopback HTTP, with the official SDKs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.asgi_servers import run_server
+from tests.dialect_helpers import anthropic_client, openai_client
+from tokenrelay.gateway import create_app, parse_config
+from tokenrelay.gateway.config import ConfigError
+from tokenrelay.mock import MockServer
+
+SECRETS = {"ALICE": "sk-alice-9f8e7d", "BOB": "sk-bob-1a2b3c", "CAROL": "sk-carol-77aa"}
+PROMPT = "the secret prompt words"
+
+
+def config(mock_url: str, **gateway: Any) -> Any:
+    return parse_config(
+        {
+            "gateway": {"ping_seconds": 5, **gateway},
+            "providers": [
+                {"name": "up", "kind": "openai", "base_url": mock_url + "/v1"},
+                {"name": "slow", "kind": "mock", "options": {"token_ms": 20}},
+            ],
+            "models": [
+                {"name": "echo", "route": ["up:echo"]},
+                {"name": "flaky", "route": ["up:echo@503;times=1"]},
+                {"name": "lorem", "route": ["slow:lorem"]},
+            ],
+            "keys": [
+                {"name": "alice", "secret_env": "ALICE", "requests_per_minute": 3},
+                {"name": "bob", "secret_env": "BOB", "models": ["echo", "lorem"], "max_streams": 1},
+                {"name": "carol", "secret_env": "CAROL", "tokens_per_minute": 30},
+            ],
+        },
+        env=SECRETS,
+    )
+
+
+@pytest.fixture
+def gateway(mock: MockServer) -> Iterator[str]:
+    """A fresh gateway per test: the per-minute windows start empty."""
+    with run_server(create_app(config(mock.url)), lifespan="on") as url:
+        yield url
+
+
+def chat(url: str, secret: str, model: str = "echo", **kw: Any) -> httpx.Response:
+    return httpx.post(
+        url + "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": PROMPT}], **kw},
+        headers={"authorization": f"Bearer {secret}"},
+        timeout=30,
+    )
+
+
+def upstream_calls(mock: MockServer) -> int:
+    return len(httpx.get(mock.url + "/mock/requests").json())
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    text = httpx.get(url + "/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "env", "says"),
+    [
+        ({"name": "a", "secret": "sk-x"}, {}, "secret_env"),
+        ({"name": "a", "secret_env": "NOPE"}, {}, "NOPE is not set"),
+        ({"name": "a", "secret_env": "K", "models": ["gpt-9"]}, {"K": "s"}, "gpt-9"),
+        ({"name": "", "secret_env": "K"}, {"K": "s"}, "name"),
+        ({"name": "a", "secret_env": "K", "requests_per_minute": 0}, {"K": "s"}, "requests"),
+        ({"name": "a", "secret_env": "K", "burst": 3}, {"K": "s"}, "burst"),
+    ],
+)
+def test_a_bad_key_table_names_what_to_fix(
+    key: dict[str, Any], env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(ConfigError, match=says):
+        parse_config(
+            {
+                "models": [{"name": "m", "route": ["p:x"]}],
+                "providers": [{"name": "p", "kind": "mock"}],
+                "keys": [key],
+            },
+            env=env,
+        )
+
+
+def test_two_keys_may_not_share_a_name_or_a_secret_and_secrets_never_print() -> None:
+    base: dict[str, Any] = {"providers": [{"name": "p", "kind": "mock"}], "models": []}
+    same_name = [{"name": "a", "secret_env": "A"}, {"name": "a", "secret_env": "B"}]
+    same_secret = [{"name": "a", "secret_env": "A"}, {"name": "b", "secret_env": "B"}]
+    with pytest.raises(ConfigError, match="name"):
+        parse_config({**base, "keys": same_name}, env={"A": "x", "B": "y"})
+    with pytest.raises(ConfigError, match="secret"):
+        parse_config({**base, "keys": same_secret}, env={"A": "x", "B": "x"})
+    loaded = parse_config({**base, "keys": same_secret}, env={"A": "sk-1", "B": "sk-2"})
+    assert "sk-1" not in repr(loaded) and "sk-1" not in repr(loaded.keys)
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+
+def test_requests_per_minute_answer_429_with_retry_after_before_any_upstream_call(
+    gateway: str, mock: MockServer
+) -> None:
+    for _ in range(3):
+        assert chat(gateway, SECRETS["ALICE"]).status_code == 200
+    before = upstream_calls(mock)
+    with openai_client(gateway + "/v1", SECRETS["ALICE"]) as oai:
+        with pytest.raises(openai.RateLimitError) as refused:
+            oai.with_options(max_retries=0).chat.completions.create(
+                model="echo", messages=[{"role": "user", "content": "hi"}]
+            )
+    assert "requests_per_minute" in refused.value.message and "alice" in refused.value.message
+    wait = int(refused.value.response.headers["retry-after"])
+    assert 1 <= wait <= 60
+    with anthropic_client(gateway, SECRETS["ALICE"]) as claude:
+        with pytest.raises(anthropic.RateLimitError):
+            claude.with_options(max_retries=0).messages.create(
+                model="echo", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+            )
+    assert upstream_calls(mock) == before  # refused before any upstream call
+    assert chat(gateway, SECRETS["BOB"]).status_code == 200  # another key is not limited
+    assert (
+        metric(gateway, "tokenrelay_limited_total", key="alice", limit="requests_per_minute") == 2
+    )
+
+
+def test_a_key_uses_only_its_models_and_sees_only_them(gateway: str, mock: MockServer) -> None:
+    before = upstream_calls(mock)
+    refused = chat(gateway, SECRETS["BOB"], model="flaky")
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert "bob" in error["message"] and error["param"] == "model"
+    assert upstream_calls(mock) == before
+    with openai_client(gateway + "/v1", SECRETS["BOB"]) as oai:
+        assert [m.id for m in oai.models.list()] == ["echo", "lorem"]
+    with openai_client(gateway + "/v1", SECRETS["ALICE"]) as oai:
+        assert [m.id for m in oai.models.list()] == ["echo", "flaky", "lorem"]
+    unknown = chat(gateway, SECRETS["BOB"], model="nope").json()["error"]["message"]
+    assert "flaky" not in unknown  # the list of models names only the key's own
+
+
+def test_max_streams_counts_a_key_s_running_generations(gateway: str) -> None:
+    body = {"model": "lorem", "max_tokens": 60, "stream": True,
+            "messages": [{"role": "user", "content": "go"}]}  # fmt: skip
+    headers = {"authorization": f"Bearer {SECRETS['BOB']}"}
+    with httpx.stream(
+        "POST", gateway + "/v1/chat/completions", json=body, headers=headers
+    ) as first:
+        assert first.status_code == 200
+        second = chat(gateway, SECRETS["BOB"], stream=True)
+        assert second.status_code == 429 and "max_streams" in second.json()["error"]["message"]
+        assert second.headers["retry-after"] == "1"
+        assert chat(gateway, SECRETS["ALICE"]).status_code == 200  # others are not held
+        first.read()
+    deadline = time.monotonic() + 5
+    while (again := chat(gateway, SECRETS["BOB"])).status_code == 429:
+        assert time.monotonic() < deadline, again.text  # the stream has ended: counted out
+        time.sleep(0.05)
+    assert again.status_code == 200
+
+
+def test_tokens_per_minute_count_what_finished_requests_used(
+    gateway: str, mock: MockServer
+) -> None:
+    first = chat(gateway, SECRETS["CAROL"])
+    assert first.status_code == 200
+    usage = first.json()["usage"]
+    used = usage["prompt_tokens"] + usage["completion_tokens"]
+    assert used < 30
+    # Admitted while the minute's count is under the limit; each adds its own tokens.
+    answers = [chat(gateway, SECRETS["CAROL"]) for _ in range(30 // used + 1)]
+    statuses = [a.status_code for a in answers]
+    assert statuses[: 30 // used - 1] == [200] * (30 // used - 1)
+    assert statuses[-1] == 429, statuses
+    assert "tokens_per_minute" in answers[-1].json()["error"]["message"]
+    assert int(answers[-1].headers["retry-after"]) >= 1
+
+
+# --- usage and the log line ---------------------------------------------------------------
+
+
+def test_usage_counters_match_the_upstream_s_exact_counts(gateway: str) -> None:
+    answers = [chat(gateway, SECRETS["BOB"]) for _ in range(2)]
+    streamed = chat(gateway, SECRETS["BOB"], stream=True, stream_options={"include_usage": True})
+    usage = [a.json()["usage"] for a in answers]
+    last = [
+        json.loads(line[6:]) for line in streamed.text.splitlines() if line.startswith("data: {")
+    ]
+    usage.append(last[-1]["usage"])
+    prompt = sum(u["prompt_tokens"] for u in usage)
+    output = sum(u["completion_tokens"] for u in usage)
+    labels = {"key": "bob", "model": "echo", "estimated": "false"}
+    assert metric(gateway, "tokenrelay_key_tokens_total", direction="input", **labels) == prompt
+    assert metric(gateway, "tokenrelay_key_tokens_total", direction="output", **labels) == output
+    assert (
+        metric(gateway, "tokenrelay_key_requests_total", key="bob", model="echo", status="200") == 3
+    )
+    assert chat(gateway, "sk-wrong").status_code == 401
+    assert metric(gateway, "tokenrelay_key_requests_total", key="", status="401") == 1
+    assert SECRETS["BOB"] not in httpx.get(gateway + "/metrics").text
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def request_lines() -> Iterator[Lines]:
+    logger = logging.getLogger("tokenrelay.requests")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def wait_lines(handler: Lines, n: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 10
+    while len(handler.lines) < n:
+        assert time.monotonic() < deadline, handler.lines
+        time.sleep(0.02)
+    return [json.loads(line) for line in handler.lines]
+
+
+def test_one_json_line_per_request_at_its_end_never_a_prompt_answer_or_key(
+    mock: MockServer, request_lines: Lines
+) -> None:
+    app = create_app(config(mock.url, log_format="json"))
+    with run_server(app, lifespan="on") as url:
+        streamed = chat(url, SECRETS["BOB"], stream=True)
+        stream_id = streamed.headers["x-stream-id"]
+        retried = chat(url, SECRETS["ALICE"], model="flaky")  # a 503, then a retry
+        refused = chat(url, SECRETS["BOB"], model="flaky")
+        unauthorised = chat(url, "sk-wrong")
+        assert [r.status_code for r in (streamed, retried, refused, unauthorised)] == [
+            200,
+            200,
+            403,
+            401,
+        ]
+        lines = wait_lines(request_lines, 4)
+    first, second, third, fourth = lines
+    assert first["stream"] == stream_id and first["key"] == "bob"
+    assert first["dialect"] == "openai_chat" and first["endpoint"] == "/v1/chat/completions"
+    assert (first["model"], first["route"], first["attempts"]) == ("echo", "up:echo", 1)
+    assert (first["status"], first["end"], first["estimated"]) == (200, "completed", False)
+    assert first["ttft_ms"] > 0 and first["duration_ms"] >= first["ttft_ms"]
+    assert first["input_tokens"] > 0 and first["output_tokens"] == len(PROMPT.split())
+    assert second["route"] == "up:echo@503;times=1" and second["attempts"] == 2
+    assert second["status"] == 200 and second["stream"] is None  # not streamed
+    assert (third["status"], third["end"], third["key"]) == (403, "refused", "bob")
+    assert (fourth["status"], fourth["key"], fourth["model"]) == (401, None, None)
+    everything = "\n".join(request_lines.lines)
+    for secret in [*SECRETS.values(), "sk-wrong", "secret prompt"]:
+        assert secret not in everything
+
+
+def test_a_stream_s_line_waits_for_its_generation_to_end(
+    mock: MockServer, request_lines: Lines
+) -> None:
+    """The client leaves after the first token; the generation goes on for the grace
+    period, and the line is written when it ends (``disconnected``), not before."""
+    app = create_app(config(mock.url, grace_seconds=0.5))
+
+    async def leave_early(url: str) -> None:
+        body = {"model": "lorem", "max_tokens": 500, "stream": True,
+                "messages": [{"role": "user", "content": "go"}]}  # fmt: skip
+        headers = {"authorization": f"Bearer {SECRETS['ALICE']}"}
+        async with httpx.AsyncClient() as client:
+            async with client.stream(
+                "POST", url + "/v1/chat/completions", json=body, headers=headers
+            ) as response:
+                async for _ in response.aiter_lines():
+                    break
+
+    with run_server(app, lifespan="on") as url:
+        asyncio.run(leave_early(url))
+        assert request_lines.lines == []  # still generating, for a resume
+        deadline = time.monotonic() + 10
+        while not request_lines.lines:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    line = request_lines.lines[0]
+    assert " end=disconnected" in line and " status=200" in line and " key=alice" in line
+    assert line.startswith("stream=str_")
