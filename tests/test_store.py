@@ -879,6 +879,120 @@ def test_drop_alias_removes_it_only_while_it_points_at_that_stream(
     run(main)
 
 
+# -- counters ------------------------------------------------------------------------------
+
+LONG_WINDOW = 3600.0  # a boundary falls within a test's few seconds once in a long while
+SHORT_WINDOW = 0.5
+
+
+async def in_one_window(store: StreamStore, name: str, window: float, needed: float) -> None:
+    """Return when ``window``'s current window has ``needed`` seconds left (waiting for
+    the next one if it has fewer), so what follows is counted in one window."""
+    _, left = await store.add_count(name, 0, window)
+    if left < needed:
+        await asyncio.sleep(left + 0.02)
+        _, left = await store.add_count(name, 0, window)
+    assert left >= needed, f"{left:.3f} s left in a window of {window} s"
+
+
+def test_counts_add_up_within_a_window_on_every_store(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await in_one_window(producer, "rpm:alice", LONG_WINDOW, 5.0)
+        assert (await producer.add_count("rpm:alice", 0, LONG_WINDOW))[0] == 0
+        assert (await producer.add_count("rpm:alice", 1, LONG_WINDOW))[0] == 1
+        assert (await other.add_count("rpm:alice", 2, LONG_WINDOW))[0] == 3
+        assert (await producer.add_count("rpm:alice", 40, LONG_WINDOW))[0] == 43
+        for s in (producer, other):  # an amount of 0 only reads
+            assert (await s.add_count("rpm:alice", 0, LONG_WINDOW))[0] == 43
+        assert (await other.add_count("rpm:alice", 1, LONG_WINDOW))[0] == 44
+
+    run(main)
+
+
+def test_the_seconds_left_count_down_to_the_end_of_the_window(
+    make_pair: MakePair, run: Run
+) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        for window in (SHORT_WINDOW, 7.0, LONG_WINDOW):
+            for s, amount in ((producer, 1), (other, 0)):
+                _, left = await s.add_count("c", amount, window)
+                assert 0 < left <= window
+        # the stores agree on when a window ends (one clock: the machine's, or Redis's)
+        await in_one_window(producer, "c", LONG_WINDOW, 5.0)
+        _, first = await producer.add_count("c", 1, LONG_WINDOW)
+        _, second = await other.add_count("c", 1, LONG_WINDOW)
+        assert first - SLACK <= second <= first
+
+    run(main)
+
+
+def test_a_new_window_starts_from_zero(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        total, left = await producer.add_count("rps", 3, SHORT_WINDOW)
+        assert total == 3
+        assert 0 < left <= SHORT_WINDOW
+        await asyncio.sleep(left + 0.02)  # into a later window, whatever the delays
+        assert (await other.add_count("rps", 0, SHORT_WINDOW))[0] == 0
+        total, left = await other.add_count("rps", 2, SHORT_WINDOW)
+        assert total == 2
+        assert 0 < left <= SHORT_WINDOW
+        await asyncio.sleep(left + 2 * SHORT_WINDOW)  # two windows on: long forgotten
+        for s in (producer, other):
+            total, left = await s.add_count("rps", 0, SHORT_WINDOW)
+            assert total == 0
+            assert 0 < left <= SHORT_WINDOW
+
+    run(main)
+
+
+def test_counters_of_different_names_are_independent(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        names = ["rpm:alice", "rpm:bob", "tpm:alice", "rpm:alice:1", "rpm", "x" * 300,
+                 "ünï ☃ 名前", "tabs\tand\nlines", "nul\0byte", ""]  # fmt: skip
+        await in_one_window(producer, "any", LONG_WINDOW, 5.0)
+        for i, name in enumerate(names):
+            await (producer, other)[i % 2].add_count(name, i + 1, LONG_WINDOW)
+        for s in (producer, other):
+            totals = [(await s.add_count(name, 0, LONG_WINDOW))[0] for name in names]
+            assert totals == [i + 1 for i in range(len(names))]
+        assert (await other.add_count("rpm:carol", 0, LONG_WINDOW))[0] == 0
+
+    run(main)
+
+
+def test_concurrent_counts_lose_no_increment(make_pair: MakePair, run: Run) -> None:
+    async def main() -> None:
+        producer, other = make_pair()
+        await in_one_window(producer, "rpm", LONG_WINDOW, 10.0)
+        stores = [producer, other] * 25
+        results = await asyncio.gather(*(s.add_count("rpm", 1, LONG_WINDOW) for s in stores))
+        # each call saw its own total: every one from 1 to 50, once
+        assert sorted(total for total, _ in results) == list(range(1, 51))
+        for s in (producer, other):
+            assert (await s.add_count("rpm", 0, LONG_WINDOW))[0] == 50
+
+    run(main)
+
+
+def test_add_count_refuses_a_window_not_above_zero_and_a_negative_amount(
+    make_store: MakeStore, run: Run
+) -> None:
+    async def main() -> None:
+        s = make_store()
+        for window in (0, -1, float("nan"), float("inf")):
+            with pytest.raises(ValueError):
+                await s.add_count("c", 1, window)
+        with pytest.raises(ValueError):
+            await s.add_count("c", -1, 60)
+        assert (await s.add_count("c", 0, 60))[0] == 0  # nothing refused was counted
+
+    run(main)
+
+
 # -- backend-specific ----------------------------------------------------------------------
 
 
@@ -960,6 +1074,8 @@ def test_redis_restarted_empty_gets_the_whole_stream_again_from_its_producer(
             await refused(other.put_alias("chat", "s", 30))
             await refused(other.alias("chat"))
             await refused(other.drop_alias("chat", "s"))
+            await refused(other.add_count("rpm", 1, 60))
+            await refused(other.add_count("rpm", 0, 60))
 
             redis_server.start()
             async with asyncio.timeout(10):

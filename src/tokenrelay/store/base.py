@@ -30,6 +30,9 @@ reads from the same position again.
 **Aliases.** A short-lived name pointing at a stream id (``put_alias``) lets any process
 sharing the store find a stream by a name of its own, such as a chat's running stream.
 
+**Counters.** A total per name in fixed windows of time (``add_count``), the same for
+every process sharing the store: per-key rate limits that hold across the gateway.
+
 Implementations: ``MemoryStore`` (one process: its streams die with it), ``SQLiteStore``
 (one file; the processes of one machine), ``RedisStore`` (a fleet). The same contract suite
 (``tests/test_store.py``) runs unchanged over all three.
@@ -37,6 +40,7 @@ Implementations: ``MemoryStore`` (one process: its streams die with it), ``SQLit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -201,5 +205,35 @@ class StreamStore(Protocol):
     async def drop_alias(self, name: str, stream_id: str) -> None:
         """Remove ``name`` only if it still points at ``stream_id`` (a newer put wins)."""
 
+    # -- counters ----------------------------------------------------------------------
+
+    async def add_count(self, name: str, amount: int, window: float) -> tuple[int, float]:
+        """Add ``amount`` (may be 0: just read) to counter ``name`` in the current window
+        and return (the window's total after it, seconds until the window ends). Windows
+        are fixed: consecutive ``window``-second intervals since the Unix epoch (so every
+        process agrees on them, by the store's clock: Redis's TIME for Redis, the machine's
+        time for SQLite and memory); a counter starts at 0 in each window, and old windows
+        are forgotten (kept no longer than two windows). A name is any string of up to a
+        few hundred characters, used with one ``window``. ``ValueError`` unless
+        ``window > 0`` and ``amount >= 0``."""
+
     async def aclose(self) -> None:
         """Write what is pending and release the store's resources."""
+
+
+def check_count(amount: int, window: float) -> None:
+    """``add_count``'s ``ValueError``\\ s, for every backend."""
+    if not (window > 0 and math.isfinite(window)):
+        raise ValueError("window must be a number of seconds > 0")
+    if amount < 0:
+        raise ValueError("amount must be >= 0")
+
+
+def fixed_window(now: float, window: float) -> tuple[int, float]:
+    """The index of the ``window``-second window holding ``now`` (seconds since the
+    epoch), and the seconds left in it: in (0, window]."""
+    index = math.floor(now / window)
+    left = (index + 1) * window - now
+    if left <= 0:  # rounding, right at a boundary: the next window has begun
+        return index + 1, window
+    return index, min(left, window)

@@ -15,6 +15,8 @@ from .base import (
     StreamFinishedError,
     StreamInfo,
     StreamNotFoundError,
+    check_count,
+    fixed_window,
 )
 from .waiters import Waiters
 
@@ -41,8 +43,10 @@ class MemoryStore:
     Finished streams are kept ``retention`` seconds after they finish or were last read,
     whichever is later (a reader reading gets to the end), then dropped; expiry is checked on
     every ``create`` (a heap, so it costs only for what expires) and on lookups, with no
-    background task. ``clock`` is injectable for tests. Waiting is a future per waiting
-    reader, resolved by the append that gives it something to read: no polling.
+    background task. ``clock`` is injectable for tests; counters' windows are periods since
+    the epoch, so they are read from the wall clock (``time.time``) instead. Waiting is a
+    future per waiting reader, resolved by the append that gives it something to read: no
+    polling.
     """
 
     shared = False
@@ -60,6 +64,8 @@ class MemoryStore:
         self._cancels = Waiters()  # keyed by owner
         self._aliases: dict[str, tuple[str, float]] = {}  # name -> stream id, until
         self._aliases_swept = 0  # how many aliases the last sweep of them left
+        self._counters: dict[str, tuple[int, int, float]] = {}  # name -> window, total, end
+        self._counters_swept = 0
 
     def __len__(self) -> int:
         return len(self._logs)
@@ -265,7 +271,23 @@ class MemoryStore:
         if found is not None and found[0] == stream_id:
             del self._aliases[name]
 
+    async def add_count(self, name: str, amount: int, window: float) -> tuple[int, float]:
+        check_count(amount, window)
+        now = time.time()  # not self._clock: windows are periods since the epoch
+        index, left = fixed_window(now, window)
+        # Only the current window of each name is kept; names not counted since their
+        # window ended are dropped as aliases are, each time the table has doubled.
+        if len(self._counters) >= 2 * self._counters_swept:
+            self._counters = {n: c for n, c in self._counters.items() if c[2] > now}
+            self._counters_swept = max(len(self._counters), 32)
+        found = self._counters.get(name)
+        total = amount if found is None or found[0] != index else found[1] + amount
+        if amount:
+            self._counters[name] = (index, total, now + left)
+        return total, left
+
     async def aclose(self) -> None:
         for stream_id in list(self._logs):
             await self.delete(stream_id)
         self._aliases.clear()
+        self._counters.clear()

@@ -11,7 +11,9 @@ Needs redis-py (extra ``redis``) and Redis >= 6.2. For a stream ``S`` under the 
 - ``Prunning`` — a sorted set of running streams by lease expiry (the global limit and
   the abandoned-stream sweep read it); ``Pcancel:{owner}`` — cancellation requests;
 - channels ``P{S}:n`` (the stream grew or finished) and ``Pc:{owner}`` (cancel);
-- ``Pa:{name}`` — an alias: the stream id it points at, expiring (``PX``).
+- ``Pa:{name}`` — an alias: the stream id it points at, expiring (``PX``);
+- ``Pc:{name}:{k}`` — a counter's total in the ``k``-th window since the epoch (windows
+  of whole milliseconds), expiring at the end of the next window.
 
 Every change is one Lua script, so it is atomic and one round trip; times are Redis's
 own (``TIME``), so the gateways' clocks need not agree. Keys expire: a finished stream's
@@ -37,6 +39,7 @@ from .base import (
     StreamFinishedError,
     StreamInfo,
     StreamNotFoundError,
+    check_count,
 )
 from .behind import BackedStore, Batch, WriteResult, unavailable
 
@@ -267,6 +270,22 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: the counter's key without its window. ARGV: amount, window_ms. Returns {the
+# window's total, ms left in it}; an amount of 0 only reads.
+_ADD_COUNT = (
+    _NOW
+    + """
+local window = tonumber(ARGV[2])
+local index = math.floor(now / window)
+local key = KEYS[1] .. string.format('%d', index)
+local left = (index + 1) * window - now
+if ARGV[1] == '0' then return {tonumber(redis.call('GET', key) or '0'), left} end
+local total = redis.call('INCRBY', key, ARGV[1])
+redis.call('PEXPIRE', key, left + window)
+return {total, left}
+"""
+)
+
 _DAY_MS = 86_400_000
 
 
@@ -329,6 +348,7 @@ class RedisStore(BackedStore):
             "readers": _READERS,
             "running": _RUNNING,
             "drop_alias": _DROP_ALIAS,
+            "add_count": _ADD_COUNT,
         }
         self._scripts = {name: self._redis.register_script(src) for name, src in scripts.items()}
 
@@ -341,6 +361,9 @@ class RedisStore(BackedStore):
 
     def _alias_key(self, name: str) -> str:
         return f"{self.prefix}a:{name}"
+
+    def _counter_key(self, name: str) -> str:
+        return f"{self.prefix}c:{name}:"  # the window's index follows
 
     async def _call(self, what: str, awaitable: Awaitable[T]) -> T:
         try:
@@ -620,3 +643,13 @@ class RedisStore(BackedStore):
 
     async def drop_alias(self, name: str, stream_id: str) -> None:
         await self._script("drop_alias", [self._alias_key(name)], [stream_id])
+
+    # -- counters (written at once, not behind: a limit must hold across processes) -------
+
+    async def add_count(self, name: str, amount: int, window: float) -> tuple[int, float]:
+        check_count(amount, window)
+        window_ms = max(1, round(window * 1000))
+        total, left_ms = await self._script(
+            "add_count", [self._counter_key(name)], [amount, window_ms]
+        )
+        return int(total), left_ms / 1000

@@ -12,8 +12,8 @@ data_version`` — a read of the shared-memory header that tells whether another
 committed — and only when it changed, one query over the streams being waited for. An
 idle process does not poll at all; cost measured in ``bench/RESULTS.md``.
 
-Times (leases, retention, readers' records, aliases) are the machine's wall clock, the same for
-every process sharing the file.
+Times (leases, retention, readers' records, aliases, counters' windows) are the machine's
+wall clock, the same for every process sharing the file.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from .base import (
     StreamFinishedError,
     StreamInfo,
     StreamNotFoundError,
+    check_count,
+    fixed_window,
 )
 from .behind import BackedStore, Batch, WriteResult, unavailable
 
@@ -73,6 +75,13 @@ CREATE TABLE IF NOT EXISTS aliases (
     name TEXT PRIMARY KEY,
     stream_id TEXT NOT NULL,
     until REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT NOT NULL,
+    window INTEGER NOT NULL,     -- its index: window-second periods since the epoch
+    total INTEGER NOT NULL,
+    until REAL NOT NULL,         -- the end of the next window: forgotten then
+    PRIMARY KEY (name, window)
 ) WITHOUT ROWID;
 """
 
@@ -153,6 +162,7 @@ class SQLiteStore(BackedStore):
         db.execute("DELETE FROM streams WHERE expires IS NOT NULL AND expires <= ?", (now,))
         db.execute("DELETE FROM readers WHERE until <= ?", (now,))
         db.execute("DELETE FROM aliases WHERE until <= ?", (now,))
+        db.execute("DELETE FROM counters WHERE until <= ?", (now,))
 
     # -- BackedStore's database ------------------------------------------------------------
 
@@ -522,3 +532,25 @@ class SQLiteStore(BackedStore):
             db.execute("DELETE FROM aliases WHERE name = ? AND stream_id = ?", (name, stream_id))
 
         await self._run("drop alias", drop)
+
+    # -- counters (written at once, not behind: a limit must hold across processes) -------
+
+    async def add_count(self, name: str, amount: int, window: float) -> tuple[int, float]:
+        check_count(amount, window)
+
+        def add(db: sqlite3.Connection) -> tuple[int, float]:
+            now = self._clock()
+            index, left = fixed_window(now, window)
+            if amount == 0:  # a read takes no write lock
+                rows = db.execute(
+                    "SELECT total FROM counters WHERE name = ? AND window = ?", (name, index)
+                ).fetchall()
+            else:  # fetched whole: the statement, and its write, end here
+                rows = db.execute(
+                    "INSERT INTO counters VALUES (?, ?, ?, ?) ON CONFLICT (name, window) "
+                    "DO UPDATE SET total = total + excluded.total RETURNING total",
+                    (name, index, amount, now + left + window),
+                ).fetchall()
+            return (int(rows[0][0]) if rows else 0), left
+
+        return await self._run("add count", add)
