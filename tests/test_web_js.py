@@ -1,5 +1,8 @@
-"""The browser client's own tests (tests/js, ``node --test``): the JS SSE parser on every
-conformance vector split at every byte, and ``stream()`` over real sockets."""
+"""The JavaScript package's own tests (tests/js/*.test.mjs, ``node --test``, no npm
+packages needed): the SSE parser on every conformance vector whole and split at every byte;
+``stream()`` over real sockets; the dialect readers on the Python encoders' vectors; the
+Node server side over node:http; the package's exports and types. (The parts that need
+express or typescript: tests/test_js_npm.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ def test_js_client_passes_its_node_tests() -> None:
     node = shutil.which("node")
     if node is None:
         if os.environ.get("CI"):
-            pytest.fail("node is required in CI to test src/tokenrelay/web/tokenrelay.js")
+            pytest.fail("node is required in CI to test the JavaScript package")
         pytest.skip("node is not installed: the JS client's tests (tests/js) did not run")
     # The files by name: how `node --test <dir>` reads a directory changed across versions.
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "js").glob("*.test.mjs"))
