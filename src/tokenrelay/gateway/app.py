@@ -83,6 +83,7 @@ from .requestlog import Exchange
 from .response import RAW_SEND, HubStreamResponse, OpenStreams
 from .route import generate
 from .stream import EndReason, StreamEnded, StreamMeta
+from .tracing import Tracing, tracing_from_env
 from .web import web_routes
 
 __all__ = ["Gateway", "create_app"]
@@ -209,7 +210,7 @@ def _endpoint(
 
     async def handle(request: HTTPRequest) -> Response:
         gateway = gateway_of(request)
-        exchange = gateway.exchange(path, dialect.name)
+        exchange = gateway.exchange(request, path, dialect.name)
         response = await serve(request, gateway, exchange)
         exchange.responded(response.status_code)
         return response
@@ -238,7 +239,7 @@ def _endpoint(
                 param="model",
             )
             return error_response(dialect, error, endpoint=path, gateway=gateway)
-        exchange.model = route.name
+        exchange.asked(neutral, route.name)
         if not gateway.ready:
             return error_response(dialect, draining(), {"retry-after": "1"}, path, gateway)
         if gateway.hub.active + gateway.whole_active >= config.max_streams:
@@ -276,7 +277,7 @@ def _endpoint(
             neutral,
             retry=config.retry,
             timeouts=config.timeouts,
-            on_error=gateway.upstream_error,
+            on_error=gateway.upstream_failed(exchange),
             on_attempt=exchange.attempt,
         )
         if turn is not None:
@@ -578,9 +579,7 @@ async def _gemini_models(request: HTTPRequest) -> Response:
     if names is None:
         return error_response(GEMINI, unauthorised())
     methods = list(_GEMINI_METHODS)
-    models = [
-        {"name": f"models/{n}", "displayName": n, "supportedActions": methods} for n in names
-    ]
+    models = [{"name": f"models/{n}", "displayName": n, "supportedActions": methods} for n in names]
     return JSONResponse({"models": models})
 
 
@@ -675,6 +674,7 @@ def create_app(
     store: StreamStore | None = None,
     providers: Mapping[str, Provider] | None = None,
     freeze_gc: bool = False,
+    tracer_provider: Any = None,
 ) -> Starlette:
     """The gateway for ``config``. ``store`` defaults to the configured one
     (``config.store.url``: memory unless set), opened and closed with the app; a store
@@ -685,7 +685,11 @@ def create_app(
     garbage collector's reach (``gc.freeze()``), so full collections stop walking the
     process's long-lived heap — tens of ms under load, a visible gap between tokens.
     ``tokenrelay serve`` turns it on; a process that embeds the app decides for itself,
-    since frozen objects are never collected."""
+    since frozen objects are never collected.
+
+    ``tracer_provider``: an OpenTelemetry tracer provider of the embedding app's, for the
+    gateway's spans; without one, the ``OTEL_EXPORTER_OTLP_*`` variables decide
+    (``tracing.py``)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -695,6 +699,9 @@ def create_app(
             else {p.name: create_provider(p) for p in config.providers}
         )
         metrics = Metrics()
+        # Traces: the app's own tracer provider if it passed one, else the standard
+        # OTEL_* variables (tracing.py), else none.
+        tracing = Tracing(tracer_provider) if tracer_provider is not None else tracing_from_env()
 
         def on_end(ended: StreamEnded) -> None:
             metrics.usage(ended.meta.route, ended.usage)
@@ -720,7 +727,9 @@ def create_app(
         )
         await hub.open()
         streams = OpenStreams(ping=config.ping_seconds)
-        gateway = Gateway(config, built, hub, metrics, streams, Limits(stream_store), ready=True)
+        gateway = Gateway(
+            config, built, hub, metrics, streams, Limits(stream_store), tracing, ready=True
+        )
         app.state.gateway = gateway
         # What exists now (modules, classes, the configuration) lives as long as the
         # process: leave it out of the cyclic GC's full collections, which would otherwise
@@ -735,6 +744,8 @@ def create_app(
             # Readers elsewhere can follow what runs on into a shared store: let it
             # finish for the drain time. A memory store dies with us: no point waiting.
             await hub.aclose(config.drain_seconds if stream_store.shared else 0.0)
+            if tracing is not None:
+                await asyncio.to_thread(tracing.shutdown)  # flushes the last spans
             for provider in built.values():
                 with contextlib.suppress(Exception):
                     await provider.aclose()

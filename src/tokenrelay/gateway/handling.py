@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from starlette.requests import Request as HTTPRequest
@@ -24,6 +24,7 @@ from .limits import Limits
 from .metrics import Metrics
 from .requestlog import Exchange, LogFormat
 from .response import OpenStreams
+from .tracing import Tracing
 
 log = logging.getLogger("tokenrelay.gateway")
 
@@ -54,6 +55,7 @@ class Gateway:
     metrics: Metrics
     streams: OpenStreams
     limits: Limits
+    tracing: Tracing | None = None
     ready: bool = False
     whole_active: int = 0  # non-streamed generations running
     running: dict[str, tuple[Exchange, ClientKey]] = field(default_factory=dict)
@@ -64,12 +66,30 @@ class Gateway:
         ``on_error``)."""
         self.metrics.upstream_errors.labels(provider, error.kind.value).inc()
 
-    def exchange(self, endpoint: str, dialect: str) -> Exchange:
-        """The record of a new generation request (its log line and key metrics)."""
+    def exchange(self, request: HTTPRequest, endpoint: str, dialect: str) -> Exchange:
+        """The record of a new generation request (its log line, key metrics, trace)."""
         format: LogFormat = "json" if self.config.log_format == "json" else "text"
+        trace = None
+        if self.tracing is not None:
+            trace = self.tracing.request(request.headers, request.method, endpoint, dialect)
         return Exchange(
-            endpoint, dialect, format, self.config.log_requests, on_finish=self._account
+            endpoint,
+            dialect,
+            format,
+            self.config.log_requests,
+            on_finish=self._account,
+            trace=trace,
+            provider=self.config.provider,
         )
+
+    def upstream_failed(self, exchange: Exchange) -> Callable[[str, StreamError], None]:
+        """``generate``'s ``on_error`` for one request: metrics and its trace."""
+
+        def failed(provider: str, error: StreamError) -> None:
+            self.upstream_error(provider, error)
+            exchange.failed(error)
+
+        return failed
 
     def _account(self, exchange: Exchange) -> None:
         metrics, key, model = self.metrics, exchange.key, exchange.model

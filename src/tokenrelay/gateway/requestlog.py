@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..llm.codec import dumps
-from ..llm.model import Usage
+from ..llm.model import Request, StreamError, Usage
+from ..providers.base import ProviderConfig
+from .tracing import RequestTrace
 
 __all__ = ["Exchange", "LogFormat", "configure"]
 
@@ -55,15 +57,33 @@ class Exchange:
     generated: bool = False
     done: bool = False
     on_finish: Callable[[Exchange], None] | None = None  # metrics, limits: once, at the end
+    trace: RequestTrace | None = None  # its OpenTelemetry spans, when traced
+    provider: Callable[[str], ProviderConfig | None] | None = None  # a name's config
 
     def first_token(self, seconds: float) -> None:
         if self.ttft is None:
             self.ttft = seconds
 
-    def attempt(self, provider: str, model: str) -> None:
-        """An upstream attempt begins (the last one is the one that answered)."""
+    def asked(self, request: Request, model: str) -> None:
+        """The request is read: its configured model (and settings, for the trace)."""
+        self.model = model
+        if self.trace is not None:
+            self.trace.asked(request, model, self.key)
+
+    def attempt(self, provider: str, model: str) -> dict[str, str] | None:
+        """An upstream attempt begins (the last one is the one that answered); the
+        headers to send with it (its trace context), if traced."""
         self.attempts += 1
         self.route = f"{provider}:{model}"
+        if self.trace is None:
+            return None
+        config = self.provider(provider) if self.provider is not None else None
+        return self.trace.attempt(config, provider, model)
+
+    def failed(self, error: StreamError) -> None:
+        """The current attempt failed before its first token."""
+        if self.trace is not None:
+            self.trace.failed(error)
 
     def responded(self, status: int) -> None:
         """The handler answered ``status`` (a stream: its first response)."""
@@ -84,6 +104,8 @@ class Exchange:
             self.end = "refused" if self.status >= 400 else "completed"
         if self.on_finish is not None:
             self.on_finish(self)
+        if self.trace is not None:
+            self.trace.end(self.status, self.end, self.stream, self.usage)
         if self.logged and log.isEnabledFor(logging.INFO):
             log.info("%s", self.line())
 

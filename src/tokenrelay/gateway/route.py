@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 
 from ..llm.model import Delta, ErrorKind, ReasoningDelta, Request, Start, StreamError, Usage
-from ..providers.base import Provider, UpstreamError
+from ..providers.base import Provider, UpstreamError, trace_headers
 from ..providers.http import KINDS as HTTP_KINDS
 from .config import ModelRoute, RetryPolicy, Timeouts
 
@@ -149,11 +149,12 @@ async def generate(
     timeouts: Timeouts,
     rng: Callable[[], float] = random.random,
     on_error: Callable[[str, StreamError], None] | None = None,
-    on_attempt: Callable[[str, str], None] | None = None,
+    on_attempt: Callable[[str, str], Mapping[str, str] | None] | None = None,
 ) -> AsyncIterator[Delta]:
     """The deltas of one generation (see the module docstring). ``on_error(provider,
     error)`` hears of every failed attempt and of an error after the first delta;
-    ``on_attempt(provider, upstream_model)`` of every attempt as it begins."""
+    ``on_attempt(provider, upstream_model)`` of every attempt as it begins, and may
+    return headers to send with it (its trace context: ``trace_headers``)."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     first_deadline = started + min(timeouts.first_token, timeouts.total)
@@ -162,13 +163,18 @@ async def generate(
     for provider_name, upstream_model in route.route:
         provider = providers[provider_name]
         for attempt in range(1, retry.attempts + 1):
-            if on_attempt is not None:
-                on_attempt(provider_name, upstream_model)
+            headers = on_attempt(provider_name, upstream_model) if on_attempt else None
             stream = provider.stream(replace(request, model=upstream_model), upstream_model)
             try:
                 try:
-                    async with asyncio.timeout_at(first_deadline):
-                        head = await _head(stream)
+                    # The request goes out at the first read: with the attempt's headers.
+                    token = trace_headers.set(headers) if headers else None
+                    try:
+                        async with asyncio.timeout_at(first_deadline):
+                            head = await _head(stream)
+                    finally:
+                        if token is not None:
+                            trace_headers.reset(token)
                 except StopAsyncIteration:
                     raise UpstreamError(
                         StreamError(ErrorKind.SERVER, "upstream sent an empty stream", 502),

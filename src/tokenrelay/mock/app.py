@@ -178,6 +178,8 @@ class MockApp:
         loop = asyncio.get_running_loop()
         headers = _headers(scope)
         record: dict[str, Any] = {"dialect": dialect.name, "path": scope["path"]}
+        if "traceparent" in headers:  # the trace context it was called in (gateway tests)
+            record["traceparent"] = headers["traceparent"]
         self.records.append(record)
         try:
             body = await self._read_body(receive)

@@ -21,13 +21,22 @@ generation stops. The gateway relies on it to stop paying for tokens nobody read
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from ..errors import TokenRelayError
 from ..llm.model import Delta, ErrorKind, Request, StreamError
 
-__all__ = ["Provider", "ProviderConfig", "UpstreamError"]
+__all__ = ["Provider", "ProviderConfig", "UpstreamError", "trace_headers"]
+
+trace_headers: ContextVar[Mapping[str, str]] = ContextVar(
+    "trace_headers", default=MappingProxyType({})
+)
+"""Headers carrying the trace context of the attempt being started (W3C ``traceparent``),
+set by the gateway around an attempt's first read; HTTP providers send them with the
+request. Empty when nothing is traced."""
 
 
 @dataclass(frozen=True, slots=True)

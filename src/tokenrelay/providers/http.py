@@ -71,7 +71,7 @@ from ..llm.model import Delta, ErrorKind, Request, Start, StreamError, Usage
 from ..llm.ollama import OLLAMA
 from ..llm.openai_chat import OPENAI_CHAT
 from ._common import EARLY_CLOSE, RETRYABLE_KINDS, refused, retryable_status
-from .base import ProviderConfig, UpstreamError
+from .base import ProviderConfig, UpstreamError, trace_headers
 
 __all__ = ["KINDS", "HTTPKind", "HTTPProvider", "parse_retry_after"]
 
@@ -260,7 +260,7 @@ class HTTPProvider:
         # whole stream (measured by bench/gateway.py's memory figure).
         body = memoryview(dumps(dialect.build_request(upstream))).tobytes()
         url = self.base_url + self.kind.path(upstream)
-        headers = {**self._headers, "content-type": "application/json"}
+        headers = {**trace_headers.get(), **self._headers, "content-type": "application/json"}
         try:
             response = await self._client().post(
                 url, data=body, headers=headers, allow_redirects=False
