@@ -337,3 +337,25 @@ def test_store_responses_false_keeps_nothing_and_says_so(
             with pytest.raises(openai.BadRequestError) as refused:
                 client.responses.create(model="mock-echo", input="x", extra_body={field: value})
             assert refused.value.body is not None and refused.value.body["param"] == field
+
+
+def test_a_conversation_over_its_limit_is_a_400_naming_it(
+    mock: MockServer, replay: ReplayServer
+) -> None:
+    """``max_conversation_bytes`` bounds what a chain of ``previous_response_id`` keeps."""
+    app = create_app(config(mock.url, replay.url, max_conversation_bytes=2000))
+    with run_server(app, lifespan="on") as url, openai_client(url + "/v1", KEY) as client:
+        answer = client.responses.create(model="mock-echo", input="x" * 700)
+        second = client.responses.create(
+            model="mock-echo", input="y" * 300, previous_response_id=answer.id
+        )
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.responses.create(
+                model="mock-echo", input="z" * 300, previous_response_id=second.id
+            )
+        assert refused.value.body is not None
+        assert refused.value.body["param"] == "previous_response_id"
+        assert "max_conversation_bytes" in refused.value.message
+        with pytest.raises(openai.BadRequestError):
+            client.responses.create(model="mock-echo", input="w" * 2100)
+        assert client.responses.create(model="mock-echo", input="w" * 2100, store=False)

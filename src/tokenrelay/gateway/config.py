@@ -13,6 +13,8 @@ environment and flags (the CLI only fills it in; ``create_app`` only reads it).
                                        # (and stored Responses answers, from last read)
     store_responses = true             # keep Responses turns (store: true) for
                                        # previous_response_id, GET /v1/responses/{id}
+    max_conversation_bytes = 16777216  # a stored conversation (previous_response_id
+                                       # chains grow it): larger is a 400
     log_requests = true                # one line per generation request, at its end
     log_format = "text"                # text (key=value) | json (one object a line)
     ping_seconds = 15                  # keep-alive while waiting for the first token
@@ -176,6 +178,7 @@ class GatewayConfig:
     cors_origins: tuple[str, ...] = ()
     metrics_need_key: bool = False
     store_responses: bool = True
+    max_conversation_bytes: int = 16 * 1024 * 1024
     log_requests: bool = True
     log_format: str = "text"
     drain_seconds: float = 10.0
@@ -454,6 +457,14 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
         ),
         metrics_need_key=_bool(gateway, "metrics_need_key", "gateway", False),
         store_responses=_bool(gateway, "store_responses", "gateway", True),
+        max_conversation_bytes=_number(
+            gateway,
+            "max_conversation_bytes",
+            "gateway",
+            16 * 1024 * 1024,
+            integer=True,
+            positive=True,
+        ),
         log_requests=_bool(gateway, "log_requests", "gateway", True),
         log_format=_choice(gateway, "log_format", "gateway", ("text", "json")),
         allowed_hosts=_strings(gateway, "allowed_hosts", "gateway"),

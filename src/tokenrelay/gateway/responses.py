@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..llm import OPENAI_RESPONSES
 from ..llm.accumulate import accumulate
-from ..llm.codec import loads
+from ..llm.codec import dumps, loads
 from ..llm.model import (
     Completion,
     Delta,
@@ -176,6 +176,13 @@ async def prepare(request: Request, body: bytes, gateway: Gateway, http: HTTPReq
         },
     )
     kept = _kept(request.model, conversation) if stored else None
+    limit = gateway.config.max_conversation_bytes
+    if kept is not None and len(dumps(kept)) > limit:
+        raise _invalid(
+            f"the conversation exceeds {limit} bytes ([gateway] max_conversation_bytes): "
+            "start a new one, or send a shorter history in input",
+            "previous_response_id" if previous is not None else "input",
+        )
     return Turn(upstream, echo, kept, background)
 
 
