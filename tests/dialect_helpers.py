@@ -18,7 +18,7 @@ from tokenrelay.gateway.hub import StreamHub
 from tokenrelay.gateway.reader import Reader
 from tokenrelay.gateway.response import HubStreamResponse, OpenStreams
 from tokenrelay.llm import Delta, ErrorKind
-from tokenrelay.llm.codec import StreamDecoder
+from tokenrelay.llm.base import StreamDecoder
 from tokenrelay.sse import Decoder
 
 # Each error kind and the HTTP status a dialect answers it with.

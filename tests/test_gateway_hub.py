@@ -45,8 +45,9 @@ from tokenrelay.llm import (
     accumulate,
 )
 from tokenrelay.llm.anthropic import PING_FRAME
-from tokenrelay.llm.codec import Dialect, Frame
+from tokenrelay.llm.dialect import Dialect
 from tokenrelay.llm.estimate import estimate_usage
+from tokenrelay.llm.frame import Frame
 from tokenrelay.llm.pack import unpack
 from tokenrelay.providers.base import UpstreamError
 from tokenrelay.sse import Decoder, comment

@@ -19,7 +19,8 @@ from tokenrelay.gateway.hub import StreamHub
 from tokenrelay.gateway.reader import _wire
 from tokenrelay.gateway.response import OpenStreams
 from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta, StreamError
-from tokenrelay.llm.codec import Dialect, Frame, to_wire
+from tokenrelay.llm.dialect import Dialect
+from tokenrelay.llm.frame import Frame, to_wire
 from tokenrelay.server.shutdown import shutdown_streams
 from tokenrelay.sse import Decoder
 

@@ -35,7 +35,7 @@ from tokenrelay.llm import (
     accumulate,
 )
 from tokenrelay.llm.anthropic import ANTHROPIC
-from tokenrelay.llm.codec import Dialect
+from tokenrelay.llm.dialect import Dialect
 from tokenrelay.llm.gemini import GEMINI
 from tokenrelay.llm.ollama import OLLAMA
 from tokenrelay.llm.openai_chat import OPENAI_CHAT

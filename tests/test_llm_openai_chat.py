@@ -50,7 +50,7 @@ from tokenrelay.llm import (
     accumulate,
     replay,
 )
-from tokenrelay.llm.codec import dumps
+from tokenrelay.llm.jsonio import dumps
 from tokenrelay.llm.openai_chat import OPENAI_CHAT
 from tokenrelay.sse import Decoder
 

@@ -45,7 +45,7 @@ from tokenrelay.llm import (
     Usage,
     accumulate,
 )
-from tokenrelay.llm.codec import dumps
+from tokenrelay.llm.jsonio import dumps
 from tokenrelay.llm.openai_responses import OPENAI_RESPONSES
 
 pytestmark = pytest.mark.sdk

@@ -44,13 +44,16 @@ from ..llm import (
 )
 from ..llm.accumulate import accumulate
 from ..llm.anthropic import PING_FRAME
-from ..llm.codec import Dialect, Frame, dumps, error_from_request_error
+from ..llm.dialect import Dialect
 from ..llm.estimate import estimate_usage
+from ..llm.frame import Frame
+from ..llm.jsonio import dumps
 from ..llm.model import (
     Delta,
     ErrorKind,
     Request,
     StreamError,
+    error_from_request_error,
 )
 from ..providers import Provider, UpstreamError, create_provider
 from ..sse import comment

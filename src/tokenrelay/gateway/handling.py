@@ -14,7 +14,8 @@ from starlette.requests import Request as HTTPRequest
 from starlette.responses import Response
 
 from ..errors import RequestError
-from ..llm.codec import Dialect, dumps
+from ..llm.dialect import Dialect
+from ..llm.jsonio import dumps
 from ..llm.model import ErrorKind, StreamError, Usage
 from ..providers import Provider
 from ..store import StoreError, StoreLimitError

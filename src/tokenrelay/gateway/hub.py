@@ -33,8 +33,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ..llm.codec import Dialect, Frame
+from ..llm.dialect import Dialect
 from ..llm.estimate import estimate_usage
+from ..llm.frame import Frame
 from ..llm.model import (
     Delta,
     ErrorKind,

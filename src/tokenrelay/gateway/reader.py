@@ -25,7 +25,8 @@ import re
 from collections.abc import Callable
 from typing import Protocol
 
-from ..llm.codec import Dialect, Frame, Framing, to_wire
+from ..llm.dialect import Dialect
+from ..llm.frame import Frame, Framing, to_wire
 from ..llm.model import Request, StreamError, TextDelta
 from ..llm.pack import unpack
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..llm.codec import dumps
+from ..llm.jsonio import dumps
 from ..llm.model import Request, StreamError, Usage
 from ..providers.base import ProviderConfig
 from .tracing import RequestTrace

@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 
 from ..llm import OPENAI_RESPONSES
 from ..llm.accumulate import accumulate
-from ..llm.codec import dumps, loads
+from ..llm.jsonio import dumps, loads
 from ..llm.model import (
     Completion,
     Delta,

@@ -17,8 +17,10 @@ vercel_ui           Vercel AI SDK UI message stream (SSE)       simple  yes
 
 from .accumulate import Accumulator, accumulate, replay
 from .anthropic import ANTHROPIC
-from .codec import Dialect, Frame, StreamDecoder, StreamEncoder, to_wire
+from .base import StreamDecoder, StreamEncoder
+from .dialect import Dialect
 from .estimate import estimate_tokens, estimate_usage
+from .frame import Frame, to_wire
 from .gemini import GEMINI
 from .model import (
     Choice,

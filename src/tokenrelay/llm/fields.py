@@ -1,4 +1,6 @@
-"""Reading fields of a JSON request body with errors that name the field.
+"""Reading a JSON request body and its fields, with errors that name the field.
+
+``load_body`` turns the bytes into a JSON object (no deeper than ``MAX_DEPTH``).
 
 Each reader takes the body (a JSON object), the key and the path of that object in the
 request (for the error message), and raises ``RequestError`` with ``param`` set when the
@@ -11,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from ..errors import RequestError
 
 __all__ = [
+    "MAX_DEPTH",
+    "load_body",
     "opt_bool",
     "opt_float",
     "opt_int",
@@ -138,3 +144,35 @@ def obj_item(value: Any, where: str) -> Mapping[str, Any]:
         got = "null" if value is None else type(value).__name__
         raise RequestError(f"{where} must be an object, not {got}", param=where)
     return value
+
+
+def load_body(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A request body as a JSON object, or ``RequestError`` saying why it is not one."""
+    if isinstance(body, Mapping):
+        return body
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RequestError(f"request body must be a JSON object, not {type(value).__name__}")
+    _check_depth(value)
+    return value
+
+
+MAX_DEPTH = 64
+"""How deeply a request body may nest (tool schemas rarely pass 10; orjson writes 254)."""
+
+
+def _check_depth(body: dict[str, Any]) -> None:
+    """``RequestError`` naming the top-level field that nests deeper than ``MAX_DEPTH``."""
+    for key, top in body.items():
+        stack: list[tuple[Any, int]] = [(top, 2)]
+        while stack:
+            value, depth = stack.pop()
+            children = value.values() if isinstance(value, dict) else value
+            if not isinstance(value, dict | list) or not children:
+                continue
+            if depth > MAX_DEPTH:
+                raise RequestError(f"{key} nests deeper than {MAX_DEPTH} levels", param=str(key))
+            stack.extend((child, depth + 1) for child in children)

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, TypeAlias
 
+from ..errors import RequestError
+
 __all__ = [
     "Choice",
     "Completion",
@@ -228,6 +230,18 @@ class StreamError:
     @property
     def http_status(self) -> int:
         return self.status if self.status is not None else STATUS_OF_KIND[self.kind]
+
+
+def error_from_status(status: int, message: str, raw_type: str = "") -> StreamError:
+    """A ``StreamError`` for an upstream HTTP error whose body said nothing useful."""
+    return StreamError(
+        kind_of_status(status), message or f"upstream HTTP {status}", status, raw_type
+    )
+
+
+def error_from_request_error(exc: RequestError) -> StreamError:
+    kind = ErrorKind.REQUEST_TOO_LARGE if exc.status == 413 else kind_of_status(exc.status)
+    return StreamError(kind, str(exc), exc.status, param=exc.param)
 
 
 Delta: TypeAlias = (

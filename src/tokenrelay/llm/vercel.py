@@ -42,18 +42,10 @@ from typing import Any, NoReturn
 
 from ..errors import RequestError
 from ..sse import Event
-from .codec import (
-    Frame,
-    Framing,
-    SSEStreamDecoder,
-    StreamEncoder,
-    ToolCallTracker,
-    dumps,
-    error_from_status,
-    load_body,
-    loads,
-)
-from .fields import obj_item, opt_int, opt_list, opt_obj, opt_str, req_list, req_str
+from .base import SSEStreamDecoder, StreamEncoder
+from .fields import load_body, obj_item, opt_int, opt_list, opt_obj, opt_str, req_list, req_str
+from .frame import Frame, Framing
+from .jsonio import dumps, loads
 from .model import (
     STATUS_OF_KIND,
     Completion,
@@ -80,8 +72,10 @@ from .model import (
     ToolCallStart,
     ToolResultPart,
     Usage,
+    error_from_status,
     kind_of_status,
 )
+from .toolcalls import ToolCallTracker
 
 __all__ = ["HEADERS", "VERCEL_UI", "VercelUIDecoder", "VercelUIDialect", "VercelUIEncoder"]
 

@@ -33,9 +33,11 @@ from typing import Any
 from ..errors import RequestError
 from ..llm.accumulate import accumulate
 from ..llm.anthropic import ANTHROPIC
-from ..llm.codec import Dialect, Frame, dumps, error_from_request_error, to_wire
+from ..llm.dialect import Dialect
+from ..llm.frame import Frame, to_wire
 from ..llm.gemini import GEMINI
-from ..llm.model import Completion, Delta, ErrorKind, Request, StreamError
+from ..llm.jsonio import dumps
+from ..llm.model import Completion, Delta, ErrorKind, Request, StreamError, error_from_request_error
 from ..llm.ollama import OLLAMA
 from ..llm.openai_chat import OPENAI_CHAT
 from ..llm.openai_responses import OPENAI_RESPONSES

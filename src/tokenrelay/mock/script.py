@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import RequestError
-from ..llm.codec import dumps
 from ..llm.estimate import estimate_prompt_tokens
+from ..llm.jsonio import dumps
 from ..llm.model import (
     Delta,
     Finish,

@@ -65,8 +65,9 @@ import aiohttp
 
 from ..errors import TokenRelayError
 from ..llm.anthropic import ANTHROPIC
-from ..llm.codec import Dialect, dumps, loads
+from ..llm.dialect import Dialect
 from ..llm.gemini import GEMINI, request_path
+from ..llm.jsonio import dumps, loads
 from ..llm.model import Delta, ErrorKind, Request, Start, StreamError, Usage
 from ..llm.ollama import OLLAMA
 from ..llm.openai_chat import OPENAI_CHAT

@@ -29,8 +29,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import replace
 
 from ..errors import RequestError
-from ..llm.codec import error_from_request_error
-from ..llm.model import Delta, ErrorKind, Request, StreamError
+from ..llm.model import Delta, ErrorKind, Request, StreamError, error_from_request_error
 from ..mock import MODELS, Fault, parse_fault, script
 from ._common import EARLY_CLOSE, RETRYABLE_KINDS, refused, retryable_status
 from .base import ProviderConfig, UpstreamError

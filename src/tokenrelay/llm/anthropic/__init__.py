@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..codec import Framing
+from ..frame import Framing
 from ..model import Completion, Delta, Request, StreamError
 from ._common import NAME
 from .request import REDACTED

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..codec import loads
+from ..jsonio import loads
 from ..model import ErrorKind, Finish, FinishReason, StreamError, Usage, kind_of_status
 
 NAME = "anthropic"

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from ...errors import RequestError
-from ..codec import dumps, load_body
 from ..fields import (
+    load_body,
     obj_item,
     opt_bool,
     opt_float,
@@ -29,6 +29,7 @@ from ..fields import (
     req_obj,
     req_str,
 )
+from ..jsonio import dumps
 from ..model import (
     ImagePart,
     Message,

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from ..codec import error_from_status, loads
-from ..model import Choice, Completion, Delta, StreamError, Usage
+from ..jsonio import loads
+from ..model import Choice, Completion, Delta, StreamError, Usage, error_from_status
 from ._common import (
     _K,
     _STATUS_OF_KIND,

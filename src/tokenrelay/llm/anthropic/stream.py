@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import Any, TypeAlias
 
 from ...sse import Event
-from ..codec import Frame, SSEStreamDecoder, StreamEncoder, ToolCallTracker, dumps, loads
+from ..base import SSEStreamDecoder, StreamEncoder
+from ..frame import Frame
+from ..jsonio import dumps, loads
 from ..model import (
     Delta,
     Finish,
@@ -29,6 +31,7 @@ from ..model import (
     ToolCallStart,
     Usage,
 )
+from ..toolcalls import ToolCallTracker
 from ._common import _F, _K, _TYPE_OF_KIND, _error_of, _finish_of, _stop_of, _usage_json
 
 __all__ = ["PING_FRAME", "AnthropicDecoder", "AnthropicEncoder"]

@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..codec import Framing
+from ..frame import Framing
 from ..model import Completion, Delta, Request, StreamError
 from .errors import error_body, parse_error
 from .request import build_request, parse_path, parse_request, request_path

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from ..codec import args_object
 from ..model import Finish, FinishReason, Usage
+from ..toolcalls import args_object
 
 _F = FinishReason
 _CF = _F.CONTENT_FILTER

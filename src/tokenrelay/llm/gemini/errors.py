@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..codec import error_from_status, loads
-from ..model import ErrorKind, StreamError, kind_of_status
+from ..jsonio import loads
+from ..model import ErrorKind, StreamError, error_from_status, kind_of_status
 
 # google.rpc status words: the kind and HTTP code of each, and the word each kind gets.
 KIND_OF_STATUS: dict[str, tuple[ErrorKind, int]] = {

@@ -30,8 +30,18 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from ...errors import RequestError
-from ..codec import CallIds, args_object, dumps, load_body
-from ..fields import obj_item, opt_bool, opt_float, opt_int, opt_list, opt_obj, opt_str, req_str
+from ..fields import (
+    load_body,
+    obj_item,
+    opt_bool,
+    opt_float,
+    opt_int,
+    opt_list,
+    opt_obj,
+    opt_str,
+    req_str,
+)
+from ..jsonio import dumps
 from ..model import (
     ImagePart,
     Message,
@@ -45,6 +55,7 @@ from ..model import (
     ToolChoice,
     ToolResultPart,
 )
+from ..toolcalls import CallIds, args_object
 from ._common import _reasoning_part
 
 _PATH = re.compile(r"models/([^/:?]+):(streamGenerateContent|generateContent)")

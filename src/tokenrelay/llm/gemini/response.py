@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..codec import loads
+from ..jsonio import loads
 from ..model import Completion, Delta
 from ._common import (
     _call_part,

@@ -18,7 +18,9 @@ from datetime import datetime
 from typing import Any
 
 from ...sse import Event
-from ..codec import Frame, SSEStreamDecoder, StreamEncoder, ToolCallTracker, dumps, loads
+from ..base import SSEStreamDecoder, StreamEncoder
+from ..frame import Frame
+from ..jsonio import dumps, loads
 from ..model import (
     Delta,
     Finish,
@@ -33,6 +35,7 @@ from ..model import (
     ToolCallStart,
     Usage,
 )
+from ..toolcalls import ToolCallTracker
 from ._common import (
     _CF,
     _call_part,

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..codec import Framing
+from ..frame import Framing
 from ..model import Completion, Delta, Request, StreamError
 from .request import build_request, parse_generate_request, parse_request
 from .response import (

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import RequestError
-from ..codec import CallIds, args_object, dumps, load_body
 from ..fields import (
+    load_body,
     obj_item,
     opt_bool,
     opt_float,
@@ -27,6 +27,7 @@ from ..fields import (
     req_obj,
     req_str,
 )
+from ..jsonio import dumps
 from ..model import (
     ImagePart,
     Message,
@@ -39,6 +40,7 @@ from ..model import (
     ToolCallPart,
     ToolResultPart,
 )
+from ..toolcalls import CallIds, args_object
 
 _ROLES: dict[str, Role] = {r: r for r in ("system", "user", "assistant", "tool")}
 _OPTION_KEYS = ("num_predict", "temperature", "top_p", "stop")

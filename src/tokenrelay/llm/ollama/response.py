@@ -6,8 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..codec import args_object, error_from_status, loads
-from ..model import STATUS_OF_KIND, Completion, Delta, ErrorKind, StreamError, kind_of_status
+from ..jsonio import loads
+from ..model import (
+    STATUS_OF_KIND,
+    Completion,
+    Delta,
+    ErrorKind,
+    StreamError,
+    error_from_status,
+    kind_of_status,
+)
+from ..toolcalls import args_object
 from .stream import _DERIVED_ID, OllamaDecoder, finish_word, format_time
 
 _STATUS = {**STATUS_OF_KIND, ErrorKind.OVERLOADED: 503}  # 529 is Anthropic's alone

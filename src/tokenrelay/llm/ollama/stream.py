@@ -22,16 +22,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from ..codec import (
-    Frame,
-    Framing,
-    LineStreamDecoder,
-    StreamEncoder,
-    ToolCallTracker,
-    args_object,
-    dumps,
-    loads,
-)
+from ..base import LineStreamDecoder, StreamEncoder
+from ..frame import Frame, Framing
+from ..jsonio import dumps, loads
 from ..model import (
     Delta,
     ErrorKind,
@@ -48,6 +41,7 @@ from ..model import (
     ToolCallStart,
     Usage,
 )
+from ..toolcalls import ToolCallTracker, args_object
 
 _F = FinishReason
 REASON_OF_WORD: dict[str, FinishReason] = {

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from ..codec import dumps, error_from_status, loads
-from ..model import ErrorKind, StreamError, kind_of_status
+from ..jsonio import dumps, loads
+from ..model import ErrorKind, StreamError, error_from_status, kind_of_status
 
 __all__ = ["error_body", "parse_error"]
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...errors import RequestError
-from ..codec import load_body
 from ..fields import (
+    load_body,
     obj_item,
     opt_bool,
     opt_float,

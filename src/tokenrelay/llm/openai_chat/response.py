@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from ..accumulate import replay
-from ..codec import dumps, loads
+from ..jsonio import dumps, loads
 from ..model import Choice, Completion, Delta, ToolCall
 from ._common import _finish_word, _int, _list, _obj, _parse_finish, _usage, _usage_json
 from .errors import _error, _malformed

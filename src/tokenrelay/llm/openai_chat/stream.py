@@ -23,7 +23,9 @@ from typing import Any, ClassVar
 import orjson
 
 from ...sse import Event
-from ..codec import Frame, SSEStreamDecoder, StreamEncoder, ToolCallTracker, dumps, loads
+from ..base import SSEStreamDecoder, StreamEncoder
+from ..frame import Frame
+from ..jsonio import dumps, loads
 from ..model import (
     Delta,
     Finish,
@@ -38,6 +40,7 @@ from ..model import (
     ToolCallStart,
     Usage,
 )
+from ..toolcalls import ToolCallTracker
 from ._common import _finish_word, _int, _obj, _parse_finish, _usage, _usage_json
 from .errors import _error, _error_json, _malformed
 from .response import parse_response

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..codec import Framing
+from ..frame import Framing
 from ..model import Completion, Delta, Request, StreamError
 from . import errors as _errors
 from . import request as _request

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..codec import error_from_status, loads
-from ..model import ErrorKind, StreamError, kind_of_status
+from ..jsonio import loads
+from ..model import ErrorKind, StreamError, error_from_status, kind_of_status
 
 __all__ = ["error_body", "parse_error"]
 

@@ -16,8 +16,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import RequestError
-from ..codec import load_body
-from ..fields import obj_item, opt_bool, opt_float, opt_int, opt_list, opt_obj, opt_str, req_str
+from ..fields import (
+    load_body,
+    obj_item,
+    opt_bool,
+    opt_float,
+    opt_int,
+    opt_list,
+    opt_obj,
+    opt_str,
+    req_str,
+)
 from ..model import (
     ImagePart,
     Message,

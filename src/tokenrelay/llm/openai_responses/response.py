@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from math import isfinite
 from typing import Any
 
-from ..codec import ToolCallTracker, loads
+from ..jsonio import loads
 from ..model import (
     Choice,
     Completion,
@@ -30,6 +30,7 @@ from ..model import (
     TextDelta,
     Usage,
 )
+from ..toolcalls import ToolCallTracker
 from ._common import NAME, Json, _int, _obj, _objs, _reasoning_text, _str
 from .errors import _FAILED_CODE, _error_from_object, _malformed, _own_word
 from .request import _tool_choice_json, _tool_json

@@ -24,7 +24,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ...sse import Event
-from ..codec import Frame, SSEStreamDecoder, StreamEncoder, ToolCallTracker, dumps, loads
+from ..base import SSEStreamDecoder, StreamEncoder
+from ..frame import Frame
+from ..jsonio import dumps, loads
 from ..model import (
     Delta,
     Finish,
@@ -40,6 +42,7 @@ from ..model import (
     ToolCallStart,
     Usage,
 )
+from ..toolcalls import ToolCallTracker
 from ._common import Json, _int, _obj, _objs, _str
 from .errors import _FAILED_CODE, _error_from_object, _malformed, _own_word
 from .response import (
