@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from tests.required import missing
 
 __all__ = ["RedisServer", "redis_server", "redis_server_path"]
 
@@ -116,19 +116,12 @@ class RedisServer:
             raise RuntimeError(f"FLUSHALL answered {answer!r}")
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason} (required in CI)", pytrace=False)
-    pytest.skip(reason)
-
-
 @contextlib.contextmanager
 def redis_server() -> Iterator[RedisServer]:
     """A running ``RedisServer``, stopped at the end (skips, or fails in CI, without one)."""
     executable = redis_server_path()
     if executable is None:
-        _unavailable("redis-server is not installed (apt-get install redis-server)")
-        raise AssertionError("unreachable")  # pytest.skip and pytest.fail raise
+        missing("redis-server is not installed (apt-get install redis-server)")
     with tempfile.TemporaryDirectory(prefix="tokenrelay-redis-") as directory:
         server = RedisServer(executable, Path(directory))
         server.start()

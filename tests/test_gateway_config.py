@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tokenrelay.gateway.config import ConfigError, GatewayConfig, load_config, parse_config
+from tokenrelay.providers import PROVIDER_KINDS, MockProvider
 
 ISSUE_EXAMPLE = """
 [[providers]]
@@ -58,6 +59,18 @@ def test_every_gateway_setting_is_read() -> None:
     assert config.providers[0].connect_timeout == 1
     assert config.retry.attempts == 2 and config.providers[0].options == {"token_ms": 5}
     assert config.models[0].route == (("m", "echo"), ("m", "lorem"))
+
+
+def test_the_config_accepts_exactly_the_registered_provider_kinds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for kind in PROVIDER_KINDS:
+        table = {"name": "u", "kind": kind, "base_url": "http://127.0.0.1:1"}
+        assert parse_config({"providers": [table]}, env={}).providers[0].kind == kind
+    monkeypatch.setitem(PROVIDER_KINDS, "added", MockProvider)
+    assert parse_config({"providers": [{"name": "u", "kind": "added"}]}, env={}).providers
+    with pytest.raises(ConfigError, match=r"kind must be one of .*added"):
+        parse_config({"providers": [{"name": "u", "kind": "gpt"}]}, env={})
 
 
 def test_no_configuration_is_an_empty_gateway() -> None:

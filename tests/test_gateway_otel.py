@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import http.server
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,13 +17,12 @@ import httpx
 import pytest
 
 from tests.gateway_procs import Procs, gateway_toml, mock_records, procs_running
+from tests.required import missing
 
 try:
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_service
 except ImportError:  # pragma: no cover - the test extra installs it
-    if os.environ.get("CI"):
-        raise
-    pytest.skip("the otel extra (pip install 'tokenrelay[otel]')", allow_module_level=True)
+    missing("the otel extra (pip install 'tokenrelay[otel]')", module=True)
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"

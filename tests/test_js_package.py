@@ -5,7 +5,6 @@ the chat page and its modules from the wheel)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.required import missing
 
 ROOT = Path(__file__).parent.parent
 WEB = ROOT / "src" / "tokenrelay" / "web"
@@ -23,9 +24,7 @@ CHAT_PAGE = ["index.html", "chat.js", "chat.css", "markdown.js"]
 def need(tool: str) -> str:
     found = shutil.which(tool)
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is required in CI")
-        pytest.skip(f"{tool} is not installed")
+        missing(f"{tool} is not installed")
     return found
 
 

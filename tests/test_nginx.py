@@ -41,6 +41,7 @@ import pytest
 
 from tests.asgi_servers import free_port
 from tests.gateway_procs import Proc, Procs, mock_records, procs_running
+from tests.required import missing
 from tokenrelay.llm import Request, TextDelta
 from tokenrelay.mock.script import script
 from tokenrelay.sse import Decoder, Event
@@ -61,9 +62,7 @@ def nginx_binary() -> str:
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
     )
     if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is not installed (CI installs Debian's nginx)")
-        pytest.skip("nginx is not installed")
+        missing("nginx is not installed (CI installs Debian's nginx)")
     return found
 
 
@@ -162,9 +161,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 (and its key), by Debian's openssl."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("openssl is not installed")
-        pytest.skip("openssl is not installed")
+        missing("openssl is not installed")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
         [

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from tests.asgi_servers import free_port, run_server
+from tests.required import missing
 from tokenrelay.gateway import create_app, default_config
 from tokenrelay.providers.base import ProviderConfig
 
@@ -45,9 +46,7 @@ def _chromium_path() -> str | None:
 
 
 def _unavailable(reason: str) -> Any:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
+    missing(reason)
 
 
 @pytest.fixture(scope="module")

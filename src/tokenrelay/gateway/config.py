@@ -83,6 +83,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TokenRelayError
+from ..providers import HTTP_KINDS, PROVIDER_KINDS
 from ..providers.base import ProviderConfig
 
 __all__ = [
@@ -98,8 +99,6 @@ __all__ = [
     "local_model_available",
     "parse_config",
 ]
-
-KINDS = ("openai", "anthropic", "gemini", "ollama", "local", "mock")
 
 
 class ConfigError(TokenRelayError):
@@ -275,12 +274,13 @@ def _provider(raw: Any, i: int, env: Mapping[str, str], connect: float) -> Provi
     name, kind = table.get("name"), table.get("kind")
     if not isinstance(name, str) or not name or ":" in name:
         raise ConfigError(f"{where}.name must be a non-empty string without ':'")
-    if kind not in KINDS:
-        raise ConfigError(f"{where}.kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind not in PROVIDER_KINDS:
+        known = ", ".join(PROVIDER_KINDS)
+        raise ConfigError(f"{where}.kind must be one of {known}, not {kind!r}")
     base_url = table.get("base_url", "")
     if not isinstance(base_url, str):
         raise ConfigError(f"{where}.base_url must be a string")
-    if kind in ("openai", "anthropic", "gemini", "ollama") and not base_url:
+    if kind in HTTP_KINDS and not base_url:
         raise ConfigError(f"{where}.base_url is required for kind {kind!r}")
     key_env = table.get("api_key_env", "")
     if not isinstance(key_env, str):

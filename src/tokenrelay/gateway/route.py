@@ -61,11 +61,6 @@ def _timeout(kind: str, seconds: float) -> StreamError:
     return StreamError(ErrorKind.TIMEOUT, f"upstream {kind} timeout ({seconds:g} s)", 504)
 
 
-_RETRYABLE_KINDS = frozenset(
-    {ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKind.SERVER, ErrorKind.TIMEOUT}
-)
-
-
 class _Deadline:
     """One deadline for a task's waits, moved on every delta at the cost of two attribute
     writes: its timer is rescheduled only when it fires and finds the deadline moved on.
@@ -134,7 +129,7 @@ async def _head(stream: AsyncIterator[Delta]) -> list[Delta]:
     while True:
         delta = await anext(stream)
         if isinstance(delta, StreamError):
-            raise UpstreamError(delta, retryable=delta.kind in _RETRYABLE_KINDS)
+            raise UpstreamError.reported(delta)
         head.append(delta)
         if not isinstance(delta, Start | Usage):
             return head

@@ -1,15 +1,17 @@
-"""Tool calls across dialects: numbering them in streams (``ToolCallTracker``), ids for
-the calls of a request (``CallIds``) and arguments as an object (``args_object``)."""
+"""Tool calls across dialects: numbering them in streams (``ToolCallTracker``), holding
+them whole for dialects that send a call in one piece (``WholeCalls``), ids for the calls
+of a request (``CallIds``) and arguments as an object (``args_object``)."""
 
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from .jsonio import loads
 from .model import Delta, ToolCallDelta, ToolCallEnd, ToolCallStart
 
-__all__ = ["CallIds", "ToolCallTracker", "args_object"]
+__all__ = ["CallIds", "ToolCallTracker", "WholeCall", "WholeCalls", "args_object"]
 
 
 class ToolCallTracker:
@@ -63,6 +65,66 @@ class ToolCallTracker:
         out: list[Delta] = []
         for k in keys:
             out += self.end(*k)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class WholeCall:
+    """A tool call of one choice, its arguments joined: what ``WholeCalls`` releases."""
+
+    index: int
+    id: str
+    name: str
+    arguments: str
+
+
+class WholeCalls:
+    """Holds streamed tool calls until they end, for encoders of dialects that send each
+    call in one piece (Gemini, Ollama).
+
+    Their decoders number calls by position, so ended calls are released per choice in
+    ordinal order: a call that ends before a lower one waits for it.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[int, int], tuple[str, str, list[str]]] = {}
+        self._ended: dict[int, dict[int, WholeCall]] = {}  # per choice, waiting for lower
+        self._next: dict[int, int] = {}
+
+    def start(self, delta: ToolCallStart) -> None:
+        self._open[delta.choice, delta.index] = (delta.id, delta.name, [])
+
+    def arguments(self, delta: ToolCallDelta) -> None:
+        if (call := self._open.get((delta.choice, delta.index))) is not None:
+            call[2].append(delta.arguments)
+
+    def end(self, delta: ToolCallEnd) -> list[WholeCall]:
+        """The calls of ``delta.choice`` this end releases, in ordinal order."""
+        call = self._open.pop((delta.choice, delta.index), None)
+        if call is None:
+            return []
+        waiting = self._ended.setdefault(delta.choice, {})
+        waiting[delta.index] = WholeCall(delta.index, call[0], call[1], "".join(call[2]))
+        n = self._next.get(delta.choice, 0)
+        ready = []
+        while n in waiting:
+            ready.append(waiting.pop(n))
+            n += 1
+        self._next[delta.choice] = n
+        return ready
+
+    def end_all(self, choice: int | None = None) -> list[tuple[int, list[WholeCall]]]:
+        """End every open call (of one choice, or of all) and release every ended one:
+        ``(choice, calls)`` batches in the order they became ready (each open call's end,
+        by ordinal; then, for every choice that has ended calls, what was still waiting,
+        perhaps nothing)."""
+        out: list[tuple[int, list[WholeCall]]] = []
+        for c, index in sorted(k for k in self._open if choice is None or k[0] == choice):
+            if ready := self.end(ToolCallEnd(index, c)):
+                out.append((c, ready))
+        for c, waiting in self._ended.items():
+            if choice is None or c == choice:
+                out.append((c, [waiting.pop(i) for i in sorted(waiting)]))
         return out
 
 

@@ -46,6 +46,7 @@ from .base import SSEStreamDecoder, StreamEncoder
 from .fields import load_body, obj_item, opt_int, opt_list, opt_obj, opt_str, req_list, req_str
 from .frame import Frame, Framing
 from .jsonio import dumps, loads
+from .lenient import as_int, as_str
 from .model import (
     STATUS_OF_KIND,
     Completion,
@@ -290,8 +291,8 @@ class VercelUIDecoder(SSEStreamDecoder):
         self._argued: set[str] = set()  # calls that had input deltas
         self._done = False
         self._handlers: dict[str, Callable[[Mapping[str, Any]], list[Delta]]] = {
-            "text-delta": lambda c: [TextDelta(_str(c, "delta"))],
-            "reasoning-delta": lambda c: [ReasoningDelta(_str(c, "delta"))],
+            "text-delta": lambda c: [TextDelta(as_str(c.get("delta")))],
+            "reasoning-delta": lambda c: [ReasoningDelta(as_str(c.get("delta")))],
             "tool-input-start": self._call_start,
             "tool-input-delta": self._call_delta,
             "tool-input-available": self._call_end,
@@ -317,21 +318,21 @@ class VercelUIDecoder(SSEStreamDecoder):
         out: list[Delta] = []
         if not self._started:
             self._started = True
-            out.append(Start(_str(chunk, "messageId"), ""))
-        handler = self._handlers.get(_str(chunk, "type"))
+            out.append(Start(as_str(chunk.get("messageId")), ""))
+        handler = self._handlers.get(as_str(chunk.get("type")))
         return out + handler(chunk) if handler else out
 
     def _call_start(self, chunk: Mapping[str, Any]) -> list[Delta]:
-        call_id = _str(chunk, "toolCallId")
-        return self._tracker.start(0, call_id, call_id, _str(chunk, "toolName"))
+        call_id = as_str(chunk.get("toolCallId"))
+        return self._tracker.start(0, call_id, call_id, as_str(chunk.get("toolName")))
 
     def _call_delta(self, chunk: Mapping[str, Any]) -> list[Delta]:
-        call_id = _str(chunk, "toolCallId")
+        call_id = as_str(chunk.get("toolCallId"))
         self._argued.add(call_id)
-        return self._tracker.arguments(0, call_id, _str(chunk, "inputTextDelta"))
+        return self._tracker.arguments(0, call_id, as_str(chunk.get("inputTextDelta")))
 
     def _call_end(self, chunk: Mapping[str, Any]) -> list[Delta]:
-        call_id = _str(chunk, "toolCallId")
+        call_id = as_str(chunk.get("toolCallId"))
         out = self._call_start(chunk)
         if call_id not in self._argued:
             value = chunk.get("input")
@@ -346,29 +347,19 @@ class VercelUIDecoder(SSEStreamDecoder):
         if isinstance(usage, dict):
             out.append(
                 Usage(
-                    _int(usage, "inputTokens"),
-                    _int(usage, "outputTokens"),
-                    _int(usage, "cachedInputTokens"),
-                    _int(usage, "reasoningTokens"),
+                    as_int(usage.get("inputTokens")),
+                    as_int(usage.get("outputTokens")),
+                    as_int(usage.get("cachedInputTokens")),
+                    as_int(usage.get("reasoningTokens")),
                 )
             )
-        word = _str(chunk, "finishReason")
+        word = as_str(chunk.get("finishReason"))
         out.append(Finish(REASON_OF_WORD.get(word, _F.STOP if not word else _F.OTHER), word))
         return out
 
     def _error(self, chunk: Mapping[str, Any]) -> list[Delta]:
         self._done = self.complete = True
-        return [StreamError(ErrorKind.SERVER, _str(chunk, "errorText") or "stream error")]
-
-
-def _str(obj: Mapping[str, Any], key: str) -> str:
-    value = obj.get(key)
-    return value if isinstance(value, str) else ""
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key)
-    return value if type(value) is int else 0
+        return [StreamError(ErrorKind.SERVER, as_str(chunk.get("errorText")) or "stream error")]
 
 
 # --- requests -----------------------------------------------------------------------

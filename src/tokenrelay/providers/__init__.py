@@ -5,7 +5,7 @@
 ``HTTPProvider``, over a table of kinds (``HTTP_KINDS``: ``openai``, ``anthropic``,
 ``gemini``, ``ollama``); the OpenAI-compatible long tail (vLLM, llama.cpp server, LM Studio,
 Ollama's ``/v1``) is kind ``openai`` with its own ``base_url``. ``mock`` is the fake LLM
-in-process; ``local`` runs a model in-process (when its module is there). The contract
+in-process; ``local`` runs a model in-process (llama.cpp, from the ``local`` extra). The contract
 every provider keeps is ``Provider``'s, in ``base.py``.
 """
 
@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .base import Provider, ProviderConfig, UpstreamError
+from .base import RETRYABLE_KINDS, Provider, ProviderConfig, UpstreamError
 from .http import KINDS as HTTP_KINDS
 from .http import HTTPProvider
+from .local import LocalProvider
 from .mock import MockProvider
 
 __all__ = [
     "HTTP_KINDS",
     "PROVIDER_KINDS",
+    "RETRYABLE_KINDS",
     "HTTPProvider",
+    "LocalProvider",
     "MockProvider",
     "Provider",
     "ProviderConfig",
@@ -31,23 +34,10 @@ __all__ = [
 
 PROVIDER_KINDS: dict[str, Callable[[ProviderConfig], Provider]] = {
     **dict.fromkeys(HTTP_KINDS, HTTPProvider),
+    "local": LocalProvider,  # imports xllamacpp only when a local provider is built
     "mock": MockProvider,
 }
-
-
-def _register_local() -> None:
-    # `local` (in-process llama.cpp, providers/local.py) registers here when its module
-    # exists; xllamacpp itself is imported only when a local provider is built.
-    try:
-        from .local import LocalProvider  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.local":
-            raise  # local.py is there but broken: say so
-        return
-    PROVIDER_KINDS["local"] = LocalProvider
-
-
-_register_local()
+"""Every provider kind, and what builds it: the only list of them (configuration asks it)."""
 
 
 def create_provider(config: ProviderConfig) -> Provider:

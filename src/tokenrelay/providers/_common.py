@@ -7,11 +7,6 @@ from ..llm.model import ErrorKind, StreamError
 # The error a stream cut after its first delta ends with.
 EARLY_CLOSE = StreamError(ErrorKind.SERVER, "upstream closed the stream early", 502)
 
-# Errors worth another attempt when an upstream reports them before the first delta.
-RETRYABLE_KINDS = frozenset(
-    {ErrorKind.SERVER, ErrorKind.OVERLOADED, ErrorKind.RATE_LIMIT, ErrorKind.TIMEOUT}
-)
-
 
 def refused(provider: str, status: int) -> StreamError | None:
     """The error for an upstream that answers a redirect or refuses the gateway's own

@@ -29,7 +29,13 @@ from typing import Any, Protocol
 from ..errors import TokenRelayError
 from ..llm.model import Delta, ErrorKind, Request, StreamError
 
-__all__ = ["Provider", "ProviderConfig", "UpstreamError", "trace_headers"]
+__all__ = ["RETRYABLE_KINDS", "Provider", "ProviderConfig", "UpstreamError", "trace_headers"]
+
+RETRYABLE_KINDS = frozenset(
+    {ErrorKind.SERVER, ErrorKind.OVERLOADED, ErrorKind.RATE_LIMIT, ErrorKind.TIMEOUT}
+)
+"""The error kinds worth another attempt when an upstream reports them before the first
+delta."""
 
 trace_headers: ContextVar[Mapping[str, str]] = ContextVar(
     "trace_headers", default=MappingProxyType({})
@@ -73,6 +79,12 @@ class UpstreamError(TokenRelayError):
         self.retryable = retryable
         self.retry_after = retry_after
         super().__init__(error.message)
+
+    @classmethod
+    def reported(cls, error: StreamError) -> UpstreamError:
+        """An error the upstream reported (a status, an error event) before the first
+        delta: retryable when its kind is one of ``RETRYABLE_KINDS``."""
+        return cls(error, retryable=error.kind in RETRYABLE_KINDS)
 
     @classmethod
     def connection(cls, message: str) -> UpstreamError:

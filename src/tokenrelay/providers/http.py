@@ -71,7 +71,7 @@ from ..llm.jsonio import dumps, loads
 from ..llm.model import Delta, ErrorKind, Request, Start, StreamError, Usage
 from ..llm.ollama import OLLAMA
 from ..llm.openai_chat import OPENAI_CHAT
-from ._common import EARLY_CLOSE, RETRYABLE_KINDS, refused, retryable_status
+from ._common import EARLY_CLOSE, refused, retryable_status
 from .base import ProviderConfig, UpstreamError, trace_headers
 
 __all__ = ["KINDS", "HTTPKind", "HTTPProvider", "parse_retry_after"]
@@ -251,7 +251,7 @@ class HTTPProvider:
 
     def _failed(self, error: StreamError) -> UpstreamError:
         """An error the upstream reported before the first delta."""
-        return UpstreamError(self._scrubbed(error), retryable=error.kind in RETRYABLE_KINDS)
+        return UpstreamError.reported(self._scrubbed(error))
 
     async def stream(self, request: Request, model: str) -> AsyncGenerator[Delta, None]:
         """The deltas of one attempt (the contract is ``Provider``'s, in ``base.py``)."""

@@ -31,7 +31,7 @@ from dataclasses import replace
 from ..errors import RequestError
 from ..llm.model import Delta, ErrorKind, Request, StreamError, error_from_request_error
 from ..mock import MODELS, Fault, parse_fault, script
-from ._common import EARLY_CLOSE, RETRYABLE_KINDS, refused, retryable_status
+from ._common import EARLY_CLOSE, refused, retryable_status
 from .base import ProviderConfig, UpstreamError
 
 __all__ = ["MockProvider"]
@@ -98,7 +98,7 @@ class MockProvider:
             if fault is not None and sent == fault.after:
                 error = await _inject(fault)
                 if sent == 0:
-                    raise UpstreamError(error, retryable=error.kind in RETRYABLE_KINDS)
+                    raise UpstreamError.reported(error)
                 for held_delta in held:
                     yield held_delta
                 yield error

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ..jsonio import loads
+from ..lenient import as_obj, as_str
 from ..model import ErrorKind, Finish, FinishReason, StreamError, Usage, kind_of_status
 
 NAME = "anthropic"
@@ -69,15 +70,11 @@ def _finish_of(stop_reason: Any, stop_sequence: Any) -> Finish:
     return Finish(_REASON_OF_STOP.get(stop_reason, _F.OTHER), stop_reason, sequence)
 
 
-def _text_of(obj: Any, key: str) -> str:
-    value = obj.get(key) if isinstance(obj, dict) else None
-    return value if isinstance(value, str) else ""
-
-
 def _error_of(error: Any, status: int | None = None) -> StreamError:
     """A ``StreamError`` for Anthropic's ``error`` object, in a stream (no status) or in
     an error body. The type decides the kind; the status only when the type is unknown."""
-    type_, message = _text_of(error, "type"), _text_of(error, "message")
+    fields = as_obj(error)
+    type_, message = as_str(fields.get("type")), as_str(fields.get("message"))
     kind = _KIND_OF_TYPE.get(type_) or (kind_of_status(status) if status else _K.SERVER)
     fallback = f"upstream HTTP {status}" if status else "upstream sent an error event"
     return StreamError(kind, message or type_ or fallback, status, type_)

@@ -4,10 +4,10 @@ usage metadata, the call ids the decoder derives and the parts every side writes
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ..lenient import as_int
 from ..model import Finish, FinishReason, Usage
 from ..toolcalls import args_object
 
@@ -46,11 +46,6 @@ def derived_call_id(response_id: str, choice: int, n: int) -> str:
     return f"{prefix}{n}" if choice == 0 else f"{prefix}{choice}_{n}"
 
 
-def _int(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key)
-    return value if type(value) is int else 0
-
-
 def _reason(word: str, called: bool) -> FinishReason:
     reason = REASON_OF_WORD.get(word, _F.OTHER)
     return _F.TOOL_CALLS if reason is _F.STOP and called else reason
@@ -68,11 +63,11 @@ def finish_word(finish: Finish) -> str:
 def _usage(meta: Any) -> Usage | None:
     if not isinstance(meta, dict):
         return None
-    thoughts = _int(meta, "thoughtsTokenCount")
+    thoughts = as_int(meta.get("thoughtsTokenCount"))
     return Usage(
-        _int(meta, "promptTokenCount") + _int(meta, "toolUsePromptTokenCount"),
-        _int(meta, "candidatesTokenCount") + thoughts,
-        _int(meta, "cachedContentTokenCount"),
+        as_int(meta.get("promptTokenCount")) + as_int(meta.get("toolUsePromptTokenCount")),
+        as_int(meta.get("candidatesTokenCount")) + thoughts,
+        as_int(meta.get("cachedContentTokenCount")),
         thoughts,
     )
 

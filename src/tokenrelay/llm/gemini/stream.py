@@ -35,7 +35,7 @@ from ..model import (
     ToolCallStart,
     Usage,
 )
-from ..toolcalls import ToolCallTracker
+from ..toolcalls import ToolCallTracker, WholeCall, WholeCalls
 from ._common import (
     _CF,
     _call_part,
@@ -202,9 +202,7 @@ class GeminiEncoder(StreamEncoder):
         self._sent_usage: Usage | None = None
         self._parts: dict[int, list[bytes]] = {}  # held parts per candidate
         self._finish: dict[int, str] = {}  # held finish words per candidate
-        self._calls: dict[tuple[int, int], tuple[str, str, list[str]]] = {}
-        self._ended: dict[int, dict[int, bytes]] = {}  # ended calls waiting for lower ones
-        self._next_call: dict[int, int] = {}
+        self._calls = WholeCalls()
         self._done = False
         self._handlers: dict[type, Callable[[Any], list[Frame]]] = {
             Start: self._start,
@@ -268,38 +266,32 @@ class GeminiEncoder(StreamEncoder):
         return self._send(delta.choice, dumps(_reasoning_part(delta.text, delta.signature)))
 
     def _call_start(self, delta: ToolCallStart) -> list[Frame]:
-        self._calls[delta.choice, delta.index] = (delta.id, delta.name, [])
+        self._calls.start(delta)
         return []
 
     def _call_delta(self, delta: ToolCallDelta) -> list[Frame]:
-        call = self._calls.get((delta.choice, delta.index))
-        if call is not None:
-            call[2].append(delta.arguments)
+        self._calls.arguments(delta)
         return []
 
     def _call_end(self, delta: ToolCallEnd) -> list[Frame]:
-        call = self._calls.pop((delta.choice, delta.index), None)
-        if call is None:
-            return []
-        choice = delta.choice
-        derived = derived_call_id(self._response_id, choice, delta.index)
-        waiting = self._ended.setdefault(choice, {})
-        waiting[delta.index] = dumps(_call_part(call[0], call[1], "".join(call[2]), derived))
-        # Calls go out in ordinal order (the decoder numbers them by position) and are
-        # held: the next delta, or the finish, rides in the same chunk.
-        n = self._next_call.get(choice, 0)
-        while n in waiting:
-            self._parts.setdefault(choice, []).append(waiting.pop(n))
-            n += 1
-        self._next_call[choice] = n
+        # Calls are held: the next delta, or the finish, rides in the same chunk.
+        self._hold_calls(delta.choice, self._calls.end(delta))
         return []
 
+    def _hold_calls(self, choice: int, calls: list[WholeCall]) -> None:
+        if calls:
+            self._parts.setdefault(choice, []).extend(
+                dumps(_call_part(c.id, c.name, c.arguments, self._derived_id(choice, c.index)))
+                for c in calls
+            )
+
+    def _derived_id(self, choice: int, index: int) -> str:
+        return derived_call_id(self._response_id, choice, index)
+
     def _end_calls(self, choice: int | None) -> None:
-        for key in sorted(k for k in self._calls if choice is None or k[0] == choice):
-            self._call_end(ToolCallEnd(key[1], key[0]))
-        for c, waiting in self._ended.items():
-            if choice is None or c == choice:
-                self._parts.setdefault(c, []).extend(waiting.pop(i) for i in sorted(waiting))
+        for c, calls in self._calls.end_all(choice):
+            self._parts.setdefault(c, [])
+            self._hold_calls(c, calls)
 
     def _set_usage(self, delta: Usage) -> list[Frame]:
         self._usage = delta

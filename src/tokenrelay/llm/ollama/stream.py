@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from ..base import LineStreamDecoder, StreamEncoder
 from ..frame import Frame, Framing
 from ..jsonio import dumps, loads
+from ..lenient import as_int
 from ..model import (
     Delta,
     ErrorKind,
@@ -41,7 +42,7 @@ from ..model import (
     ToolCallStart,
     Usage,
 )
-from ..toolcalls import ToolCallTracker, args_object
+from ..toolcalls import ToolCallTracker, WholeCall, WholeCalls, args_object
 
 _F = FinishReason
 REASON_OF_WORD: dict[str, FinishReason] = {
@@ -105,11 +106,6 @@ def finish_word(finish: Finish) -> str:
     if raw and raw.islower() and _reason(raw, finish.reason is _F.TOOL_CALLS) is finish.reason:
         return raw
     return WORD_OF_REASON[finish.reason]
-
-
-def _int(obj: Mapping[str, Any], key: str) -> int:
-    value = obj.get(key)
-    return value if type(value) is int else 0
 
 
 def _malformed(exc: Exception) -> StreamError:
@@ -185,7 +181,9 @@ class OllamaDecoder(LineStreamDecoder):
         if obj.get("done") is True:
             self._done = self.complete = True
             if "prompt_eval_count" in obj or "eval_count" in obj:
-                out.append(Usage(_int(obj, "prompt_eval_count"), _int(obj, "eval_count")))
+                out.append(
+                    Usage(as_int(obj.get("prompt_eval_count")), as_int(obj.get("eval_count")))
+                )
             word = obj.get("done_reason")
             word = word if isinstance(word, str) else ""
             out.append(Finish(_reason(word, 0 in self._tracker.called), word))
@@ -225,9 +223,7 @@ class OllamaEncoder(StreamEncoder):
         self._head = self._make_head(self._model, 0)
         self._usage: Usage | None = None
         self._finish: Finish | None = None
-        self._calls: dict[int, tuple[str, str, list[str]]] = {}
-        self._ended: dict[int, bytes] = {}  # ended calls waiting for lower ones
-        self._next_call = 0
+        self._calls = WholeCalls()
         self._done = False
         self._handlers: dict[type, Callable[[Any], list[Frame]]] = {
             Start: self._start,
@@ -281,43 +277,35 @@ class OllamaEncoder(StreamEncoder):
         return self._line(b'"content":"","thinking":' + dumps(delta.text))
 
     def _call_start(self, delta: ToolCallStart) -> list[Frame]:
-        self._calls[delta.index] = (delta.id, delta.name, [])
+        self._calls.start(delta)
         return []
 
     def _call_delta(self, delta: ToolCallDelta) -> list[Frame]:
-        if (call := self._calls.get(delta.index)) is not None:
-            call[2].append(delta.arguments)
+        self._calls.arguments(delta)
         return []
 
     def _call_end(self, delta: ToolCallEnd) -> list[Frame]:
-        call = self._calls.pop(delta.index, None)
-        if call is None:
-            return []
-        call_id, name, fragments = call
-        function = {"name": name, "arguments": args_object("".join(fragments))}
-        entry: dict[str, Any] = {"function": function}
-        derived = f"call_{self._ns}_{delta.index}" if self._ns else f"call_{delta.index}"
-        if call_id != derived:
-            entry["id"] = call_id
-        self._ended[delta.index] = dumps(entry)
-        # The decoder numbers calls by position: send them in ordinal order.
-        ready = []
-        while self._next_call in self._ended:
-            ready.append(self._ended.pop(self._next_call))
-            self._next_call += 1
-        return self._calls_line(ready)
+        return self._calls_line(self._calls.end(delta))
 
-    def _calls_line(self, calls: list[bytes]) -> list[Frame]:
+    def _calls_line(self, calls: list[WholeCall]) -> list[Frame]:
         if not calls or self._generate:  # /api/generate has no tools
             return []
-        return self._line(b'"content":"","tool_calls":[' + b",".join(calls) + b"]")
+        entries = b",".join(self._call_json(call) for call in calls)
+        return self._line(b'"content":"","tool_calls":[' + entries + b"]")
+
+    def _call_json(self, call: WholeCall) -> bytes:
+        function = {"name": call.name, "arguments": args_object(call.arguments)}
+        entry: dict[str, Any] = {"function": function}
+        derived = f"call_{self._ns}_{call.index}" if self._ns else f"call_{call.index}"
+        if call.id != derived:
+            entry["id"] = call.id
+        return dumps(entry)
 
     def _end_calls(self) -> list[Frame]:
         frames: list[Frame] = []
-        for index in sorted(self._calls):
-            frames += self._call_end(ToolCallEnd(index))
-        rest = [self._ended.pop(i) for i in sorted(self._ended)]
-        return frames + self._calls_line(rest)
+        for _, calls in self._calls.end_all():
+            frames += self._calls_line(calls)
+        return frames
 
     def _set_usage(self, delta: Usage) -> list[Frame]:
         self._usage = delta

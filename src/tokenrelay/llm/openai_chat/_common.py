@@ -1,12 +1,12 @@
 """What the modules of the OpenAI Chat codec share: the dialect's name, its finish reason
-words, usage both ways, and lenient readers of upstream JSON."""
+words and usage, both ways."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from ..lenient import as_int, as_obj
 from ..model import Finish, FinishReason, Usage
 
 NAME = "openai_chat"
@@ -41,29 +41,15 @@ _WORD_OF_REASON: dict[FinishReason, str] = {
 _OWN_WORDS = frozenset({"stop", "length", "tool_calls", "content_filter"})
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)  # some servers send timestamps as floats
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _obj(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
 def _usage(u: Mapping[str, Any]) -> Usage:
-    cached = _obj(u.get("prompt_tokens_details")).get("cached_tokens")
+    cached = as_obj(u.get("prompt_tokens_details")).get("cached_tokens")
     if cached is None:
         cached = u.get("prompt_cache_hit_tokens")  # DeepSeek's name for it
     return Usage(
-        _int(u.get("prompt_tokens")),
-        _int(u.get("completion_tokens")),
-        _int(cached),
-        _int(_obj(u.get("completion_tokens_details")).get("reasoning_tokens")),
+        as_int(u.get("prompt_tokens")),
+        as_int(u.get("completion_tokens")),
+        as_int(cached),
+        as_int(as_obj(u.get("completion_tokens_details")).get("reasoning_tokens")),
     )
 
 

@@ -10,8 +10,9 @@ import orjson
 
 from ..accumulate import replay
 from ..jsonio import dumps, loads
+from ..lenient import as_int, as_list, as_obj
 from ..model import Choice, Completion, Delta, ToolCall
-from ._common import _finish_word, _int, _list, _obj, _parse_finish, _usage, _usage_json
+from ._common import _finish_word, _parse_finish, _usage, _usage_json
 from .errors import _error, _malformed
 
 __all__ = ["parse_response", "render_response"]
@@ -47,8 +48,10 @@ def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
     completion = Completion(
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),
-        created=_int(body.get("created")),
-        choices=tuple(_parse_choice(c) for c in _list(body.get("choices")) if isinstance(c, dict)),
+        created=as_int(body.get("created")),
+        choices=tuple(
+            _parse_choice(c) for c in as_list(body.get("choices")) if isinstance(c, dict)
+        ),
         usage=_usage(usage) if isinstance(usage, dict) else None,
     )
     return replay(completion)
@@ -86,26 +89,28 @@ def _choice_json(choice: Choice) -> dict[str, Any]:
 
 
 def _parse_choice(choice: Mapping[str, Any]) -> Choice:
-    index = _int(choice.get("index"))
-    message = _obj(choice.get("message"))
+    index = as_int(choice.get("index"))
+    message = as_obj(choice.get("message"))
 
     def text(key: str) -> str:
         value = message.get(key)
         return value if isinstance(value, str) else ""
 
     calls = []
-    for i, item in enumerate(_list(message.get("tool_calls"))):
-        function = _obj(_obj(item).get("function"))
+    for i, item in enumerate(as_list(message.get("tool_calls"))):
+        function = as_obj(as_obj(item).get("function"))
         arguments = function.get("arguments") or "{}"
         if not isinstance(arguments, str):
             arguments = dumps(arguments).decode()
         calls.append(
             ToolCall(
-                str(_obj(item).get("id") or f"call_{i}"), str(function.get("name") or ""), arguments
+                str(as_obj(item).get("id") or f"call_{i}"),
+                str(function.get("name") or ""),
+                arguments,
             )
         )
     word = choice.get("finish_reason")
-    logprobs = _obj(choice.get("logprobs")).get("content")
+    logprobs = as_obj(choice.get("logprobs")).get("content")
     return Choice(
         index=index,
         text=text("content"),

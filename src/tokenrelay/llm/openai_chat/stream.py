@@ -26,6 +26,7 @@ from ...sse import Event
 from ..base import SSEStreamDecoder, StreamEncoder
 from ..frame import Frame
 from ..jsonio import dumps, loads
+from ..lenient import as_int, as_obj
 from ..model import (
     Delta,
     Finish,
@@ -41,7 +42,7 @@ from ..model import (
     Usage,
 )
 from ..toolcalls import ToolCallTracker
-from ._common import _finish_word, _int, _obj, _parse_finish, _usage, _usage_json
+from ._common import _finish_word, _parse_finish, _usage, _usage_json
 from .errors import _error, _error_json, _malformed
 from .response import parse_response
 
@@ -189,7 +190,7 @@ class OpenAIChatDecoder(SSEStreamDecoder):
             self._started = True
             created = chunk.get("created")
             out.append(
-                Start(str(chunk.get("id") or ""), str(chunk.get("model") or ""), _int(created))
+                Start(str(chunk.get("id") or ""), str(chunk.get("model") or ""), as_int(created))
             )
         if choices and isinstance(choices, list):
             for choice in choices:
@@ -203,7 +204,7 @@ class OpenAIChatDecoder(SSEStreamDecoder):
         return out
 
     def _choice(self, choice: Mapping[str, Any]) -> list[Delta]:
-        c = _int(choice.get("index"))
+        c = as_int(choice.get("index"))
         delta = choice.get("delta")
         out: list[Delta] = []
         if isinstance(delta, dict):
@@ -236,7 +237,7 @@ class OpenAIChatDecoder(SSEStreamDecoder):
         key = call.get("index")
         if not isinstance(key, int):
             key = call.get("id") or position
-        function = _obj(call.get("function"))
+        function = as_obj(call.get("function"))
         out: list[Delta] = []
         if not self._tools.known(c, key):
             call_id = call.get("id")

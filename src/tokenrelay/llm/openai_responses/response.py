@@ -17,6 +17,7 @@ from math import isfinite
 from typing import Any
 
 from ..jsonio import loads
+from ..lenient import as_int, as_obj, as_objs, as_str
 from ..model import (
     Choice,
     Completion,
@@ -31,7 +32,7 @@ from ..model import (
     Usage,
 )
 from ..toolcalls import ToolCallTracker
-from ._common import NAME, Json, _int, _obj, _objs, _reasoning_text, _str
+from ._common import NAME, Json, _reasoning_text
 from .errors import _FAILED_CODE, _error_from_object, _malformed, _own_word
 from .request import _tool_choice_json, _tool_json
 
@@ -94,10 +95,10 @@ def _usage_of(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
     return Usage(
-        input_tokens=_int(usage.get("input_tokens")),
-        output_tokens=_int(usage.get("output_tokens")),
-        cached_tokens=_int(_obj(usage.get("input_tokens_details")).get("cached_tokens")),
-        reasoning_tokens=_int(_obj(usage.get("output_tokens_details")).get("reasoning_tokens")),
+        input_tokens=as_int(usage.get("input_tokens")),
+        output_tokens=as_int(usage.get("output_tokens")),
+        cached_tokens=as_int(as_obj(usage.get("input_tokens_details")).get("cached_tokens")),
+        reasoning_tokens=as_int(as_obj(usage.get("output_tokens_details")).get("reasoning_tokens")),
     )
 
 
@@ -106,20 +107,20 @@ def _item_deltas(item: Mapping[str, Any], tools: ToolCallTracker, key: object) -
     out: list[Delta] = []
     kind = item.get("type")
     if kind == "message":
-        for part in _objs(item.get("content")):
-            if part.get("type") == "output_text" and _str(part.get("text")):
+        for part in as_objs(item.get("content")):
+            if part.get("type") == "output_text" and as_str(part.get("text")):
                 out.append(TextDelta(part["text"]))
-            elif part.get("type") == "refusal" and _str(part.get("refusal")):
+            elif part.get("type") == "refusal" and as_str(part.get("refusal")):
                 out.append(RefusalDelta(part["refusal"]))
     elif kind == "reasoning":
         text = _reasoning_text(item)
         if text:
             out.append(ReasoningDelta(text))
-        if _str(item.get("encrypted_content")):
+        if as_str(item.get("encrypted_content")):
             out.append(ReasoningDelta("", item["encrypted_content"]))
     elif kind == "function_call":
-        out += tools.start(0, key, _str(item.get("call_id")), _str(item.get("name")))
-        out += tools.arguments(0, key, _str(item.get("arguments")))
+        out += tools.start(0, key, as_str(item.get("call_id")), as_str(item.get("name")))
+        out += tools.arguments(0, key, as_str(item.get("arguments")))
         out += tools.end(0, key)
     return out
 
@@ -138,7 +139,7 @@ def _terminal_deltas(response: Mapping[str, Any], tools: ToolCallTracker) -> lis
         out.append(usage)
     out += tools.end_all(0)
     if status == "incomplete":
-        word = _str(_obj(response.get("incomplete_details")).get("reason")) or "incomplete"
+        word = as_str(as_obj(response.get("incomplete_details")).get("reason")) or "incomplete"
         out.append(Finish(_INCOMPLETE_REASON.get(word, FinishReason.OTHER), word))
     elif status == "completed":
         out.append(Finish(FinishReason.TOOL_CALLS if 0 in tools.called else FinishReason.STOP))
@@ -150,8 +151,8 @@ def _terminal_deltas(response: Mapping[str, Any], tools: ToolCallTracker) -> lis
 def _start_of(response: Any) -> Start:
     response = response if isinstance(response, dict) else {}
     created = response.get("created_at")
-    created = int(created) if isinstance(created, float) and isfinite(created) else _int(created)
-    return Start(_str(response.get("id")), _str(response.get("model")), created)
+    created = int(created) if isinstance(created, float) and isfinite(created) else as_int(created)
+    return Start(as_str(response.get("id")), as_str(response.get("model")), created)
 
 
 def _response_object(id: str, model: str, created: int, request: Request | None) -> Json:
@@ -259,6 +260,6 @@ def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
         return [_error_from_object(error)]
     tools = ToolCallTracker()
     out: list[Delta] = [_start_of(body)]
-    for position, item in enumerate(_objs(body.get("output"))):
+    for position, item in enumerate(as_objs(body.get("output"))):
         out += _item_deltas(item, tools, position)
     return out + _terminal_deltas(body, tools)

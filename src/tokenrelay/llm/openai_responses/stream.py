@@ -27,6 +27,7 @@ from ...sse import Event
 from ..base import SSEStreamDecoder, StreamEncoder
 from ..frame import Frame
 from ..jsonio import dumps, loads
+from ..lenient import as_int, as_obj, as_objs, as_str
 from ..model import (
     Delta,
     Finish,
@@ -43,7 +44,7 @@ from ..model import (
     Usage,
 )
 from ..toolcalls import ToolCallTracker
-from ._common import Json, _int, _obj, _objs, _str
+from ._common import Json
 from .errors import _FAILED_CODE, _error_from_object, _malformed, _own_word
 from .response import (
     _INCOMPLETE_WORD,
@@ -110,7 +111,7 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         index = obj.get("output_index")
         if isinstance(index, int):
             return index
-        return _str(obj.get("item_id")) or _str(_obj(obj.get("item")).get("id"))
+        return as_str(obj.get("item_id")) or as_str(as_obj(obj.get("item")).get("id"))
 
     def _mark(self, obj: Json) -> object:
         """Note that an item streams content; its key."""
@@ -122,16 +123,16 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
 
     def _text(self, obj: Json) -> list[Delta]:
         self._mark(obj)
-        delta = _str(obj.get("delta"))
+        delta = as_str(obj.get("delta"))
         return [TextDelta(delta)] if delta else []
 
     def _refusal(self, obj: Json) -> list[Delta]:
         self._mark(obj)
-        delta = _str(obj.get("delta"))
+        delta = as_str(obj.get("delta"))
         return [RefusalDelta(delta)] if delta else []
 
     def _reasoning_delta(self, obj: Json, kind: str, part: int) -> list[Delta]:
-        delta = _str(obj.get("delta"))
+        delta = as_str(obj.get("delta"))
         if not delta:
             return []
         key = self._mark(obj)
@@ -149,19 +150,19 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         return self._reasoning_delta(obj, "text", -1)
 
     def _reasoning_summary(self, obj: Json) -> list[Delta]:
-        return self._reasoning_delta(obj, "summary", _int(obj.get("summary_index")))
+        return self._reasoning_delta(obj, "summary", as_int(obj.get("summary_index")))
 
     def _item_added(self, obj: Json) -> list[Delta]:
-        item = _obj(obj.get("item"))
+        item = as_obj(obj.get("item"))
         self._note(item)
         if item.get("type") != "function_call":
             return []
         return self._tools.start(
-            0, self._key(obj), _str(item.get("call_id")), _str(item.get("name"))
+            0, self._key(obj), as_str(item.get("call_id")), as_str(item.get("name"))
         )
 
     def _note(self, obj: Json) -> None:
-        self._seen_ids.update(_str(obj.get(k)) for k in ("id", "call_id", "item_id"))
+        self._seen_ids.update(as_str(obj.get(k)) for k in ("id", "call_id", "item_id"))
         self._seen_ids.discard("")
 
     def _arguments(self, obj: Json) -> list[Delta]:
@@ -169,7 +170,7 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         if not self._tools.known(0, key):
             return []
         self._mark(obj)
-        return self._tools.arguments(0, key, _str(obj.get("delta")))
+        return self._tools.arguments(0, key, as_str(obj.get("delta")))
 
     def _arguments_done(self, obj: Json) -> list[Delta]:
         # Some servers send the arguments whole here and never as deltas.
@@ -177,22 +178,22 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         if key in self._streamed or not self._tools.known(0, key):
             return []
         self._streamed.add(key)
-        return self._tools.arguments(0, key, _str(obj.get("arguments")))
+        return self._tools.arguments(0, key, as_str(obj.get("arguments")))
 
     def _item_done(self, obj: Json) -> list[Delta]:
-        item, key = _obj(obj.get("item")), self._key(obj)
+        item, key = as_obj(obj.get("item")), self._key(obj)
         if not item or key in self._finished:
             return []
         self._finished.add(key)
         self._note(item)
         if item.get("type") == "function_call":
-            out = self._tools.start(0, key, _str(item.get("call_id")), _str(item.get("name")))
+            out = self._tools.start(0, key, as_str(item.get("call_id")), as_str(item.get("name")))
             if key not in self._streamed:
-                out += self._tools.arguments(0, key, _str(item.get("arguments")))
+                out += self._tools.arguments(0, key, as_str(item.get("arguments")))
             return out + self._tools.end(0, key)
         if key not in self._streamed:  # a server that sends whole items
             return _item_deltas(item, self._tools, key)
-        signature = _str(item.get("encrypted_content")) if item.get("type") == "reasoning" else ""
+        signature = as_str(item.get("encrypted_content")) if item.get("type") == "reasoning" else ""
         return [ReasoningDelta("", signature)] if signature else []
 
     def _end(self, obj: Json) -> list[Delta]:
@@ -203,13 +204,13 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         out = self._start(obj)
         # Function calls that never got their output_item.done, and items never streamed
         # at all (servers that send only the final response).
-        for position, item in enumerate(_objs(response.get("output"))):
+        for position, item in enumerate(as_objs(response.get("output"))):
             if item.get("type") == "function_call" and self._tools.known(0, position):
                 out += self._item_done({"output_index": position, "item": item})
-            elif not self._seen_ids & {_str(item.get("id")), _str(item.get("call_id"))}:
+            elif not self._seen_ids & {as_str(item.get("id")), as_str(item.get("call_id"))}:
                 out += _item_deltas(item, self._tools, ("final", position))
         if response.get("status") not in ("completed", "incomplete", "failed"):
-            status = _str(obj.get("type")).removeprefix("response.")
+            status = as_str(obj.get("type")).removeprefix("response.")
             response = {**response, "status": status}  # trust the event's name
         return out + _terminal_deltas(response, self._tools)
 
