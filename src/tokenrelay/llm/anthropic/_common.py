@@ -45,12 +45,12 @@ _ERRORS = (
     (_K.TIMEOUT, "timeout_error", 504),
     (_K.OVERLOADED, "overloaded_error", 529),
 )
-_TYPE_OF_KIND = {kind: type_ for kind, type_, _ in _ERRORS}
-_STATUS_OF_KIND = {kind: status for kind, _, status in _ERRORS}
+TYPE_OF_KIND = {kind: type_ for kind, type_, _ in _ERRORS}
+STATUS_OF_KIND = {kind: status for kind, _, status in _ERRORS}
 _KIND_OF_TYPE = {type_: kind for kind, type_, _ in _ERRORS}
 
 
-def _stop_of(finish: Finish | None) -> tuple[str, str | None]:
+def stop_of(finish: Finish | None) -> tuple[str, str | None]:
     """The ``stop_reason`` and ``stop_sequence`` for a neutral finish."""
     if finish is None:
         return "end_turn", None
@@ -63,14 +63,14 @@ def _stop_of(finish: Finish | None) -> tuple[str, str | None]:
     return word, finish.stop_sequence if word == "stop_sequence" else None
 
 
-def _finish_of(stop_reason: Any, stop_sequence: Any) -> Finish:
+def finish_of(stop_reason: Any, stop_sequence: Any) -> Finish:
     if not isinstance(stop_reason, str):
         return Finish(_F.STOP)
     sequence = stop_sequence if isinstance(stop_sequence, str) else None
     return Finish(_REASON_OF_STOP.get(stop_reason, _F.OTHER), stop_reason, sequence)
 
 
-def _error_of(error: Any, status: int | None = None) -> StreamError:
+def error_of(error: Any, status: int | None = None) -> StreamError:
     """A ``StreamError`` for Anthropic's ``error`` object, in a stream (no status) or in
     an error body. The type decides the kind; the status only when the type is unknown."""
     fields = as_obj(error)
@@ -80,7 +80,7 @@ def _error_of(error: Any, status: int | None = None) -> StreamError:
     return StreamError(kind, message or type_ or fallback, status, type_)
 
 
-def _usage_json(usage: Usage) -> dict[str, Any]:
+def usage_json(usage: Usage) -> dict[str, Any]:
     cached = min(usage.cached_tokens, usage.input_tokens)
     out: dict[str, Any] = {
         "input_tokens": usage.input_tokens - cached,
@@ -93,7 +93,7 @@ def _usage_json(usage: Usage) -> dict[str, Any]:
     return out
 
 
-def _object_of(arguments: str) -> Any:
+def object_of(arguments: str) -> Any:
     """Tool arguments as the JSON object Anthropic's ``input`` must be ({} if they are not
     one: a broken upstream's arguments cannot be sent as an object)."""
     try:

@@ -43,7 +43,7 @@ from ..model import (
     ToolChoice,
     ToolResultPart,
 )
-from ._common import NAME, _object_of
+from ._common import NAME, object_of
 
 __all__ = ["REDACTED", "build_request", "parse_request"]
 
@@ -248,7 +248,7 @@ def _build_part(part: Part) -> dict[str, Any] | None:
         case ImagePart():
             return {"type": "image", "source": _image_source(part)}
         case ToolCallPart(id=id, name=name, arguments=arguments):
-            return {"type": "tool_use", "id": id, "name": name, "input": _object_of(arguments)}
+            return {"type": "tool_use", "id": id, "name": name, "input": object_of(arguments)}
         case ToolResultPart(tool_call_id=id, content=content, is_error=is_error):
             block = {"type": "tool_result", "tool_use_id": id, "content": content}
             return {**block, "is_error": True} if is_error else block

@@ -1,26 +1,18 @@
-"""Whole (non-streamed) Anthropic messages and error bodies."""
+"""Whole (non-streamed) Anthropic messages."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from ..jsonio import loads
-from ..model import Choice, Completion, Delta, StreamError, Usage, error_from_status
-from ._common import (
-    _K,
-    _STATUS_OF_KIND,
-    _TYPE_OF_KIND,
-    _error_of,
-    _object_of,
-    _stop_of,
-    _usage_json,
-)
+from ..model import Choice, Completion, Delta, ErrorKind, StreamError, Usage
+from ._common import error_of, object_of, stop_of, usage_json
 from .stream import AnthropicDecoder
 
-__all__ = ["error_body", "parse_error", "parse_response", "render_response"]
+_K = ErrorKind
+
+__all__ = ["parse_response", "render_response"]
 
 
 def render_response(completion: Completion) -> dict[str, Any]:
@@ -37,9 +29,9 @@ def render_response(completion: Completion) -> dict[str, Any]:
     if choice.text or choice.refusal:
         content.append({"type": "text", "text": choice.text + choice.refusal})
     for call in choice.tool_calls:
-        input = _object_of(call.arguments)
+        input = object_of(call.arguments)
         content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": input})
-    stop_reason, stop_sequence = _stop_of(choice.finish)
+    stop_reason, stop_sequence = stop_of(choice.finish)
     return {
         "id": completion.id,
         "type": "message",
@@ -48,15 +40,17 @@ def render_response(completion: Completion) -> dict[str, Any]:
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "usage": _usage_json(completion.usage or Usage()),
+        "usage": usage_json(completion.usage or Usage()),
     }
 
 
 def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
+    """The deltas of a whole message: its blocks go through the stream decoder, as if
+    each had been streamed in one piece."""
     try:
         message = loads(body) if isinstance(body, bytes) else body
         if message.get("type") == "error":
-            return [_error_of(message.get("error"))]
+            return [error_of(message.get("error"))]
         decoder = AnthropicDecoder()
         out = decoder._message_start({"message": message})
         for index, block in enumerate(message["content"]):
@@ -69,23 +63,3 @@ def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
         return [
             StreamError(_K.SERVER, f"upstream sent a malformed response ({type(exc).__name__})")
         ]
-
-
-def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
-    status = error.status
-    if status is None or not 400 <= status <= 599:
-        status = _STATUS_OF_KIND[error.kind]
-    error_json = {"type": _TYPE_OF_KIND[error.kind], "message": error.message}
-    return status, {"type": "error", "error": error_json}
-
-
-def parse_error(status: int, body: bytes) -> StreamError:
-    try:
-        obj = loads(body)
-    except orjson.JSONDecodeError:
-        obj = None
-    error = obj.get("error") if isinstance(obj, dict) else None
-    if isinstance(error, dict):
-        return _error_of(error, status)
-    text = error if isinstance(error, str) else body.decode("utf-8", "replace").strip()
-    return error_from_status(status, text)

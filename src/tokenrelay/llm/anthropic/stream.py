@@ -20,7 +20,9 @@ from ..frame import Frame
 from ..jsonio import dumps, loads
 from ..model import (
     Delta,
+    ErrorKind,
     Finish,
+    FinishReason,
     ReasoningDelta,
     RefusalDelta,
     Start,
@@ -32,7 +34,7 @@ from ..model import (
     Usage,
 )
 from ..toolcalls import ToolCallTracker
-from ._common import _F, _K, _TYPE_OF_KIND, _error_of, _finish_of, _stop_of, _usage_json
+from ._common import TYPE_OF_KIND, error_of, finish_of, stop_of, usage_json
 
 __all__ = ["PING_FRAME", "AnthropicDecoder", "AnthropicEncoder"]
 
@@ -157,7 +159,7 @@ class AnthropicDecoder(SSEStreamDecoder):
         delta = obj.get("delta") or {}
         if not self._finished and delta.get("stop_reason") is not None:
             self._finished = True
-            out.append(_finish_of(delta["stop_reason"], delta.get("stop_sequence")))
+            out.append(finish_of(delta["stop_reason"], delta.get("stop_sequence")))
         return out
 
     def _message_stop(self, obj: dict[str, Any]) -> list[Delta]:
@@ -170,7 +172,7 @@ class AnthropicDecoder(SSEStreamDecoder):
 
     def _error(self, obj: dict[str, Any]) -> list[Delta]:
         self._done = self.complete = True
-        return [_error_of(obj.get("error"))]
+        return [error_of(obj.get("error"))]
 
 
 _USAGE_KEYS = (
@@ -201,6 +203,9 @@ _HANDLERS: dict[Any, Callable[[AnthropicDecoder, dict[str, Any]], list[Delta]]] 
 _Content: TypeAlias = (
     TextDelta | RefusalDelta | ReasoningDelta | ToolCallStart | ToolCallDelta | ToolCallEnd
 )
+
+_F = FinishReason
+_K = ErrorKind
 _TEXT_BLOCK = b'{"type":"text","text":""}'
 _THINKING_BLOCK = b'{"type":"thinking","thinking":"","signature":""}'
 _MESSAGE_STOP = Frame(b'{"type":"message_stop"}', "message_stop")
@@ -236,7 +241,7 @@ class AnthropicEncoder(StreamEncoder):
         out += self._release()
         out += self._stop_block()
         self._closed = True
-        word, sequence = _stop_of(self._finish)
+        word, sequence = stop_of(self._finish)
         usage = self._usage or Usage()
         counts: dict[str, Any] = {"output_tokens": usage.output_tokens}
         cached = min(usage.cached_tokens, usage.input_tokens)
@@ -274,14 +279,14 @@ class AnthropicEncoder(StreamEncoder):
         self._closed = True
         body = {
             "type": "error",
-            "error": {"type": _TYPE_OF_KIND[delta.kind], "message": delta.message},
+            "error": {"type": TYPE_OF_KIND[delta.kind], "message": delta.message},
         }
         return [*out, Frame(dumps(body), "error")]
 
     def _message_start(self) -> list[Frame]:
         self._began = True
         start = self._start or Start("", "")
-        usage = _usage_json(self._usage or Usage())
+        usage = usage_json(self._usage or Usage())
         usage.pop("output_tokens_details", None)
         self._announced = (usage["input_tokens"], usage["cache_read_input_tokens"])
         message: dict[str, Any] = {

@@ -40,14 +40,11 @@ concern one module alone are written in that module's docstring):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from ..frame import Framing
-from ..model import Completion, Delta, Request, StreamError
-from .errors import error_body, parse_error
-from .request import build_request, parse_path, parse_request, request_path
-from .response import parse_response, render_response
+from ..model import Request
+from . import errors, request, response
+from ._common import NAME
+from .request import parse_path, request_path
 from .stream import GeminiDecoder, GeminiEncoder
 
 __all__ = [
@@ -68,36 +65,23 @@ class GeminiDialect:
     field or ``""``, and ``stream`` is False.
     """
 
-    name = "gemini"
+    name = NAME
     framing: Framing = "sse"
     event_ids = False  # google-genai reads data lines only: an id line breaks it
     media_type = "text/event-stream"
 
-    def parse_request(
-        self, body: bytes | str | Mapping[str, Any], *, model: str = "", stream: bool = False
-    ) -> Request:
-        return parse_request(body, model=model, stream=stream)
-
-    def build_request(self, request: Request) -> dict[str, Any]:
-        return build_request(request)
+    parse_request = staticmethod(request.parse_request)
+    build_request = staticmethod(request.build_request)
+    render_response = staticmethod(response.render_response)
+    parse_response = staticmethod(response.parse_response)
+    error_body = staticmethod(errors.error_body)
+    parse_error = staticmethod(errors.parse_error)
 
     def decoder(self) -> GeminiDecoder:
         return GeminiDecoder()
 
     def encoder(self, request: Request | None = None) -> GeminiEncoder:
         return GeminiEncoder(request)
-
-    def render_response(self, completion: Completion) -> dict[str, Any]:
-        return render_response(completion)
-
-    def parse_response(self, body: bytes | Mapping[str, Any]) -> list[Delta]:
-        return parse_response(body)
-
-    def error_body(self, error: StreamError) -> tuple[int, dict[str, Any]]:
-        return error_body(error)
-
-    def parse_error(self, status: int, body: bytes) -> StreamError:
-        return parse_error(status, body)
 
 
 GEMINI = GeminiDialect()

@@ -11,6 +11,8 @@ from ..lenient import as_int
 from ..model import Finish, FinishReason, Usage
 from ..toolcalls import args_object
 
+NAME = "gemini"
+
 _F = FinishReason
 _CF = _F.CONTENT_FILTER
 REASON_OF_WORD: dict[str, FinishReason] = {
@@ -46,7 +48,7 @@ def derived_call_id(response_id: str, choice: int, n: int) -> str:
     return f"{prefix}{n}" if choice == 0 else f"{prefix}{choice}_{n}"
 
 
-def _reason(word: str, called: bool) -> FinishReason:
+def reason_of(word: str, called: bool) -> FinishReason:
     reason = REASON_OF_WORD.get(word, _F.OTHER)
     return _F.TOOL_CALLS if reason is _F.STOP and called else reason
 
@@ -55,12 +57,12 @@ def finish_word(finish: Finish) -> str:
     """Gemini's word for ``finish``: its own ``raw`` when that means the same."""
     raw = finish.raw
     if raw and _GEMINI_WORD.fullmatch(raw):
-        if _reason(raw, finish.reason is _F.TOOL_CALLS) is finish.reason:
+        if reason_of(raw, finish.reason is _F.TOOL_CALLS) is finish.reason:
             return raw
     return WORD_OF_REASON[finish.reason]
 
 
-def _usage(meta: Any) -> Usage | None:
+def usage_of(meta: Any) -> Usage | None:
     if not isinstance(meta, dict):
         return None
     thoughts = as_int(meta.get("thoughtsTokenCount"))
@@ -85,21 +87,21 @@ def usage_metadata(usage: Usage) -> dict[str, int]:
     return meta
 
 
-def _reasoning_part(text: str, signature: str | None) -> dict[str, Any]:
+def reasoning_part(text: str, signature: str | None) -> dict[str, Any]:
     part: dict[str, Any] = {"text": text, "thought": True} if text else {"text": ""}
     if signature:
         part["thoughtSignature"] = signature
     return part
 
 
-def _call_part(call_id: str, name: str, arguments: str, derived: str) -> dict[str, Any]:
+def call_part(call_id: str, name: str, arguments: str, derived: str) -> dict[str, Any]:
     call: dict[str, Any] = {"name": name, "args": args_object(arguments)}
     if call_id != derived:
         call["id"] = call_id
     return {"functionCall": call}
 
 
-def _meta_fields(model: str, response_id: str, created: int) -> dict[str, str]:
+def meta_fields(model: str, response_id: str, created: int) -> dict[str, str]:
     fields = {}
     if model:
         fields["modelVersion"] = model

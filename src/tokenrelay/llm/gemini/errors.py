@@ -36,7 +36,7 @@ STATUS_OF_KIND: dict[ErrorKind, str] = {
 }
 
 
-def _error(error: Any, status: int | None) -> StreamError:
+def error_of(error: Any, status: int | None) -> StreamError:
     message, word, code = "", "", status
     if isinstance(error, dict):
         if isinstance(error.get("message"), str):
@@ -54,7 +54,7 @@ def _error(error: Any, status: int | None) -> StreamError:
     return StreamError(kind, message or word or f"upstream error {code}", code, word)
 
 
-def _malformed(exc: Exception) -> StreamError:
+def malformed(exc: Exception) -> StreamError:
     # The exception's kind, never its text: that may quote the upstream's bytes.
     return StreamError(ErrorKind.SERVER, f"the upstream sent malformed data ({type(exc).__name__})")
 
@@ -75,5 +75,5 @@ def parse_error(status: int, body: bytes) -> StreamError:
     if isinstance(value, list) and value:
         value = value[0]  # streamGenerateContent without alt=sse wraps it in an array
     if isinstance(value, dict) and "error" in value:
-        return _error(value["error"], status)
+        return error_of(value["error"], status)
     return error_from_status(status, "")

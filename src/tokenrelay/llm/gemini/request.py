@@ -56,7 +56,7 @@ from ..model import (
     ToolResultPart,
 )
 from ..toolcalls import CallIds, args_object
-from ._common import _reasoning_part
+from ._common import reasoning_part
 
 _PATH = re.compile(r"models/([^/:?]+):(streamGenerateContent|generateContent)")
 
@@ -327,14 +327,14 @@ def _build_parts(message: Message, names: dict[str, str]) -> list[dict[str, Any]
                 built = {"text": text}
             case ReasoningPart(text=text, signature=sig) if not text:
                 if signature:
-                    out.append(_reasoning_part("", signature))
+                    out.append(reasoning_part("", signature))
                 signature = sig
                 continue
             case ReasoningPart(text=text, signature=sig):
                 if signature:
-                    out.append(_reasoning_part("", signature))
+                    out.append(reasoning_part("", signature))
                     signature = ""
-                out.append(_reasoning_part(text, sig))
+                out.append(reasoning_part(text, sig))
                 continue
             case ImagePart():
                 built = _image(part)
@@ -350,7 +350,7 @@ def _build_parts(message: Message, names: dict[str, str]) -> list[dict[str, Any]
             signature = ""
         out.append(built)
     if signature:
-        out.append(_reasoning_part("", signature))
+        out.append(reasoning_part("", signature))
     return out
 
 

@@ -12,14 +12,14 @@ from typing import Any
 from ..jsonio import loads
 from ..model import Completion, Delta
 from ._common import (
-    _call_part,
-    _meta_fields,
-    _reasoning_part,
+    call_part,
     derived_call_id,
     finish_word,
+    meta_fields,
+    reasoning_part,
     usage_metadata,
 )
-from .errors import _malformed
+from .errors import malformed
 from .stream import GeminiDecoder
 
 
@@ -28,12 +28,12 @@ def render_response(completion: Completion) -> dict[str, Any]:
     for choice in completion.choices:
         parts: list[dict[str, Any]] = []
         if choice.reasoning or choice.reasoning_signature:
-            parts.append(_reasoning_part(choice.reasoning, choice.reasoning_signature))
+            parts.append(reasoning_part(choice.reasoning, choice.reasoning_signature))
         if text := choice.text + choice.refusal:
             parts.append({"text": text})
         for n, call in enumerate(choice.tool_calls):
             derived = derived_call_id(completion.id, choice.index, n)
-            parts.append(_call_part(call.id, call.name, call.arguments, derived))
+            parts.append(call_part(call.id, call.name, call.arguments, derived))
         candidate: dict[str, Any] = {"content": {"parts": parts or [{"text": ""}], "role": "model"}}
         if choice.finish is not None:
             candidate["finishReason"] = finish_word(choice.finish)
@@ -42,7 +42,7 @@ def render_response(completion: Completion) -> dict[str, Any]:
     body: dict[str, Any] = {"candidates": candidates}
     if completion.usage is not None:
         body["usageMetadata"] = usage_metadata(completion.usage)
-    body.update(_meta_fields(completion.model, completion.id, completion.created))
+    body.update(meta_fields(completion.model, completion.id, completion.created))
     return body
 
 
@@ -55,11 +55,11 @@ def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
     try:
         value = loads(body)
     except ValueError as exc:
-        return [_malformed(exc)]
+        return [malformed(exc)]
     chunks = value if isinstance(value, list) else [value]
     out: list[Delta] = []
     for chunk in chunks:
         if not isinstance(chunk, dict):
-            return [*out, _malformed(TypeError(f"a response is {type(chunk).__name__}"))]
+            return [*out, malformed(TypeError(f"a response is {type(chunk).__name__}"))]
         out += decoder.feed_chunk(chunk)
     return out

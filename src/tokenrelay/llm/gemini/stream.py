@@ -24,6 +24,7 @@ from ..jsonio import dumps, loads
 from ..model import (
     Delta,
     Finish,
+    FinishReason,
     ReasoningDelta,
     RefusalDelta,
     Request,
@@ -37,17 +38,18 @@ from ..model import (
 )
 from ..toolcalls import ToolCallTracker, WholeCall, WholeCalls
 from ._common import (
-    _CF,
-    _call_part,
-    _meta_fields,
-    _reason,
-    _reasoning_part,
-    _usage,
+    call_part,
     derived_call_id,
     finish_word,
+    meta_fields,
+    reason_of,
+    reasoning_part,
     usage_metadata,
+    usage_of,
 )
-from .errors import _error, _malformed, error_body
+from .errors import error_body, error_of, malformed
+
+_CF = FinishReason.CONTENT_FILTER
 
 
 def _time(value: Any) -> int:
@@ -83,9 +85,9 @@ class GeminiDecoder(SSEStreamDecoder):
         try:
             chunk = loads(data)
         except ValueError as exc:
-            return self._fail(_malformed(exc))
+            return self._fail(malformed(exc))
         if not isinstance(chunk, dict):
-            return self._fail(_malformed(TypeError(f"a chunk is {type(chunk).__name__}")))
+            return self._fail(malformed(TypeError(f"a chunk is {type(chunk).__name__}")))
         return self.feed_chunk(chunk)
 
     def _fail(self, error: StreamError) -> list[Delta]:
@@ -97,7 +99,7 @@ class GeminiDecoder(SSEStreamDecoder):
         if self._failed:
             return []
         if "error" in chunk:
-            return self._fail(_error(chunk["error"], None))
+            return self._fail(error_of(chunk["error"], None))
         out: list[Delta] = []
         if not self._started:
             self._started = True
@@ -105,7 +107,7 @@ class GeminiDecoder(SSEStreamDecoder):
             self._response_id = rid if isinstance(rid, str) else ""
             model = model if isinstance(model, str) else ""
             out.append(Start(self._response_id, model, _time(chunk.get("createTime"))))
-        usage = _usage(chunk.get("usageMetadata"))
+        usage = usage_of(chunk.get("usageMetadata"))
         if usage is not None and usage != self._usage:
             self._usage = usage
             out.append(usage)
@@ -142,7 +144,7 @@ class GeminiDecoder(SSEStreamDecoder):
         if isinstance(word, str) and word and word != "FINISH_REASON_UNSPECIFIED":
             self._finished.add(choice)
             out += self._tracker.end_all(choice)
-            out.append(Finish(_reason(word, choice in self._tracker.called), word, None, choice))
+            out.append(Finish(reason_of(word, choice in self._tracker.called), word, None, choice))
         return out
 
     def _part(self, part: Mapping[str, Any], choice: int) -> list[Delta]:
@@ -204,28 +206,16 @@ class GeminiEncoder(StreamEncoder):
         self._finish: dict[int, str] = {}  # held finish words per candidate
         self._calls = WholeCalls()
         self._done = False
-        self._handlers: dict[type, Callable[[Any], list[Frame]]] = {
-            Start: self._start,
-            TextDelta: self._text,
-            RefusalDelta: self._text,
-            ReasoningDelta: self._reasoning,
-            ToolCallStart: self._call_start,
-            ToolCallDelta: self._call_delta,
-            ToolCallEnd: self._call_end,
-            Usage: self._set_usage,
-            Finish: self._finish_choice,
-            StreamError: self._error,
-        }
 
     @staticmethod
     def _meta(model: str, response_id: str, created: int) -> bytes:
-        fields = _meta_fields(model, response_id, created)
+        fields = meta_fields(model, response_id, created)
         return b"".join(b',"%s":' % k.encode() + dumps(v) for k, v in fields.items()) + b"}"
 
     def encode(self, delta: Delta) -> list[Frame]:
         if self._done:
             return []
-        return self._handlers[type(delta)](delta)
+        return _ENCODERS[type(delta)](self, delta)
 
     def _start(self, delta: Start) -> list[Frame]:
         self._response_id = delta.id
@@ -263,7 +253,7 @@ class GeminiEncoder(StreamEncoder):
     def _reasoning(self, delta: ReasoningDelta) -> list[Frame]:
         if not delta.text and not delta.signature:
             return []
-        return self._send(delta.choice, dumps(_reasoning_part(delta.text, delta.signature)))
+        return self._send(delta.choice, dumps(reasoning_part(delta.text, delta.signature)))
 
     def _call_start(self, delta: ToolCallStart) -> list[Frame]:
         self._calls.start(delta)
@@ -281,7 +271,7 @@ class GeminiEncoder(StreamEncoder):
     def _hold_calls(self, choice: int, calls: list[WholeCall]) -> None:
         if calls:
             self._parts.setdefault(choice, []).extend(
-                dumps(_call_part(c.id, c.name, c.arguments, self._derived_id(choice, c.index)))
+                dumps(call_part(c.id, c.name, c.arguments, self._derived_id(choice, c.index)))
                 for c in calls
             )
 
@@ -317,3 +307,17 @@ class GeminiEncoder(StreamEncoder):
         if not frames and self._usage is not None and self._usage != self._sent_usage:
             frames.append(self._chunk([]))
         return frames
+
+
+_ENCODERS: dict[type, Callable[[GeminiEncoder, Any], list[Frame]]] = {
+    Start: GeminiEncoder._start,
+    TextDelta: GeminiEncoder._text,
+    RefusalDelta: GeminiEncoder._text,
+    ReasoningDelta: GeminiEncoder._reasoning,
+    ToolCallStart: GeminiEncoder._call_start,
+    ToolCallDelta: GeminiEncoder._call_delta,
+    ToolCallEnd: GeminiEncoder._call_end,
+    Usage: GeminiEncoder._set_usage,
+    Finish: GeminiEncoder._finish_choice,
+    StreamError: GeminiEncoder._error,
+}

@@ -1,9 +1,9 @@
 """Ollama ``POST /api/chat``: NDJSON lines, streaming unless ``"stream": false``.
 
-One module per thing it holds: ``stream`` (the decoder and encoder of the NDJSON lines,
-with the finish words and the ``created_at`` times they write), ``request``
-(``parse_request``, ``build_request``) and ``response`` (non-streamed answers and error
-bodies).
+One module per thing it holds: ``stream`` (the decoder and encoder of the NDJSON lines),
+``request`` (``parse_request``, ``build_request``), ``response`` (non-streamed answers),
+``errors`` (error bodies) and ``_common`` (the finish words and the ``created_at`` times
+that derive ids, which they share).
 
 Where Ollama and the neutral model do not fit, these choices were made (the ones that
 concern one module alone are written in that module's docstring):
@@ -30,20 +30,11 @@ concern one module alone are written in that module's docstring):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from ..frame import Framing
-from ..model import Completion, Delta, Request, StreamError
-from .request import build_request, parse_generate_request, parse_request
-from .response import (
-    error_body,
-    parse_error,
-    parse_response,
-    render_generate_response,
-    render_response,
-)
-from .stream import OllamaDecoder, OllamaEncoder, format_time, parse_time
+from ..model import Request
+from . import errors, request, response
+from ._common import NAME, format_time, parse_time
+from .stream import OllamaDecoder, OllamaEncoder
 
 __all__ = [
     "OLLAMA",
@@ -60,34 +51,23 @@ __all__ = [
 class OllamaDialect:
     """The Ollama ``/api/chat`` dialect (see the module docstring)."""
 
-    name = "ollama"
+    name = NAME
     framing: Framing = "ndjson"
     event_ids = False  # NDJSON has no ids
     media_type = "application/x-ndjson"
 
-    def parse_request(self, body: bytes | str | Mapping[str, Any]) -> Request:
-        return parse_request(body)
-
-    def build_request(self, request: Request) -> dict[str, Any]:
-        return build_request(request)
+    parse_request = staticmethod(request.parse_request)
+    build_request = staticmethod(request.build_request)
+    render_response = staticmethod(response.render_response)
+    parse_response = staticmethod(response.parse_response)
+    error_body = staticmethod(errors.error_body)
+    parse_error = staticmethod(errors.parse_error)
 
     def decoder(self) -> OllamaDecoder:
         return OllamaDecoder()
 
     def encoder(self, request: Request | None = None) -> OllamaEncoder:
         return OllamaEncoder(request)
-
-    def render_response(self, completion: Completion) -> dict[str, Any]:
-        return render_response(completion)
-
-    def parse_response(self, body: bytes | Mapping[str, Any]) -> list[Delta]:
-        return parse_response(body)
-
-    def error_body(self, error: StreamError) -> tuple[int, dict[str, Any]]:
-        return error_body(error)
-
-    def parse_error(self, status: int, body: bytes) -> StreamError:
-        return parse_error(status, body)
 
 
 OLLAMA = OllamaDialect()
@@ -101,15 +81,11 @@ class OllamaGenerateDialect(OllamaDialect):
     the request is the chat it is (``build_request`` of ``/api/chat``)."""
 
     name = "ollama_generate"
-
-    def parse_request(self, body: bytes | str | Mapping[str, Any]) -> Request:
-        return parse_generate_request(body)
+    parse_request = staticmethod(request.parse_generate_request)
+    render_response = staticmethod(response.render_generate_response)
 
     def encoder(self, request: Request | None = None) -> OllamaEncoder:
         return OllamaEncoder(request, generate=True)
-
-    def render_response(self, completion: Completion) -> dict[str, Any]:
-        return render_generate_response(completion)
 
 
 OLLAMA_GENERATE = OllamaGenerateDialect()

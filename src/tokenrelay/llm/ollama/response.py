@@ -1,25 +1,17 @@
-"""Non-streamed Ollama answers (the one line with ``"done": true``) and error bodies
-(``{"error": "<message>"}``)."""
+"""Non-streamed Ollama answers: the one line with ``"done": true``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..jsonio import loads
 from ..model import (
-    STATUS_OF_KIND,
     Completion,
     Delta,
-    ErrorKind,
-    StreamError,
-    error_from_status,
-    kind_of_status,
 )
 from ..toolcalls import args_object
-from .stream import _DERIVED_ID, OllamaDecoder, finish_word, format_time
-
-_STATUS = {**STATUS_OF_KIND, ErrorKind.OVERLOADED: 503}  # 529 is Anthropic's alone
+from ._common import DERIVED_ID, finish_word, format_time
+from .stream import OllamaDecoder
 
 
 def render_response(completion: Completion) -> dict[str, Any]:
@@ -27,7 +19,7 @@ def render_response(completion: Completion) -> dict[str, Any]:
     choice = completion.choices[0] if completion.choices else None
     message: dict[str, Any] = {"role": "assistant", "content": ""}
     body: dict[str, Any] = {"model": completion.model, "created_at": "", "message": message}
-    ns = int(m[1]) if (m := _DERIVED_ID.fullmatch(completion.id)) else 0
+    ns = int(m[1]) if (m := DERIVED_ID.fullmatch(completion.id)) else 0
     ns = ns if ns // 10**9 == completion.created else completion.created * 10**9
     body["created_at"] = format_time(ns)
     if choice is not None:
@@ -68,18 +60,3 @@ def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
     if isinstance(body, Mapping):
         return decoder.feed_object(body)
     return decoder.feed(body) + decoder.close()
-
-
-def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
-    return _STATUS[error.kind], {"error": error.message}
-
-
-def parse_error(status: int, body: bytes) -> StreamError:
-    try:
-        value = loads(body)
-    except ValueError:
-        return error_from_status(status, body.decode("utf-8", "replace").strip()[:1000])
-    error = value.get("error") if isinstance(value, dict) else None
-    if isinstance(error, str):
-        return StreamError(kind_of_status(status), error or f"upstream HTTP {status}", status)
-    return error_from_status(status, "")

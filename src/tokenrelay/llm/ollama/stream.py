@@ -16,10 +16,7 @@ concern the stream alone:
 
 from __future__ import annotations
 
-import calendar
-import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from ..base import LineStreamDecoder, StreamEncoder
@@ -30,7 +27,6 @@ from ..model import (
     Delta,
     ErrorKind,
     Finish,
-    FinishReason,
     ReasoningDelta,
     RefusalDelta,
     Request,
@@ -43,69 +39,7 @@ from ..model import (
     Usage,
 )
 from ..toolcalls import ToolCallTracker, WholeCall, WholeCalls, args_object
-
-_F = FinishReason
-REASON_OF_WORD: dict[str, FinishReason] = {
-    "stop": _F.STOP,
-    "length": _F.LENGTH,
-    # Not Ollama's words: what this encoder sends for reasons Ollama has none for.
-    "content_filter": _F.CONTENT_FILTER,
-    "error": _F.ERROR,
-    "pause": _F.PAUSE,
-}
-WORD_OF_REASON: dict[FinishReason, str] = {
-    _F.STOP: "stop",
-    _F.TOOL_CALLS: "stop",
-    _F.LENGTH: "length",
-    _F.CONTENT_FILTER: "content_filter",
-    _F.ERROR: "error",
-    _F.PAUSE: "pause",
-    _F.OTHER: "other",
-}
-
-_TIME = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9})\d*)?(Z|z|[+-]\d\d:?\d\d)?"
-)
-_DERIVED_ID = re.compile(r"ollama-(\d+)")
-
-
-def parse_time(value: Any) -> int:
-    """An RFC 3339 time (Go's, with up to nine fraction digits) in Unix nanoseconds;
-    0 when unreadable."""
-    if not isinstance(value, str) or (m := _TIME.fullmatch(value)) is None:
-        return 0
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    try:
-        datetime(year, month, day, hour, minute, second)  # ranges timegm would wrap
-    except ValueError:
-        return 0
-    seconds = calendar.timegm((year, month, day, hour, minute, second))
-    zone = m[8]
-    if zone and zone not in "Zz":
-        hours, minutes = int(zone[1:3]), int(zone[-2:])
-        seconds -= (1 if zone[0] == "+" else -1) * (hours * 3600 + minutes * 60)
-    return seconds * 10**9 + int((m[7] or "0").ljust(9, "0"))
-
-
-def format_time(ns: int) -> str:
-    """Unix nanoseconds as Go's RFC 3339 with nanoseconds (trailing zeros trimmed)."""
-    seconds, fraction = divmod(ns, 10**9)
-    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    digits = f"{fraction:09d}".rstrip("0")
-    return f"{stamp}.{digits}Z" if digits else f"{stamp}Z"
-
-
-def _reason(word: str, called: bool) -> FinishReason:
-    reason = REASON_OF_WORD.get(word, _F.OTHER) if word else _F.STOP
-    return _F.TOOL_CALLS if reason is _F.STOP and called else reason
-
-
-def finish_word(finish: Finish) -> str:
-    """Ollama's word for ``finish``: its own ``raw`` when that means the same."""
-    raw = finish.raw
-    if raw and raw.islower() and _reason(raw, finish.reason is _F.TOOL_CALLS) is finish.reason:
-        return raw
-    return WORD_OF_REASON[finish.reason]
+from ._common import DERIVED_ID, finish_word, format_time, parse_time, reason_of
 
 
 def _malformed(exc: Exception) -> StreamError:
@@ -186,7 +120,7 @@ class OllamaDecoder(LineStreamDecoder):
                 )
             word = obj.get("done_reason")
             word = word if isinstance(word, str) else ""
-            out.append(Finish(_reason(word, 0 in self._tracker.called), word))
+            out.append(Finish(reason_of(word, 0 in self._tracker.called), word))
         return out
 
     def _call(self, call: Mapping[str, Any]) -> list[Delta]:
@@ -225,18 +159,6 @@ class OllamaEncoder(StreamEncoder):
         self._finish: Finish | None = None
         self._calls = WholeCalls()
         self._done = False
-        self._handlers: dict[type, Callable[[Any], list[Frame]]] = {
-            Start: self._start,
-            TextDelta: self._text,
-            RefusalDelta: self._text,
-            ReasoningDelta: self._reasoning,
-            ToolCallStart: self._call_start,
-            ToolCallDelta: self._call_delta,
-            ToolCallEnd: self._call_end,
-            Usage: self._set_usage,
-            Finish: self._set_finish,
-            StreamError: self._error,
-        }
 
     @staticmethod
     def _make_head(model: str, ns: int) -> bytes:
@@ -245,10 +167,10 @@ class OllamaEncoder(StreamEncoder):
     def encode(self, delta: Delta) -> list[Frame]:
         if self._done or getattr(delta, "choice", 0) != 0:
             return []
-        return self._handlers[type(delta)](delta)
+        return _ENCODERS[type(delta)](self, delta)
 
     def _start(self, delta: Start) -> list[Frame]:
-        match = _DERIVED_ID.fullmatch(delta.id)
+        match = DERIVED_ID.fullmatch(delta.id)
         ns = int(match[1]) if match else 0
         self._ns = ns if ns // 10**9 == delta.created else delta.created * 10**9
         self._head = self._make_head(self._model or delta.model, self._ns)
@@ -336,3 +258,17 @@ class OllamaEncoder(StreamEncoder):
                 usage.output_tokens,
             )
         return [*frames, Frame(line + b"}")]
+
+
+_ENCODERS: dict[type, Callable[[OllamaEncoder, Any], list[Frame]]] = {
+    Start: OllamaEncoder._start,
+    TextDelta: OllamaEncoder._text,
+    RefusalDelta: OllamaEncoder._text,
+    ReasoningDelta: OllamaEncoder._reasoning,
+    ToolCallStart: OllamaEncoder._call_start,
+    ToolCallDelta: OllamaEncoder._call_delta,
+    ToolCallEnd: OllamaEncoder._call_end,
+    Usage: OllamaEncoder._set_usage,
+    Finish: OllamaEncoder._set_finish,
+    StreamError: OllamaEncoder._error,
+}

@@ -20,14 +20,9 @@ that concern one module alone are written in that module's docstring):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from ..frame import Framing
-from ..model import Completion, Delta, Request, StreamError
-from . import errors as _errors
-from . import request as _request
-from . import response as _response
+from ..model import Request
+from . import errors, request, response
 from ._common import NAME
 from .stream import OpenAIChatDecoder, OpenAIChatEncoder
 
@@ -42,29 +37,18 @@ class OpenAIChatDialect:
     event_ids = True
     media_type = "text/event-stream"
 
-    def parse_request(self, body: bytes | str | Mapping[str, Any]) -> Request:
-        return _request.parse_request(body)
-
-    def build_request(self, request: Request) -> dict[str, Any]:
-        return _request.build_request(request)
+    parse_request = staticmethod(request.parse_request)
+    build_request = staticmethod(request.build_request)
+    render_response = staticmethod(response.render_response)
+    parse_response = staticmethod(response.parse_response)
+    error_body = staticmethod(errors.error_body)
+    parse_error = staticmethod(errors.parse_error)
 
     def decoder(self) -> OpenAIChatDecoder:
         return OpenAIChatDecoder()
 
     def encoder(self, request: Request | None = None) -> OpenAIChatEncoder:
         return OpenAIChatEncoder(request)
-
-    def render_response(self, completion: Completion) -> dict[str, Any]:
-        return _response.render_response(completion)
-
-    def parse_response(self, body: bytes | Mapping[str, Any]) -> list[Delta]:
-        return _response.parse_response(body)
-
-    def error_body(self, error: StreamError) -> tuple[int, dict[str, Any]]:
-        return _errors.error_body(error)
-
-    def parse_error(self, status: int, body: bytes) -> StreamError:
-        return _errors.parse_error(status, body)
 
 
 OPENAI_CHAT = OpenAIChatDialect()

@@ -41,7 +41,7 @@ _WORD_OF_REASON: dict[FinishReason, str] = {
 _OWN_WORDS = frozenset({"stop", "length", "tool_calls", "content_filter"})
 
 
-def _usage(u: Mapping[str, Any]) -> Usage:
+def usage_of(u: Mapping[str, Any]) -> Usage:
     cached = as_obj(u.get("prompt_tokens_details")).get("cached_tokens")
     if cached is None:
         cached = u.get("prompt_cache_hit_tokens")  # DeepSeek's name for it
@@ -53,7 +53,7 @@ def _usage(u: Mapping[str, Any]) -> Usage:
     )
 
 
-def _usage_json(u: Usage) -> dict[str, Any]:
+def usage_json(u: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": u.input_tokens,
         "completion_tokens": u.output_tokens,
@@ -63,12 +63,12 @@ def _usage_json(u: Usage) -> dict[str, Any]:
     }
 
 
-def _parse_finish(word: str, index: int, stop_reason: Any = None) -> Finish:
+def parse_finish(word: str, index: int, stop_reason: Any = None) -> Finish:
     stop = stop_reason if isinstance(stop_reason, str) else None
     return Finish(_REASON_OF_WORD.get(word, R.OTHER), word, stop, index)
 
 
-def _finish_word(finish: Finish) -> str:
+def finish_word(finish: Finish) -> str:
     if finish.raw in _OWN_WORDS and _REASON_OF_WORD[finish.raw] == finish.reason:
         return finish.raw
     return _WORD_OF_REASON[finish.reason]

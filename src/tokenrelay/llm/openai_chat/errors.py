@@ -44,7 +44,7 @@ _KIND_OF_WORD: dict[str, ErrorKind] = {
 }
 
 
-def _error(value: Any, status: int | None = None) -> StreamError:
+def error_of(value: Any, status: int | None = None) -> StreamError:
     """A ``StreamError`` from an error object (``{"error": {...}}``, its inner object, or
     a bare string); ``status`` is the HTTP status when there was one."""
     if isinstance(value, dict) and value.get("error"):
@@ -69,12 +69,12 @@ def _error(value: Any, status: int | None = None) -> StreamError:
     return StreamError(kind, message or "upstream error", status, raw, param)
 
 
-def _malformed(data: str | bytes) -> StreamError:
+def malformed(data: str | bytes) -> StreamError:
     # Never the data itself: an upstream's bytes may hold anything (its key, a prompt).
     return StreamError(K.SERVER, "upstream sent malformed data (not a JSON object)")
 
 
-def _error_json(error: StreamError) -> dict[str, Any]:
+def error_json(error: StreamError) -> dict[str, Any]:
     word, code = _ERROR_TYPE[error.kind]
     return {
         "error": {
@@ -89,7 +89,7 @@ def _error_json(error: StreamError) -> dict[str, Any]:
 def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
     """``StreamError`` → the HTTP status and OpenAI error body to answer with."""
     status = error.http_status
-    return (503 if status == 529 else status), _error_json(error)
+    return (503 if status == 529 else status), error_json(error)
 
 
 def parse_error(status: int, body: bytes) -> StreamError:
@@ -99,5 +99,5 @@ def parse_error(status: int, body: bytes) -> StreamError:
     except orjson.JSONDecodeError:
         value = None
     if isinstance(value, dict) and any(value.get(k) for k in ("error", "message", "detail")):
-        return _error(value, status)
+        return error_of(value, status)
     return error_from_status(status, body.decode("utf-8", "replace").strip()[:1000])

@@ -12,8 +12,8 @@ from ..accumulate import replay
 from ..jsonio import dumps, loads
 from ..lenient import as_int, as_list, as_obj
 from ..model import Choice, Completion, Delta, ToolCall
-from ._common import _finish_word, _parse_finish, _usage, _usage_json
-from .errors import _error, _malformed
+from ._common import finish_word, parse_finish, usage_json, usage_of
+from .errors import error_of, malformed
 
 __all__ = ["parse_response", "render_response"]
 
@@ -28,7 +28,7 @@ def render_response(completion: Completion) -> dict[str, Any]:
         "choices": [_choice_json(c) for c in completion.choices],
     }
     if completion.usage is not None:
-        body["usage"] = _usage_json(completion.usage)
+        body["usage"] = usage_json(completion.usage)
     return body
 
 
@@ -39,11 +39,11 @@ def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
         try:
             body = loads(raw)
         except orjson.JSONDecodeError:
-            return [_malformed(raw)]
+            return [malformed(raw)]
         if not isinstance(body, dict):
-            return [_malformed(raw)]
+            return [malformed(raw)]
     if body.get("error"):
-        return [_error(body)]
+        return [error_of(body)]
     usage = body.get("usage")
     completion = Completion(
         id=str(body.get("id") or ""),
@@ -52,7 +52,7 @@ def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
         choices=tuple(
             _parse_choice(c) for c in as_list(body.get("choices")) if isinstance(c, dict)
         ),
-        usage=_usage(usage) if isinstance(usage, dict) else None,
+        usage=usage_of(usage) if isinstance(usage, dict) else None,
     )
     return replay(completion)
 
@@ -75,7 +75,7 @@ def _choice_json(choice: Choice) -> dict[str, Any]:
             for call in choice.tool_calls
         ]
     if choice.finish is not None:
-        word = _finish_word(choice.finish)
+        word = finish_word(choice.finish)
     else:
         word = "tool_calls" if choice.tool_calls else "stop"
     return {
@@ -117,7 +117,7 @@ def _parse_choice(choice: Mapping[str, Any]) -> Choice:
         reasoning=text("reasoning_content") or text("reasoning"),
         refusal=text("refusal"),
         tool_calls=tuple(calls),
-        finish=_parse_finish(word, index, choice.get("stop_reason"))
+        finish=parse_finish(word, index, choice.get("stop_reason"))
         if isinstance(word, str)
         else None,
         logprobs=tuple(logprobs) if isinstance(logprobs, list) else (),

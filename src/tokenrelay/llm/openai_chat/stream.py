@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 
@@ -42,8 +42,8 @@ from ..model import (
     Usage,
 )
 from ..toolcalls import ToolCallTracker
-from ._common import _finish_word, _parse_finish, _usage, _usage_json
-from .errors import _error, _error_json, _malformed
+from ._common import finish_word, parse_finish, usage_json, usage_of
+from .errors import error_json, error_of, malformed
 from .response import parse_response
 
 __all__ = ["OpenAIChatDecoder", "OpenAIChatEncoder"]
@@ -141,15 +141,15 @@ class OpenAIChatDecoder(SSEStreamDecoder):
             return self._tools.end_all()
         if event.event == "error":
             try:
-                return self._fail(_error(loads(data)))
+                return self._fail(error_of(loads(data)))
             except orjson.JSONDecodeError:
-                return self._fail(_error(data))
+                return self._fail(error_of(data))
         if not data:
             return []
         try:
             chunk = loads(data)
         except orjson.JSONDecodeError:
-            return [] if self._closing else self._fail(_malformed(data))
+            return [] if self._closing else self._fail(malformed(data))
         return self._chunk(chunk) if isinstance(chunk, dict) else []
 
     def _fail(self, error: StreamError) -> list[Delta]:
@@ -162,9 +162,9 @@ class OpenAIChatDecoder(SSEStreamDecoder):
         if line[:1] != b"{":  # `error: <json or text>`
             text = line[6:].strip()
             try:
-                return self._fail(_error(loads(text)))
+                return self._fail(error_of(loads(text)))
             except orjson.JSONDecodeError:
-                return self._fail(_error(text.decode("utf-8", "replace")))
+                return self._fail(error_of(text.decode("utf-8", "replace")))
         try:
             value = loads(line)
         except orjson.JSONDecodeError:
@@ -172,7 +172,7 @@ class OpenAIChatDecoder(SSEStreamDecoder):
         if not isinstance(value, dict):
             return []
         if value.get("error"):
-            return self._fail(_error(value))
+            return self._fail(error_of(value))
         if "choices" in value and not self._started:  # a non-streamed answer
             self._done = self.complete = True
             return parse_response(value)
@@ -180,7 +180,7 @@ class OpenAIChatDecoder(SSEStreamDecoder):
 
     def _chunk(self, chunk: Mapping[str, Any]) -> list[Delta]:
         if chunk.get("error"):
-            return self._fail(_error(chunk))
+            return self._fail(error_of(chunk))
         choices = chunk.get("choices")
         usage = chunk.get("usage")
         out: list[Delta] = []
@@ -197,7 +197,7 @@ class OpenAIChatDecoder(SSEStreamDecoder):
                 if isinstance(choice, dict):
                     out += self._choice(choice)
         if usage and isinstance(usage, dict):
-            u = _usage(usage)
+            u = usage_of(usage)
             if u != self._usage:  # some servers repeat it on every chunk
                 self._usage = u
                 out.append(u)
@@ -229,7 +229,7 @@ class OpenAIChatDecoder(SSEStreamDecoder):
         if word and isinstance(word, str) and c not in self._finished:
             self._finished.add(c)
             out += self._tools.end_all(c)
-            out.append(_parse_finish(word, c, choice.get("stop_reason")))
+            out.append(parse_finish(word, c, choice.get("stop_reason")))
         return out
 
     def _tool_call(self, c: int, position: object, call: Mapping[str, Any]) -> list[Delta]:
@@ -261,8 +261,6 @@ _EMPTY_ARGUMENTS = b'"{}"'
 class OpenAIChatEncoder(StreamEncoder):
     """Neutral deltas → ``chat.completion.chunk`` events as the openai SDKs read them."""
 
-    _HANDLERS: ClassVar[dict[type, Callable[[OpenAIChatEncoder, Any], list[Frame]]]]
-
     def __init__(self, request: Request | None = None) -> None:
         self._model = request.model if request is not None and request.model else None
         self._include_usage = request.include_usage if request is not None else True
@@ -276,7 +274,7 @@ class OpenAIChatEncoder(StreamEncoder):
     def encode(self, delta: Delta) -> list[Frame]:
         if self._ended:
             return []
-        return self._HANDLERS[type(delta)](self, delta)
+        return _ENCODERS[type(delta)](self, delta)
 
     def close(self) -> list[Frame]:
         if self._ended:
@@ -284,7 +282,7 @@ class OpenAIChatEncoder(StreamEncoder):
         self._ended = True
         frames = []
         if self._usage is not None and self._include_usage:
-            usage = dumps(_usage_json(self._usage))
+            usage = dumps(usage_json(self._usage))
             frames.append(Frame(self._opening() + b'],"usage":' + usage + b"}"))
         frames.append(Frame(b"[DONE]"))
         return frames
@@ -375,7 +373,7 @@ class OpenAIChatEncoder(StreamEncoder):
         for (c, i), (_, sent) in list(self._calls.items()):
             if c == d.choice and not sent:
                 frames += self._arguments(c, i, _EMPTY_ARGUMENTS)
-        word = b',"logprobs":null,"finish_reason":%b}]}' % dumps(_finish_word(d))
+        word = b',"logprobs":null,"finish_reason":%b}]}' % dumps(finish_word(d))
         return frames + self._chunk(d.choice, b"{}", word)
 
     def _keep_usage(self, d: Usage) -> list[Frame]:
@@ -387,13 +385,13 @@ class OpenAIChatEncoder(StreamEncoder):
         frames = []
         if self._usage is not None and self._include_usage:
             # A stream cut short still says what it cost, in the chunk the SDK reads it from.
-            usage = dumps(_usage_json(self._usage))
+            usage = dumps(usage_json(self._usage))
             frames.append(Frame(self._opening() + b'],"usage":' + usage + b"}"))
-        frames.append(Frame(dumps(_error_json(d))))
+        frames.append(Frame(dumps(error_json(d))))
         return frames
 
 
-OpenAIChatEncoder._HANDLERS = {
+_ENCODERS: dict[type, Callable[[OpenAIChatEncoder, Any], list[Frame]]] = {
     Start: OpenAIChatEncoder._start,
     TextDelta: OpenAIChatEncoder._text,
     ReasoningDelta: OpenAIChatEncoder._reasoning,

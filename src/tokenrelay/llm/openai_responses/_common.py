@@ -13,7 +13,7 @@ NAME = "openai_responses"
 Json = dict[str, Any]
 
 
-def _reasoning_text(item: Mapping[str, Any]) -> str:
+def reasoning_text(item: Mapping[str, Any]) -> str:
     """The text of a reasoning item: its content, else its summary parts joined with a
     blank line (read from streams, answers and requests alike)."""
     content = "".join(as_str(p.get("text")) for p in as_objs(item.get("content")))

@@ -2,7 +2,7 @@
 
 Bodies are ``{"error": {message, type, param, code}}`` like Chat Completions, with 529
 sent as 503 (OpenAI's "overloaded"; the SDK knows no 529). A failed response carries an
-error ``code`` from a closed list (``_FAILED_CODE``); error words of this dialect that an
+error ``code`` from a closed list (``FAILED_CODE``); error words of this dialect that an
 upstream sent are passed on when they mean the same kind.
 """
 
@@ -47,7 +47,7 @@ _ERROR_WORDS: dict[ErrorKind, tuple[str, str | None]] = {
     ErrorKind.OVERLOADED: ("server_error", "overloaded"),
 }
 # kind -> the code of a failed response (``ResponseError.code`` is a closed list).
-_FAILED_CODE = {
+FAILED_CODE = {
     ErrorKind.RATE_LIMIT: "rate_limit_exceeded",
     ErrorKind.INVALID_REQUEST: "invalid_prompt",
     ErrorKind.REQUEST_TOO_LARGE: "invalid_prompt",
@@ -62,12 +62,12 @@ def _kind_of_words(*words: Any) -> ErrorKind:
     return ErrorKind.SERVER
 
 
-def _own_word(raw: str, kind: ErrorKind, default: str) -> str:
+def own_word(raw: str, kind: ErrorKind, default: str) -> str:
     """``raw`` if it is a word of this dialect meaning ``kind``, else ``default``."""
     return raw if _KIND_OF_WORD.get(raw) is kind else default
 
 
-def _error_from_object(error: Mapping[str, Any], status: int | None = None) -> StreamError:
+def error_from_object(error: Mapping[str, Any], status: int | None = None) -> StreamError:
     """A ``StreamError`` from an error object (``{code, message, type?}``)."""
     code, type_ = error.get("code"), error.get("type")
     kind = kind_of_status(status) if status and status >= 400 else _kind_of_words(code, type_)
@@ -76,7 +76,7 @@ def _error_from_object(error: Mapping[str, Any], status: int | None = None) -> S
     return StreamError(kind, message if isinstance(message, str) else "upstream error", status, raw)
 
 
-def _malformed(what: str) -> StreamError:
+def malformed(what: str) -> StreamError:
     return StreamError(ErrorKind.SERVER, f"the upstream sent malformed data: {what}")
 
 
@@ -84,7 +84,7 @@ def error_body(error: StreamError) -> tuple[int, dict[str, Any]]:
     status = error.http_status
     status = 503 if status == 529 else status  # OpenAI's "overloaded"
     type_, code = _ERROR_WORDS[error.kind]
-    type_ = _own_word(error.raw_type, error.kind, type_)
+    type_ = own_word(error.raw_type, error.kind, type_)
     # StreamError.param is newer than this codec: send it where the model has it
     param = getattr(error, "param", None)
     return status, {
@@ -99,7 +99,7 @@ def parse_error(status: int, body: bytes) -> StreamError:
         value = None
     error = value.get("error") if isinstance(value, dict) else None
     if isinstance(error, dict):
-        return _error_from_object(error, status)
+        return error_from_object(error, status)
     if isinstance(error, str):  # some compatible servers send the message alone
         return error_from_status(status, error)
     text = body.decode("utf-8", "replace").strip()[:500]

@@ -39,7 +39,7 @@ from ..model import (
     ToolChoice,
     ToolResultPart,
 )
-from ._common import NAME, Json, _reasoning_text
+from ._common import NAME, Json, reasoning_text
 
 __all__ = ["build_request", "parse_request"]
 
@@ -146,7 +146,7 @@ def _input_messages(items: Sequence[Any]) -> list[Message]:
             add("tool", (result,), True)
         elif type_ == "reasoning":
             signature = opt_str(item, "encrypted_content", where)
-            add("assistant", (ReasoningPart(_reasoning_text(item), signature),), True)
+            add("assistant", (ReasoningPart(reasoning_text(item), signature),), True)
         else:
             raise _unsupported(f"{where}.type", repr(type_))
     return out
@@ -187,7 +187,7 @@ def _parse_tool_choice(body: Mapping[str, Any], extra: Json) -> ToolChoice | Non
     raise RequestError("tool_choice must be auto, none, required or an object", param="tool_choice")
 
 
-def _tool_json(tool: Tool) -> Json:
+def tool_json(tool: Tool) -> Json:
     out: Json = {"type": "function", "name": tool.name}
     if tool.description:
         out["description"] = tool.description
@@ -196,7 +196,7 @@ def _tool_json(tool: Tool) -> Json:
     return out
 
 
-def _tool_choice_json(choice: ToolChoice | None) -> Any:
+def tool_choice_json(choice: ToolChoice | None) -> Any:
     if choice is None:
         return None
     return {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
@@ -314,9 +314,9 @@ def build_request(request: Request) -> dict[str, Any]:
             messages.pop(0)
     body["input"] = [item for message in messages for item in _message_items(message)]
     if request.tools:
-        body["tools"] = [_tool_json(t) for t in request.tools]
+        body["tools"] = [tool_json(t) for t in request.tools]
     if request.tool_choice is not None:
-        body["tool_choice"] = _tool_choice_json(request.tool_choice)
+        body["tool_choice"] = tool_choice_json(request.tool_choice)
     optional = {
         "max_output_tokens": request.max_tokens,
         "temperature": request.temperature,

@@ -32,9 +32,9 @@ from ..model import (
     Usage,
 )
 from ..toolcalls import ToolCallTracker
-from ._common import NAME, Json, _reasoning_text
-from .errors import _FAILED_CODE, _error_from_object, _malformed, _own_word
-from .request import _tool_choice_json, _tool_json
+from ._common import NAME, Json, reasoning_text
+from .errors import FAILED_CODE, error_from_object, malformed, own_word
+from .request import tool_choice_json, tool_json
 
 __all__ = ["parse_response", "render_response"]
 
@@ -44,22 +44,22 @@ _INCOMPLETE_REASON = {
     "max_output_tokens": FinishReason.LENGTH,
     "content_filter": FinishReason.CONTENT_FILTER,
 }
-_INCOMPLETE_WORD = {reason: word for word, reason in _INCOMPLETE_REASON.items()}
-_OTHER_INCOMPLETE_WORDS = frozenset({"max_messages", "steered"})
+INCOMPLETE_WORD = {reason: word for word, reason in _INCOMPLETE_REASON.items()}
+OTHER_INCOMPLETE_WORDS = frozenset({"max_messages", "steered"})
 
 
 # --- output items (shared by the encoder, render_response and the decoder) ----------
 
 
-def _text_part(text: str) -> Json:
+def text_part(text: str) -> Json:
     return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
 
 
-def _message_item(id: str, status: str, content: list[Json]) -> Json:
+def message_item(id: str, status: str, content: list[Json]) -> Json:
     return {"id": id, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-def _reasoning_item(id: str, status: str, content: list[Json], signature: str) -> Json:
+def reasoning_item(id: str, status: str, content: list[Json], signature: str) -> Json:
     item: Json = {"id": id, "type": "reasoning", "summary": [], "content": content}
     if signature:
         item["encrypted_content"] = signature
@@ -67,7 +67,7 @@ def _reasoning_item(id: str, status: str, content: list[Json], signature: str) -
     return item
 
 
-def _call_item(id: str, status: str, call_id: str, name: str, arguments: str) -> Json:
+def call_item(id: str, status: str, call_id: str, name: str, arguments: str) -> Json:
     return {
         "id": id,
         "type": "function_call",
@@ -78,7 +78,7 @@ def _call_item(id: str, status: str, call_id: str, name: str, arguments: str) ->
     }
 
 
-def _usage_json(usage: Usage | None) -> Json | None:
+def usage_json(usage: Usage | None) -> Json | None:
     if usage is None:
         return None
     return {
@@ -102,7 +102,7 @@ def _usage_of(usage: Any) -> Usage | None:
     )
 
 
-def _item_deltas(item: Mapping[str, Any], tools: ToolCallTracker, key: object) -> list[Delta]:
+def item_deltas(item: Mapping[str, Any], tools: ToolCallTracker, key: object) -> list[Delta]:
     """The deltas of one whole output item (non-streamed answers, unstreamed items)."""
     out: list[Delta] = []
     kind = item.get("type")
@@ -113,7 +113,7 @@ def _item_deltas(item: Mapping[str, Any], tools: ToolCallTracker, key: object) -
             elif part.get("type") == "refusal" and as_str(part.get("refusal")):
                 out.append(RefusalDelta(part["refusal"]))
     elif kind == "reasoning":
-        text = _reasoning_text(item)
+        text = reasoning_text(item)
         if text:
             out.append(ReasoningDelta(text))
         if as_str(item.get("encrypted_content")):
@@ -125,7 +125,7 @@ def _item_deltas(item: Mapping[str, Any], tools: ToolCallTracker, key: object) -
     return out
 
 
-def _terminal_deltas(response: Mapping[str, Any], tools: ToolCallTracker) -> list[Delta]:
+def terminal_deltas(response: Mapping[str, Any], tools: ToolCallTracker) -> list[Delta]:
     """Usage and Finish (or the StreamError) that end a response of this status."""
     out: list[Delta] = []
     status = response.get("status")
@@ -133,7 +133,7 @@ def _terminal_deltas(response: Mapping[str, Any], tools: ToolCallTracker) -> lis
         error = response.get("error")
         if not isinstance(error, dict):
             error = {"code": "server_error", "message": "the response failed"}
-        return [_error_from_object(error)]
+        return [error_from_object(error)]
     usage = _usage_of(response.get("usage"))
     if usage is not None:
         out.append(usage)
@@ -148,14 +148,14 @@ def _terminal_deltas(response: Mapping[str, Any], tools: ToolCallTracker) -> lis
     return out
 
 
-def _start_of(response: Any) -> Start:
+def start_of(response: Any) -> Start:
     response = response if isinstance(response, dict) else {}
     created = response.get("created_at")
     created = int(created) if isinstance(created, float) and isfinite(created) else as_int(created)
     return Start(as_str(response.get("id")), as_str(response.get("model")), created)
 
 
-def _response_object(id: str, model: str, created: int, request: Request | None) -> Json:
+def response_object(id: str, model: str, created: int, request: Request | None) -> Json:
     """A response object in progress, echoing the settings of ``request`` if known."""
     extra: Mapping[str, Any] = {}
     settings: Json = {}
@@ -166,8 +166,8 @@ def _response_object(id: str, model: str, created: int, request: Request | None)
             "parallel_tool_calls": request.parallel_tool_calls is not False,
             "temperature": request.temperature,
             "top_p": request.top_p,
-            "tool_choice": _tool_choice_json(request.tool_choice) or "auto",
-            "tools": extra.get("tools") or [_tool_json(t) for t in request.tools],
+            "tool_choice": tool_choice_json(request.tool_choice) or "auto",
+            "tools": extra.get("tools") or [tool_json(t) for t in request.tools],
             "user": request.user or None,
         }
     return {
@@ -211,38 +211,36 @@ def render_response(completion: Completion, request: Request | None = None) -> d
     suffix = completion.id.removeprefix("resp_")
     finish = choice.finish
     incomplete = finish is not None and (
-        finish.reason in _INCOMPLETE_WORD or finish.raw in _OTHER_INCOMPLETE_WORDS
+        finish.reason in INCOMPLETE_WORD or finish.raw in OTHER_INCOMPLETE_WORDS
     )
     item_status = "incomplete" if incomplete else "completed"
     output: list[Json] = []
     if choice.reasoning or choice.reasoning_signature:
         content = [{"type": "reasoning_text", "text": choice.reasoning}] if choice.reasoning else []
         output.append(
-            _reasoning_item(f"rs_{suffix}_0", item_status, content, choice.reasoning_signature)
+            reasoning_item(f"rs_{suffix}_0", item_status, content, choice.reasoning_signature)
         )
     if choice.text or choice.refusal:
-        content = [_text_part(choice.text)] if choice.text else []
+        content = [text_part(choice.text)] if choice.text else []
         if choice.refusal:
             content.append({"type": "refusal", "refusal": choice.refusal})
-        output.append(_message_item(f"msg_{suffix}_{len(output)}", item_status, content))
+        output.append(message_item(f"msg_{suffix}_{len(output)}", item_status, content))
     for call in choice.tool_calls:
         output.append(
-            _call_item(
-                f"fc_{suffix}_{len(output)}", "completed", call.id, call.name, call.arguments
-            )
+            call_item(f"fc_{suffix}_{len(output)}", "completed", call.id, call.name, call.arguments)
         )
-    response = _response_object(completion.id, completion.model, completion.created, request)
+    response = response_object(completion.id, completion.model, completion.created, request)
     response["model"] = completion.model or response["model"]
-    response.update(output=output, usage=_usage_json(completion.usage), status="completed")
+    response.update(output=output, usage=usage_json(completion.usage), status="completed")
     if completion.error is not None:
         error = completion.error
-        code = _own_word(error.raw_type, error.kind, _FAILED_CODE.get(error.kind, "server_error"))
+        code = own_word(error.raw_type, error.kind, FAILED_CODE.get(error.kind, "server_error"))
         response.update(status="failed", error={"code": code, "message": error.message})
     elif finish is not None and finish.reason is FinishReason.ERROR:
         message = "the upstream failed the generation"
         response.update(status="failed", error={"code": "server_error", "message": message})
     elif incomplete and finish is not None:
-        word = _INCOMPLETE_WORD.get(finish.reason, finish.raw)
+        word = INCOMPLETE_WORD.get(finish.reason, finish.raw)
         response.update(status="incomplete", incomplete_details={"reason": word})
     return response
 
@@ -252,14 +250,14 @@ def parse_response(body: bytes | Mapping[str, Any]) -> list[Delta]:
         try:
             body = loads(body)
         except ValueError:
-            return [_malformed("the response body is not JSON")]
+            return [malformed("the response body is not JSON")]
         if not isinstance(body, dict):
-            return [_malformed("the response body is not a JSON object")]
+            return [malformed("the response body is not a JSON object")]
     error = body.get("error")
     if isinstance(error, dict) and "output" not in body:
-        return [_error_from_object(error)]
+        return [error_from_object(error)]
     tools = ToolCallTracker()
-    out: list[Delta] = [_start_of(body)]
+    out: list[Delta] = [start_of(body)]
     for position, item in enumerate(as_objs(body.get("output"))):
-        out += _item_deltas(item, tools, position)
-    return out + _terminal_deltas(body, tools)
+        out += item_deltas(item, tools, position)
+    return out + terminal_deltas(body, tools)

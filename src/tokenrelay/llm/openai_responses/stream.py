@@ -45,19 +45,19 @@ from ..model import (
 )
 from ..toolcalls import ToolCallTracker
 from ._common import Json
-from .errors import _FAILED_CODE, _error_from_object, _malformed, _own_word
+from .errors import FAILED_CODE, error_from_object, malformed, own_word
 from .response import (
-    _INCOMPLETE_WORD,
-    _OTHER_INCOMPLETE_WORDS,
-    _call_item,
-    _item_deltas,
-    _message_item,
-    _reasoning_item,
-    _response_object,
-    _start_of,
-    _terminal_deltas,
-    _text_part,
-    _usage_json,
+    INCOMPLETE_WORD,
+    OTHER_INCOMPLETE_WORDS,
+    call_item,
+    item_deltas,
+    message_item,
+    reasoning_item,
+    response_object,
+    start_of,
+    terminal_deltas,
+    text_part,
+    usage_json,
 )
 
 __all__ = ["OpenAIResponsesDecoder", "OpenAIResponsesEncoder"]
@@ -89,7 +89,7 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
             obj = None
         if not isinstance(obj, dict):
             self._over = True
-            return [_malformed(f"{event.event} event is not a JSON object")]
+            return [malformed(f"{event.event} event is not a JSON object")]
         type_ = obj.get("type") or event.event
         handler = _HANDLERS.get(type_) if isinstance(type_, str) else None
         if handler is None:
@@ -103,7 +103,7 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         return out
 
     def _start(self, obj: Json) -> list[Delta]:
-        return [] if self._started else [_start_of(obj.get("response"))]
+        return [] if self._started else [start_of(obj.get("response"))]
 
     @staticmethod
     def _key(obj: Json) -> object:
@@ -192,7 +192,7 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
                 out += self._tools.arguments(0, key, as_str(item.get("arguments")))
             return out + self._tools.end(0, key)
         if key not in self._streamed:  # a server that sends whole items
-            return _item_deltas(item, self._tools, key)
+            return item_deltas(item, self._tools, key)
         signature = as_str(item.get("encrypted_content")) if item.get("type") == "reasoning" else ""
         return [ReasoningDelta("", signature)] if signature else []
 
@@ -200,7 +200,7 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         self._over = self.complete = True
         response = obj.get("response")
         if not isinstance(response, dict):
-            return [_malformed(f"{obj.get('type')} event without a response")]
+            return [malformed(f"{obj.get('type')} event without a response")]
         out = self._start(obj)
         # Function calls that never got their output_item.done, and items never streamed
         # at all (servers that send only the final response).
@@ -208,18 +208,18 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
             if item.get("type") == "function_call" and self._tools.known(0, position):
                 out += self._item_done({"output_index": position, "item": item})
             elif not self._seen_ids & {as_str(item.get("id")), as_str(item.get("call_id"))}:
-                out += _item_deltas(item, self._tools, ("final", position))
+                out += item_deltas(item, self._tools, ("final", position))
         if response.get("status") not in ("completed", "incomplete", "failed"):
             status = as_str(obj.get("type")).removeprefix("response.")
             response = {**response, "status": status}  # trust the event's name
-        return out + _terminal_deltas(response, self._tools)
+        return out + terminal_deltas(response, self._tools)
 
     def _error(self, obj: Json) -> list[Delta]:
         self._over = self.complete = True
         error = obj.get("error")  # nested by some servers, flat in OpenAI's own events
         if not isinstance(error, dict):
             error = {k: v for k, v in obj.items() if k != "type"}
-        return [_error_from_object(error)]
+        return [error_from_object(error)]
 
 
 _HANDLERS: dict[str, _Handler] = {
@@ -293,21 +293,21 @@ class _Item:
             return None
         field = _PART_EVENTS[self.part][3]
         text = "".join(self.chunks)
-        return _text_part(text) if self.part == _TEXT else {"type": self.part, field: text}
+        return text_part(text) if self.part == _TEXT else {"type": self.part, field: text}
 
     def snapshot(self, status: str) -> Json:
         if self.final is not None:
             return self.final
         if self.kind == "function_call":
             arguments = "".join(self.chunks) or "{}"
-            return _call_item(self.id, status, self.call_id, self.name, arguments)
+            return call_item(self.id, status, self.call_id, self.name, arguments)
         content = self.content[:]
         part = self.open_part()
         if part is not None:
             content.append(part)
         if self.kind == "message":
-            return _message_item(self.id, status, content)
-        return _reasoning_item(self.id, status, content, "".join(self.signature))
+            return message_item(self.id, status, content)
+        return reasoning_item(self.id, status, content, "".join(self.signature))
 
 
 class OpenAIResponsesEncoder(StreamEncoder):
@@ -355,7 +355,7 @@ class OpenAIResponsesEncoder(StreamEncoder):
         request = self._request
         self._suffix = delta.id.removeprefix("resp_")
         model = request.model if request is not None else delta.model
-        self._response = response = _response_object(delta.id, model, delta.created, request)
+        self._response = response = response_object(delta.id, model, delta.created, request)
         return [
             self._event("response.created", {"response": response}),
             self._event("response.in_progress", {"response": response}),
@@ -503,16 +503,16 @@ class OpenAIResponsesEncoder(StreamEncoder):
     def _finish_delta(self, delta: Finish) -> list[Frame]:
         if delta.choice != 0 or self._finish is not None:
             return []
-        incomplete = delta.reason in _INCOMPLETE_WORD or delta.raw in _OTHER_INCOMPLETE_WORDS
+        incomplete = delta.reason in INCOMPLETE_WORD or delta.raw in OTHER_INCOMPLETE_WORDS
         out = self._close_all("incomplete" if incomplete else "completed")
         self._finish = delta
         return out
 
     def _error(self, delta: StreamError) -> list[Frame]:
         self._ended = True
-        code = _own_word(delta.raw_type, delta.kind, _FAILED_CODE.get(delta.kind, "server_error"))
+        code = own_word(delta.raw_type, delta.kind, FAILED_CODE.get(delta.kind, "server_error"))
         error = {"code": code, "message": delta.message}
-        response = self._final("failed", {"error": error, "usage": _usage_json(self._usage)})
+        response = self._final("failed", {"error": error, "usage": usage_json(self._usage)})
         return [
             self._event("error", {"code": code, "message": delta.message, "param": None}),
             self._event("response.failed", {"response": response}),
@@ -530,12 +530,12 @@ class OpenAIResponsesEncoder(StreamEncoder):
         self._ended = True
         finish = self._finish
         out += self._close_all("completed")
-        usage = _usage_json(self._usage)
+        usage = usage_json(self._usage)
         if finish is not None and finish.reason is FinishReason.ERROR:
             error = {"code": "server_error", "message": "the upstream failed the generation"}
             return [*out, self._end("response.failed", "failed", {"error": error})]
-        word = _INCOMPLETE_WORD.get(finish.reason) if finish is not None else None
-        if finish is not None and word is None and finish.raw in _OTHER_INCOMPLETE_WORDS:
+        word = INCOMPLETE_WORD.get(finish.reason) if finish is not None else None
+        if finish is not None and word is None and finish.raw in OTHER_INCOMPLETE_WORDS:
             word = finish.raw
         if word is not None:
             details = {"incomplete_details": {"reason": word}, "usage": usage}
