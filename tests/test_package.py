@@ -23,10 +23,10 @@ LAYERS: dict[str, set[str]] = {
     "client": {"sse", "errors"},
     "server": {"sse", "errors"},
     "llm": {"sse", "errors"},
-    "store": {"sse", "errors"},
+    "store": {"errors"},
     # The fake LLM: deterministic scripts over the dialect codecs, served by uvicorn.
     "mock": {"llm", "sse", "errors"},
-    "providers": {"llm", "client", "mock", "sse", "errors"},
+    "providers": {"llm", "mock", "sse", "errors"},
     # tokenrelay chat's session: a client of the gateway's HTTP API.
     "chat": {"client", "llm", "sse", "errors"},
     "gateway": {"providers", "server", "store", "llm", "client", "mock", "sse", "errors"},
@@ -157,3 +157,17 @@ def test_errors_share_one_base() -> None:
 
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.TokenRelayError)
+
+
+def test_the_error_tree_drawn_in_errors_py_names_every_exception() -> None:
+    for name in ("client", "server", "store", "llm", "providers", "gateway"):
+        importlib.import_module(f"tokenrelay.{name}")
+    found: set[type] = set()
+    todo: list[type] = [tokenrelay.errors.TokenRelayError]
+    while todo:
+        cls = todo.pop()
+        found.add(cls)
+        todo += cls.__subclasses__()
+    ours = {cls.__name__ for cls in found if cls.__module__.startswith("tokenrelay.")}
+    tree = tokenrelay.errors.__doc__ or ""
+    assert sorted(name for name in ours if name not in tree) == []

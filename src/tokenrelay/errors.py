@@ -12,11 +12,25 @@ the boundary where they enter, so callers never need to know which library was u
      │         └── EventTooLargeError  a line or an event exceeds the decoder's limit
      ├── ResponseError              the server answered, but not with an event stream
      ├── RequestError               a request body is not a valid request of its dialect
-     └── TransportError             the connection failed, broke or went quiet
-          ├── ConnectError          no connection could be made
-          ├── ReadError             the connection broke while reading
-          ├── IdleTimeoutError      no bytes (not even a comment) for too long
-          └── ReconnectError        reconnecting gave up; the cause is the last failure
+     ├── TransportError             the connection failed, broke or went quiet
+     │    ├── ConnectError          no connection could be made
+     │    ├── ReadError             the connection broke while reading
+     │    ├── IdleTimeoutError      no bytes (not even a comment) for too long
+     │    └── ReconnectError        reconnecting gave up; the cause is the last failure
+     ├── StoreError                 a stream store refused an operation (tokenrelay.store)
+     │    ├── StreamNotFoundError   no stream has this id (also a KeyError)
+     │    ├── StreamExistsError     a stream with this id exists already
+     │    ├── StreamFinishedError   the stream is finished: nothing more can be appended
+     │    ├── StoreLimitError       that many streams are running already
+     │    └── StoreUnavailableError the store cannot be reached now; it may be later
+     ├── UpstreamError              an upstream attempt failed before its first delta
+     │                              (tokenrelay.providers: ``error``, ``retryable``,
+     │                              ``retry_after``)
+     └── ConfigError                the gateway's configuration is invalid
+                                    (tokenrelay.gateway)
+
+The last three live in the layer that raises them (this module is below every layer),
+and are drawn here so that the whole tree is in one place.
 
 Arguments that a caller gets wrong (an ``id`` with a newline handed to the encoder, say)
 raise the built-in ``ValueError`` or ``TypeError``, as Python APIs do: that is a bug in

@@ -734,10 +734,7 @@ def create_app(
             config, built, hub, metrics, streams, Limits(stream_store), tracing, ready=True
         )
         app.state.gateway = gateway
-        # What exists now (modules, classes, the configuration) lives as long as the
-        # process: leave it out of the cyclic GC's full collections, which would otherwise
-        # walk it all every time (tens of ms under load: a visible inter-token gap).
-        if freeze_gc:
+        if freeze_gc:  # why: the docstring
             gc.collect()
             gc.freeze()
         try:
@@ -817,12 +814,20 @@ class _GatewayApp(Starlette):
 
     A stream's request lives as long as the stream: through Starlette's middleware and
     routing it holds a dozen coroutines, closures and a send wrapper per layer, and each
-    of its body messages crosses two wrappers. Unless middleware was added to the app
-    (``add_middleware``: it must see every request), those three endpoints, which raise no
-    ``HTTPException`` and need no routing, are called directly, with what
-    ``ServerErrorMiddleware`` does kept: an exception before the response is a plain 500,
-    and is raised on for the server to log. Everything else goes through Starlette, which
-    finds the server's ``send`` in the scope for ``HubStreamResponse``'s body messages.
+    of its body messages crosses two wrappers. So while the app is ``_bare`` (no
+    middleware was added with ``add_middleware``; middleware must see every request),
+    three things take a shorter path, and this is the one place that decides them:
+
+    - ``POST`` to the fixed-path generation endpoints (which raise no ``HTTPException``
+      and need no routing) is called directly, with what ``ServerErrorMiddleware`` does
+      kept: an exception before the response is a plain 500, raised on for the server
+      to log;
+    - every other request gets the server's own ``send`` in its scope under
+      ``response.RAW_SEND``, where ``HubStreamResponse`` finds it for its body messages
+      (Starlette's own wrappers only watch the start message, which goes through them);
+    - CORS is answered here (``guard``): an app with middleware answers it with its own.
+
+    Once middleware is added, everything goes through Starlette as usual.
     """
 
     def __init__(
@@ -834,6 +839,11 @@ class _GatewayApp(Starlette):
         super().__init__(**kwargs)
         self._generation = dict(generation)
         self._dialects = dict(dialects)
+
+    @property
+    def _bare(self) -> bool:
+        """No middleware was added: the short paths of the class docstring apply."""
+        return not self.user_middleware
 
     def _guard(self, scope: Scope) -> Response | None:
         """The refusal of a request from where it may not come (``guard``), or None."""
@@ -882,8 +892,7 @@ class _GatewayApp(Starlette):
                 await refused(scope, receive, send)
                 return
             origin = guard.header(scope, b"origin")
-            # An app that added middleware of its own (its CORSMiddleware) answers CORS.
-            if origin is not None and not self.user_middleware:
+            if origin is not None and self._bare:
                 gateway: Gateway = self.state.gateway
                 if guard.origin_allowed(origin, scope, gateway.config.cors_origins):
                     if scope["method"] == "OPTIONS" and guard.header(
@@ -894,8 +903,7 @@ class _GatewayApp(Starlette):
                         await response(scope, receive, send)
                         return
                     send = guard.cors_send(send, origin)
-        # Only while nobody added middleware (CORS, auth...): that must see every request.
-        if scope["type"] == "http" and scope["method"] == "POST" and not self.user_middleware:
+        if scope["type"] == "http" and scope["method"] == "POST" and self._bare:
             handle = self._generation.get(_route_path(scope))
             if handle is not None:
                 scope["app"] = self
@@ -906,6 +914,6 @@ class _GatewayApp(Starlette):
                     raise
                 await response(scope, receive, send)
                 return
-        if not self.user_middleware:  # Starlette's own wrappers only watch the start
+        if self._bare:
             scope[RAW_SEND] = send
         await super().__call__(scope, receive, send)

@@ -44,7 +44,8 @@ from .stream import closing_error
 __all__ = ["RAW_SEND", "HubStreamResponse", "OpenStreams"]
 
 RAW_SEND = "tokenrelay.send"
-"""Scope key of the server's ``send``, put there by the gateway app (``create_app``)."""
+"""Scope key of the server's ``send``, put there by the gateway app while no middleware
+was added (when and why: ``app._GatewayApp``)."""
 
 _RAW_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -160,10 +161,8 @@ class HubStreamResponse(Response):
         listener = loop.create_task(self._listen(receive))
         streams = self._streams
         streams.add(self, loop)
-        # Body messages go to the server's own send when the app left it in the scope
-        # (it does when no middleware was added: Starlette's own wrappers only watch for
-        # the start message, sent through them above); the body's are sent once per token
-        # per stream.
+        # Body messages (one per token per stream) skip Starlette's wrappers when the
+        # app left the server's send in the scope (see RAW_SEND).
         send = scope.get(RAW_SEND, send)
         try:
             if self._first:

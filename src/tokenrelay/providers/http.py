@@ -16,13 +16,13 @@ The OpenAI-compatible long tail (vLLM, llama.cpp server, LM Studio, Ollama's ``/
 OpenRouter...) is kind ``openai`` with another ``base_url`` (and ``headers``), not code.
 No key configured means no key header is sent (local servers need none).
 
-Transport: aiohttp, not httpx. Measured here, aiohttp's bare read rate is about 474k
-events/s against httpx's 71k (``shared/notes/gateway-lessons.md``); the upstream read is
-the gateway's hottest loop, and the gateway benchmark (``bench/gateway.py``) confirms
-the choice end to end. One ``ClientSession`` per provider, made lazily inside the running
-loop (none at import, none bound to a loop that is gone), with a connection limit of
-``max_connections`` and only a connect timeout: first-token, idle and total deadlines are
-the gateway's, written once for every provider.
+Transport: aiohttp, not httpx. Reading a stream that arrives faster than it is parsed,
+aiohttp's bare read rate is about ten times httpx's, and the provider path over it three
+times (``bench/gateway.py``, "upstream transport"; figures in ``bench/RESULTS.md``); the
+upstream read is the gateway's hottest loop. One ``ClientSession`` per provider, made
+lazily inside the running loop (none at import, none bound to a loop that is gone), with a
+connection limit of ``max_connections`` and only a connect timeout: first-token, idle and
+total deadlines are the gateway's, written once for every provider.
 
 Decisions beyond the ``Provider`` contract (``base.py``):
 
