@@ -1,5 +1,5 @@
 """Named client keys at the gateway: their limits (models, concurrent generations,
-requests and tokens per minute: 403/429 in the caller's dialect, with ``retry-after``,
+requests and tokens per minute: 404/429 in the caller's dialect, with ``retry-after``,
 before any upstream call), their usage (Prometheus counters matching the mock's exact
 token counts) and the one log line each request leaves at its end (its fields, and never
 a prompt, an answer or a key). Over real loopback HTTP, with the official SDKs."""
@@ -25,7 +25,14 @@ from tokenrelay.gateway import create_app, parse_config
 from tokenrelay.gateway.config import ConfigError
 from tokenrelay.mock import MockServer
 
-SECRETS = {"ALICE": "sk-alice-9f8e7d", "BOB": "sk-bob-1a2b3c", "CAROL": "sk-carol-77aa"}
+SECRETS = {
+    "ALICE": "sk-alice-9f8e7d",
+    "BOB": "sk-bob-1a2b3c",
+    "CAROL": "sk-carol-77aa",
+    "DAVE": "sk-dave-0c0c",
+    "ERIN": "sk-erin-5e5e",
+    "FRANK": "sk-frank-6f6f",
+}
 PROMPT = "the secret prompt words"
 
 
@@ -45,7 +52,17 @@ def config(mock_url: str, **gateway: Any) -> Any:
             "keys": [
                 {"name": "alice", "secret_env": "ALICE", "requests_per_minute": 3},
                 {"name": "bob", "secret_env": "BOB", "models": ["echo", "lorem"], "max_streams": 1},
-                {"name": "carol", "secret_env": "CAROL", "tokens_per_minute": 30},
+                {"name": "carol", "secret_env": "CAROL", "tokens_per_minute": 100},
+                {"name": "dave", "secret_env": "DAVE"},
+                # Per-minute limits make admission await the store: the race to close.
+                {
+                    "name": "erin",
+                    "secret_env": "ERIN",
+                    "max_streams": 1,
+                    "requests_per_minute": 1000,
+                    "tokens_per_minute": 100000,
+                },
+                {"name": "frank", "secret_env": "FRANK", "requests_per_minute": 1000},
             ],
         },
         env=SECRETS,
@@ -154,18 +171,21 @@ def test_requests_per_minute_answer_429_with_retry_after_before_any_upstream_cal
 
 
 def test_a_key_uses_only_its_models_and_sees_only_them(gateway: str, mock: MockServer) -> None:
+    """Another model does not exist for a key: the same 404 as a name never configured,
+    so a key cannot list what it may not use by asking."""
     before = upstream_calls(mock)
     refused = chat(gateway, SECRETS["BOB"], model="flaky")
-    assert refused.status_code == 403
+    unknown = chat(gateway, SECRETS["BOB"], model="nope")
+    assert refused.status_code == unknown.status_code == 404
     error = refused.json()["error"]
-    assert "bob" in error["message"] and error["param"] == "model"
+    assert error["param"] == "model" and "does not exist" in error["message"]
+    assert error["message"].replace("'flaky'", "'nope'") == unknown.json()["error"]["message"]
+    assert "flaky" not in unknown.json()["error"]["message"]  # the list names its own only
     assert upstream_calls(mock) == before
     with openai_client(gateway + "/v1", SECRETS["BOB"]) as oai:
         assert [m.id for m in oai.models.list()] == ["echo", "lorem"]
     with openai_client(gateway + "/v1", SECRETS["ALICE"]) as oai:
         assert [m.id for m in oai.models.list()] == ["echo", "flaky", "lorem"]
-    unknown = chat(gateway, SECRETS["BOB"], model="nope").json()["error"]["message"]
-    assert "flaky" not in unknown  # the list of models names only the key's own
 
 
 def test_max_streams_counts_a_key_s_running_generations(gateway: str) -> None:
@@ -191,18 +211,23 @@ def test_max_streams_counts_a_key_s_running_generations(gateway: str) -> None:
 def test_tokens_per_minute_count_what_finished_requests_used(
     gateway: str, mock: MockServer
 ) -> None:
-    first = chat(gateway, SECRETS["CAROL"])
-    assert first.status_code == 200
-    usage = first.json()["usage"]
-    used = usage["prompt_tokens"] + usage["completion_tokens"]
-    assert used < 30
-    # Admitted while the minute's count is under the limit; each adds its own tokens.
-    answers = [chat(gateway, SECRETS["CAROL"]) for _ in range(30 // used + 1)]
-    statuses = [a.status_code for a in answers]
-    assert statuses[: 30 // used - 1] == [200] * (30 // used - 1)
-    assert statuses[-1] == 429, statuses
-    assert "tokens_per_minute" in answers[-1].json()["error"]["message"]
-    assert int(answers[-1].headers["retry-after"]) >= 1
+    """A request is admitted while the minute's tokens plus its prompt's estimate (a
+    token per four bytes) stay within the limit; its own tokens count when it ends."""
+    used: list[int] = []
+    for _ in range(20):
+        answer = chat(gateway, SECRETS["CAROL"])
+        if answer.status_code != 200:
+            break
+        usage = answer.json()["usage"]
+        used.append(usage["prompt_tokens"] + usage["completion_tokens"])
+    assert answer.status_code == 429 and len(used) >= 2, (answer.text, used)
+    message = answer.json()["error"]["message"]
+    assert "tokens_per_minute" in message and int(answer.headers["retry-after"]) >= 1
+    counted, asked = map(
+        int, re.findall(r"(\d+) of 100 tokens used this minute, about (\d+)", message)[0]
+    )
+    assert counted == sum(used)
+    assert counted + asked > 100 >= counted - used[-1] + asked  # refused now, admitted before
 
 
 # --- usage and the log line ---------------------------------------------------------------
@@ -270,7 +295,7 @@ def test_one_json_line_per_request_at_its_end_never_a_prompt_answer_or_key(
         assert [r.status_code for r in (streamed, retried, refused, unauthorised)] == [
             200,
             200,
-            403,
+            404,
             401,
         ]
         lines = wait_lines(request_lines, 4)
@@ -283,7 +308,7 @@ def test_one_json_line_per_request_at_its_end_never_a_prompt_answer_or_key(
     assert first["input_tokens"] > 0 and first["output_tokens"] == len(PROMPT.split())
     assert second["route"] == "up:echo@503;times=1" and second["attempts"] == 2
     assert second["status"] == 200 and second["stream"] is None  # not streamed
-    assert (third["status"], third["end"], third["key"]) == (403, "refused", "bob")
+    assert (third["status"], third["end"], third["key"]) == (404, "refused", "bob")
     assert (fourth["status"], fourth["key"], fourth["model"]) == (401, None, None)
     everything = "\n".join(request_lines.lines)
     for secret in [*SECRETS.values(), "sk-wrong", "secret prompt"]:
@@ -318,3 +343,43 @@ def test_a_stream_s_line_waits_for_its_generation_to_end(
     line = request_lines.lines[0]
     assert " end=disconnected" in line and " status=200" in line and " key=alice" in line
     assert line.startswith("stream=str_")
+
+
+def test_a_prompt_larger_than_the_key_s_tokens_per_minute_is_refused_at_once(
+    gateway: str, mock: MockServer
+) -> None:
+    before = upstream_calls(mock)
+    huge = chat(gateway, SECRETS["CAROL"], messages=[{"role": "user", "content": "x" * 800}])
+    assert huge.status_code == 429 and "retry-after" not in huge.headers  # waiting won't help
+    assert "request too large" in huge.json()["error"]["message"]
+    assert upstream_calls(mock) == before
+
+
+async def simultaneous(url: str, secret: str, n: int) -> list[int]:
+    """``n`` streamed requests that arrive together: every connection is open first, then
+    each request is written at once, so the gateway reads them all in one turn of its
+    loop. The status of each."""
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps(
+        {
+            "model": "lorem",
+            "max_tokens": 40,
+            "stream": True,
+            "messages": [{"role": "user", "content": "go"}],
+        }  # fmt: skip
+    ).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\n"
+        f"authorization: Bearer {secret}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    ).encode()
+    connections = [await asyncio.open_connection(host, int(port)) for _ in range(n)]
+    for _, writer in connections:
+        writer.write(head + body)
+    statuses = []
+    for reader, writer in connections:
+        status = int((await reader.readline()).split()[1])
+        await reader.read()  # to the end: the stream runs out, or the refusal
+        writer.close()
+        statuses.append(status)
+    return statuses

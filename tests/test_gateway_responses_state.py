@@ -129,7 +129,7 @@ def test_a_stored_response_is_retrieved_continued_listed_and_deleted(
     assert second.usage.input_tokens > alone.usage.input_tokens
     items = oai.responses.input_items.list(second.id, order="asc")
     texts = [c.text for item in items.data for c in getattr(item, "content", None) or []]
-    assert texts == ["My name is Ada", "My name is Ada", "What is my name?"]
+    assert texts == ["What is my name?"]  # its own input: the earlier turns are first's
     assert oai.responses.delete(first.id) is None
     with pytest.raises(openai.NotFoundError):
         oai.responses.retrieve(first.id)
@@ -307,7 +307,13 @@ def test_a_dropped_background_stream_resumes_by_starting_after_with_no_gap(
 
 @pytest.mark.parametrize(
     ("query", "status"),
-    [("stream=true&starting_after=x", 400), ("stream=true&starting_after=999999", 400)],
+    [
+        ("stream=true&starting_after=x", 400),
+        ("stream=true&starting_after=999999", 400),
+        ("stream=true&starting_after=%C2%B2", 400),  # "²": a digit to str.isdigit
+        ("stream=true&starting_after=-1", 400),
+        ("stream=true&starting_after=123456789012", 400),
+    ],
 )
 def test_bad_starting_after_is_a_400(
     oai: openai.OpenAI, gateway: str, query: str, status: int
@@ -359,3 +365,24 @@ def test_a_conversation_over_its_limit_is_a_400_naming_it(
         with pytest.raises(openai.BadRequestError):
             client.responses.create(model="mock-echo", input="w" * 2100)
         assert client.responses.create(model="mock-echo", input="w" * 2100, store=False)
+
+
+def test_a_chain_keeps_each_turn_once_and_sends_all_of_them_upstream(
+    oai: openai.OpenAI, replay: ReplayServer
+) -> None:
+    """Each stored turn keeps its own input and the id it continues: three turns are read
+    back link by link into one conversation upstream; a link gone breaks the chain with a
+    400 that says which."""
+    for answer in ("A1", "A2", "A3"):
+        replay.respond(upstream_answer(TextDelta(answer), Usage(5, 1), Finish(FinishReason.STOP)))
+    first = oai.responses.create(model="replayed", input="Q1")
+    second = oai.responses.create(model="replayed", input="Q2", previous_response_id=first.id)
+    third = oai.responses.create(model="replayed", input="Q3", previous_response_id=second.id)
+    assert third.output_text == "A3"
+    assert [(m["role"], m["content"]) for m in last_upstream_body(replay)["messages"]] == [
+        ("user", "Q1"), ("assistant", "A1"), ("user", "Q2"), ("assistant", "A2"), ("user", "Q3"),
+    ]  # fmt: skip
+    oai.responses.delete(second.id)
+    with pytest.raises(openai.BadRequestError) as broken:
+        oai.responses.create(model="replayed", input="Q4", previous_response_id=third.id)
+    assert second.id in broken.value.message and "no longer kept" in broken.value.message

@@ -1071,7 +1071,7 @@ def test_a_stored_response_is_read_continued_and_resumed_from_another_instance(
         )
         assert second.output_text == "And yours?"
         items = on_b.responses.input_items.list(second.id, order="asc")
-        assert len(items.data) == 3  # the first turn, its answer, the new input
+        assert len(items.data) == 1  # its own input (the first turn is first's)
         seen: list[Any] = []
         with on_a.responses.create(
             model="lorem", input="go", stream=True, background=True, max_output_tokens=150
@@ -1125,3 +1125,34 @@ def test_a_key_s_requests_per_minute_hold_across_instances(procs: Procs, store_u
     assert {x["key"] for x in lines} == {"team"}
     assert "sk-team-shared" not in a.log() + b.log()
     no_tracebacks(a, b)
+
+
+@pytest.mark.slow
+def test_concurrent_requests_cannot_all_pass_the_stream_limits(
+    procs: Procs, store_url: str
+) -> None:
+    """Each slot is taken when the request arrives, before any store round trip: a burst
+    of simultaneous requests gets exactly the key's max_streams, and the instance's."""
+    from tests.test_gateway_keys import simultaneous
+
+    mock = procs.mock(token_ms=20)
+    config = gateway_toml(
+        gateway={"max_streams": 3}, provider=upstream(mock), models={"lorem": "up:lorem"}
+    )
+    config += (
+        '\n[[keys]]\nname = "one"\nsecret_env = "ONE_KEY"\nmax_streams = 1\n'
+        "requests_per_minute = 1000\ntokens_per_minute = 1000000\n"
+        '\n[[keys]]\nname = "many"\nsecret_env = "MANY_KEY"\nrequests_per_minute = 1000\n'
+    )
+    gateway = procs.gateway(
+        "a", config, store=store_url, env={"ONE_KEY": "sk-one", "MANY_KEY": "sk-many"}
+    )
+    one = asyncio.run(simultaneous(gateway.url, "sk-one", 10))
+    assert sorted(one) == [200] + [429] * 9, one
+    deadline = time.monotonic() + 5
+    while httpx.get(gateway.url + "/readyz").json()["active_streams"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    many = asyncio.run(simultaneous(gateway.url, "sk-many", 12))
+    assert many.count(200) == 3 and many.count(429) == 9, many
+    no_tracebacks(gateway)

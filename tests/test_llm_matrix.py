@@ -342,3 +342,20 @@ def test_usage_round_trip_keeps_counts_not_the_estimated_flag() -> None:
                               Usage(5, 7, estimated=True)])  # fmt: skip
         usage = [d for d in out if isinstance(d, Usage)]
         assert usage and usage[-1].output_tokens == 7, name
+
+
+def test_a_huge_text_is_estimated_from_a_sample_in_milliseconds() -> None:
+    """A 16 MB prompt is estimated from its first 64 Ki characters, scaled: the same
+    figure as counting it whole for a repetitive text, in a bounded time (counting it
+    whole took two seconds of the event loop)."""
+    import time
+
+    from tokenrelay.llm.estimate import estimate_tokens
+
+    piece = "hello world, this is text. "  # 27 characters, a whole number of them below
+    whole = piece * 600_000
+    started = time.perf_counter()
+    estimate = estimate_tokens(whole)
+    assert time.perf_counter() - started < 0.5
+    per_piece = estimate_tokens(piece)
+    assert abs(estimate - per_piece * 600_000) <= per_piece * 600_000 // 100

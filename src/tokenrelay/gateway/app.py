@@ -65,7 +65,7 @@ from ..store import (
     open_store,
 )
 from . import guard, responses
-from .config import GatewayConfig
+from .config import ClientKey, GatewayConfig, ModelRoute
 from .handling import (
     Gateway,
     authorised,
@@ -80,7 +80,7 @@ from .handling import (
     unauthorised,
 )
 from .hub import StreamHub, Timing, parse_event_id, replay
-from .limits import Limits
+from .limits import Limits, Refusal
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .requestlog import Exchange
 from .response import RAW_SEND, HubStreamResponse, OpenStreams
@@ -203,6 +203,24 @@ async def _ui_chat_resume(request: HTTPRequest) -> Response:
 OnStart = Callable[[HTTPRequest, Request, str], Awaitable[None]]
 
 
+class _Starting:
+    """A generation request counted against the instance's ``max_streams`` from the
+    moment it passes the check until it is counted where it runs (the hub's streams,
+    ``whole_active``), or refused: so that concurrent requests cannot all pass."""
+
+    __slots__ = ("_gateway",)
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway: Gateway | None = gateway
+        gateway.starting += 1
+
+    def counted(self) -> None:
+        """Counted elsewhere now, or not starting after all (idempotent)."""
+        gateway, self._gateway = self._gateway, None
+        if gateway is not None:
+            gateway.starting -= 1
+
+
 def _endpoint(
     dialect: Dialect, path: str, parse: Parse | None = None, on_start: OnStart | None = None
 ) -> Handler:
@@ -219,7 +237,6 @@ def _endpoint(
         return response
 
     async def serve(request: HTTPRequest, gateway: Gateway, exchange: Exchange) -> Response:
-        started = exchange.started
         config = gateway.config
         key = caller(gateway, request)
         if key is None:
@@ -232,7 +249,8 @@ def _endpoint(
             return error_response(
                 dialect, error_from_request_error(exc), endpoint=path, gateway=gateway
             )
-        route = config.model(neutral.model)
+        # A model the key may not use does not exist for it (nothing to enumerate).
+        route = config.model(neutral.model) if key.may_use(neutral.model) else None
         if route is None:
             known = ", ".join(m.name for m in config.models if key.may_use(m.name)) or "none"
             error = StreamError(
@@ -245,23 +263,44 @@ def _endpoint(
         exchange.asked(neutral, route.name)
         if not gateway.ready:
             return error_response(dialect, draining(), {"retry-after": "1"}, path, gateway)
-        if gateway.hub.active + gateway.whole_active >= config.max_streams:
+        # Slots are taken here, with no await between a check and its count, so that
+        # concurrent requests cannot all pass it: the instance's (max_streams: running,
+        # whole, and starting generations) and the key's (its max_streams).
+        if gateway.hub.active + gateway.whole_active + gateway.starting >= config.max_streams:
             error = StreamError(
                 ErrorKind.RATE_LIMIT,
                 f"too many concurrent streams (limit {config.max_streams})",
                 429,
             )
             return error_response(dialect, error, {"retry-after": "1"}, path, gateway)
-        try:
-            refusal = await gateway.limits.admit(key, route.name)
-        except StoreError as exc:
-            return store_refused(dialect, exc, path, gateway)
+        refusal = gateway.limits.reserve(key)
         if refusal is not None:
-            gateway.metrics.limited.labels(key.name, refusal.limit).inc()
-            wait = (
-                {} if refusal.retry_after is None else {"retry-after": f"{refusal.retry_after:g}"}
-            )
-            return error_response(dialect, refusal.error, wait, path, gateway)
+            return refused(gateway, key, refusal)
+        starting = _Starting(gateway)
+        try:
+            return await start(request, gateway, exchange, key, neutral, body, route, starting)
+        finally:
+            starting.counted()
+            if not exchange.generating:  # a running stream holds the slot until its end
+                gateway.limits.release(key)
+
+    def refused(gateway: Gateway, key: ClientKey, refusal: Refusal) -> Response:
+        gateway.metrics.limited.labels(key.name, refusal.limit).inc()
+        wait = {} if refusal.retry_after is None else {"retry-after": f"{refusal.retry_after:g}"}
+        return error_response(dialect, refusal.error, wait, path, gateway)
+
+    async def start(
+        request: HTTPRequest,
+        gateway: Gateway,
+        exchange: Exchange,
+        key: ClientKey,
+        neutral: Request,
+        body: bytes,
+        route: ModelRoute,
+        starting: _Starting,
+    ) -> Response:
+        config = gateway.config
+        started = exchange.started
         stream_id = f"str_{uuid.uuid4().hex}"
         turn = None
         echo = neutral  # the request as the encoders echo it
@@ -273,6 +312,15 @@ def _endpoint(
             except StoreError as exc:
                 return store_refused(dialect, exc, path, gateway)
             neutral, echo = turn.upstream, turn.echo
+        # The prompt's size, for tokens_per_minute: a token per four bytes of what goes
+        # upstream (cheap, whatever the size: the exact estimate comes at the end).
+        prompt_tokens = (len(body) + (turn.history_bytes if turn is not None else 0)) // 4
+        try:
+            refusal = await gateway.limits.admit(key, prompt_tokens)
+        except StoreError as exc:
+            return store_refused(dialect, exc, path, gateway)
+        if refusal is not None:
+            return refused(gateway, key, refusal)
 
         deltas = generate(
             route,
@@ -295,12 +343,11 @@ def _endpoint(
         timing = Timing(started, first_token, metrics.gap.labels(route.name).observe)
         if not neutral.stream and (turn is None or not turn.stored):
             gateway.whole_active += 1  # max_streams counts these generations too
-            gateway.limits.started(key)
+            starting.counted()
             try:
                 return await _whole(request, dialect, echo, deltas, gateway, path, timing, exchange)
             finally:
                 gateway.whole_active -= 1
-                gateway.limits.ended(key)
                 await gateway.used(key, exchange.usage)
         meta = StreamMeta.of(
             echo,
@@ -315,9 +362,9 @@ def _endpoint(
             first = await gateway.hub.start(stream_id, meta, neutral, deltas, timing, keep)
         except StoreError as exc:
             return store_refused(dialect, exc, path, gateway)
+        starting.counted()  # the hub counts it now
         exchange.stream, exchange.generating = stream_id, True
-        gateway.running[stream_id] = (exchange, key)  # until on_end
-        gateway.limits.started(key)
+        gateway.running[stream_id] = (exchange, key)  # until on_end, which frees the slot
         if not neutral.stream:  # a stored response, answered whole (or at once: background)
             if keep:
                 return JSONResponse(responses.queued(meta, stream_id))

@@ -59,6 +59,7 @@ class Gateway:
     tracing: Tracing | None = None
     ready: bool = False
     whole_active: int = 0  # non-streamed generations running
+    starting: int = 0  # requests past the max_streams check, not yet counted above
     running: dict[str, tuple[Exchange, ClientKey]] = field(default_factory=dict)
     _counting: set[asyncio.Task[None]] = field(default_factory=set)  # tokens being counted
 
@@ -106,7 +107,7 @@ class Gateway:
         if running is None:
             return
         exchange, key = running
-        self.limits.ended(key)
+        self.limits.release(key)
         exchange.ended(end, usage)
         if key.tokens_per_minute is not None:
             task = asyncio.get_running_loop().create_task(self.used(key, usage))

@@ -1,15 +1,17 @@
 """Each client key's limits, checked when a generation request arrives, before any upstream
-call: the models it may use (403), the generations it may run at once (429), requests
-and tokens per minute (429 with ``retry-after``: the seconds until the minute's window
-ends).
+call: the generations it may run at once (429), requests and tokens per minute (429 with
+``retry-after``: the seconds until the minute's window ends). (The models a key may use
+are the gateway's to check: another model does not exist for it, a 404.)
 
 Where a limit holds: requests and tokens per minute are counted in the stream store
 (``add_count``: fixed one-minute windows), so they hold for the whole gateway with a
 shared store — SQLite for the workers of one machine, Redis for a fleet — and per process
-with the memory store. Concurrent generations are counted per instance. Tokens are
-those of finished requests (input + output, the upstream's count or the estimate): a
-request is admitted while the minute's tokens are under the limit, and its own tokens
-count once it ends.
+with the memory store. Concurrent generations are counted per instance, and a slot is
+taken at once when a request arrives (before any store round trip). Tokens are those of
+finished requests (input + output, the upstream's count or the estimate): a request is
+admitted while the minute's tokens plus its own prompt's (estimated from its size: a
+token per four bytes) stay within the limit — one larger than the whole limit never is —
+and its tokens count once it ends.
 """
 
 from __future__ import annotations
@@ -42,24 +44,43 @@ class Limits:
         self.store = store
         self._running: dict[str, int] = {}
 
-    async def admit(self, key: ClientKey, model: str) -> Refusal | None:
-        """Check ``key`` may start a generation of ``model`` now; count the request. A
-        ``StoreError`` propagates (the caller answers 503)."""
-        if not key.may_use(model):
-            allowed = ", ".join(key.models)
-            error = StreamError(
-                ErrorKind.PERMISSION,
-                f"key {key.name!r} may not use model {model!r} (its models: {allowed})",
-                403,
-                param="model",
-            )
-            return Refusal(error, "models")
-        if key.max_streams is not None and self._running.get(key.name, 0) >= key.max_streams:
+    def reserve(self, key: ClientKey) -> Refusal | None:
+        """Hold one of ``key``'s ``max_streams`` slots for a generation about to start,
+        at once (no await between the check and the count, so concurrent requests cannot
+        all pass); ``release`` it when the generation ends or never starts."""
+        if key.max_streams is None:
+            return None
+        running = self._running.get(key.name, 0)
+        if running >= key.max_streams:
             return _over(key, "max_streams", f"{key.max_streams} generations running", 1.0)
+        self._running[key.name] = running + 1
+        return None
+
+    def release(self, key: ClientKey) -> None:
+        if key.max_streams is not None:
+            left = self._running.get(key.name, 0) - 1
+            if left > 0:
+                self._running[key.name] = left
+            else:
+                self._running.pop(key.name, None)
+
+    async def admit(self, key: ClientKey, prompt_tokens: int) -> Refusal | None:
+        """Check ``key``'s per-minute limits for a request whose prompt is about
+        ``prompt_tokens``, and count the request. A ``StoreError`` propagates (the caller
+        answers 503)."""
         if key.tokens_per_minute is not None:
+            limit = key.tokens_per_minute
+            if prompt_tokens > limit:  # never fits, whatever the wait
+                error = StreamError(
+                    ErrorKind.RATE_LIMIT,
+                    f"request too large for key {key.name!r}: its prompt is about "
+                    f"{prompt_tokens} tokens, over its tokens_per_minute ({limit})",
+                    429,
+                )
+                return Refusal(error, "tokens_per_minute")
             used, left = await self.store.add_count(f"tpm:{key.name}", 0, WINDOW)
-            if used >= key.tokens_per_minute:
-                what = f"{used} of {key.tokens_per_minute} tokens this minute"
+            if used + prompt_tokens > limit:
+                what = f"{used} of {limit} tokens used this minute, about {prompt_tokens} asked"
                 return _over(key, "tokens_per_minute", what, left)
         if key.requests_per_minute is not None:
             made, left = await self.store.add_count(f"rpm:{key.name}", 1, WINDOW)
@@ -67,19 +88,6 @@ class Limits:
                 what = f"{key.requests_per_minute} requests this minute"
                 return _over(key, "requests_per_minute", what, left)
         return None
-
-    def started(self, key: ClientKey) -> None:
-        """A generation of ``key`` runs (until ``ended``)."""
-        if key.max_streams is not None:
-            self._running[key.name] = self._running.get(key.name, 0) + 1
-
-    def ended(self, key: ClientKey) -> None:
-        if key.max_streams is not None:
-            left = self._running.get(key.name, 0) - 1
-            if left > 0:
-                self._running[key.name] = left
-            else:
-                self._running.pop(key.name, None)
 
     async def used(self, key: ClientKey, usage: Usage) -> None:
         """Count a finished request's tokens (a ``StoreError`` propagates)."""

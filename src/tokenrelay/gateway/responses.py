@@ -9,7 +9,8 @@ so that:
 
 - ``previous_response_id`` continues it: the earlier conversation, the earlier answer,
   then the new input go upstream (the earlier instructions are not carried over, as at
-  OpenAI);
+  OpenAI). Each turn keeps only its own input and the id it continues (``parent``): a
+  chain is read back link by link, so n turns are kept once each, not n times;
 - ``GET /v1/responses/{id}`` answers the response object (``in_progress`` while it
   runs), and with ``?stream=true&starting_after=N`` its events after sequence number N,
   then live; ``GET /v1/responses/{id}/input_items`` lists what it was asked;
@@ -89,6 +90,7 @@ STATE_FIELDS = frozenset({"previous_response_id", "background", "store", "conver
 """Request fields the gateway answers itself: never sent upstream."""
 
 _RESPONSE_ID = re.compile(r"resp_([0-9a-f]{32})")
+_SEQUENCE = re.compile(r"[0-9]{1,11}")  # ASCII digits only (str.isdigit takes "²")
 _DIALECT = OPENAI_RESPONSES
 
 
@@ -122,6 +124,7 @@ class Turn:
     echo: Request  # the request as answered: store, background, previous_response_id
     conversation: Mapping[str, Any] | None  # kept with the stream when stored
     background: bool
+    history_bytes: int = 0  # what the earlier turns add to the request (their kept JSON)
 
     @property
     def stored(self) -> bool:
@@ -156,14 +159,19 @@ async def prepare(request: Request, body: bytes, gateway: Gateway, http: HTTPReq
     messages = list(request.messages)
     instructed = bool(messages) and messages[0].role == "system" and _has_instructions(body)
     instructions, given = (messages[:1], messages[1:]) if instructed else ([], messages)
+    limit = gateway.config.max_conversation_bytes
+    kept = _kept(request.model, given, previous) if stored else None
+    size = len(dumps(kept)) if kept is not None else 0
     earlier: list[Message] = []
+    history = 0
     if previous is not None:
-        earlier = await _earlier_turns(previous, gateway, http)
-    conversation = [*earlier, *given]
+        earlier, history = await _earlier_turns(previous, gateway, http, limit - size)
+    if size > limit:
+        raise _too_long(limit, "input")
     upstream_extra = {k: v for k, v in extra.items() if k not in STATE_FIELDS}
     upstream = replace(
         request,
-        messages=(*instructions, *conversation),
+        messages=(*instructions, *earlier, *given),
         extra={**upstream_extra, "store": False},
     )
     echo = replace(
@@ -175,15 +183,15 @@ async def prepare(request: Request, body: bytes, gateway: Gateway, http: HTTPReq
             "previous_response_id": previous,
         },
     )
-    kept = _kept(request.model, conversation) if stored else None
-    limit = gateway.config.max_conversation_bytes
-    if kept is not None and len(dumps(kept)) > limit:
-        raise _invalid(
-            f"the conversation exceeds {limit} bytes ([gateway] max_conversation_bytes): "
-            "start a new one, or send a shorter history in input",
-            "previous_response_id" if previous is not None else "input",
-        )
-    return Turn(upstream, echo, kept, background)
+    return Turn(upstream, echo, kept, background, history)
+
+
+def _too_long(limit: int, param: str) -> Refused:
+    return _invalid(
+        f"the conversation exceeds {limit} bytes ([gateway] max_conversation_bytes): "
+        "start a new one, or send a shorter history in input",
+        param,
+    )
 
 
 def _has_instructions(body: bytes) -> bool:
@@ -194,44 +202,78 @@ def _has_instructions(body: bytes) -> bool:
     return isinstance(data, dict) and bool(data.get("instructions"))
 
 
-def _kept(model: str, conversation: list[Message]) -> dict[str, Any]:
-    """The conversation as Responses input items (and ``instructions``, when it starts
-    with a system message of the input): what ``parse_request`` reads back exactly."""
-    body = _DIALECT.build_request(Request(model=model, messages=tuple(conversation)))
-    kept = {"input": body["input"]}
+def _kept(model: str, given: list[Message], previous: str | None) -> dict[str, Any]:
+    """What a stored turn keeps: its own input, as Responses input items (and
+    ``instructions``, when the input starts with a system message), and the response it
+    continues (``parent``) — not the earlier turns again: a chain of n turns keeps each
+    turn once, and is read back link by link."""
+    body = _DIALECT.build_request(Request(model=model, messages=tuple(given)))
+    kept: dict[str, Any] = {"input": body["input"]}
     if "instructions" in body:
         kept["instructions"] = body["instructions"]
+    if previous is not None:
+        kept["parent"] = previous
     return kept
 
 
-def _conversation(meta: StreamMeta) -> list[Message]:
+def _own_turn(meta: StreamMeta) -> list[Message]:
+    """The input messages a stored turn was given (its own: not its parent's)."""
     kept = dict(meta.conversation or {})
     if not kept.get("input") and not kept.get("instructions"):
         return []
-    body = {"model": meta.model or "-", "input": kept.get("input") or [], **kept}
+    body = {"model": meta.model or "-", "input": kept.get("input") or []}
+    if kept.get("instructions"):
+        body["instructions"] = kept["instructions"]
     return list(_DIALECT.parse_request(body).messages)
 
 
-async def _earlier_turns(previous: str, gateway: Gateway, http: HTTPRequest) -> list[Message]:
-    """The conversation of stored response ``previous``, its answer included."""
-    missing = _invalid(
-        f"Previous response with id {previous[:80]!r} not found.", "previous_response_id"
-    )
-    found = await _find(previous, gateway, http)
-    if found is None:
-        raise missing
-    stream_id, info, meta = found
-    if meta.conversation is None:
-        raise missing  # not stored (store: false)
-    if not info.finished:
-        raise _invalid(
-            f"Previous response with id {previous!r} is still in progress; wait for it to "
-            "complete (GET /v1/responses/{id})",
-            "previous_response_id",
+_MAX_TURNS = 10_000  # links followed back from one previous_response_id
+
+
+async def _earlier_turns(
+    previous: str, gateway: Gateway, http: HTTPRequest, budget: int
+) -> tuple[list[Message], int]:
+    """The whole conversation that stored response ``previous`` ends, its answer
+    included: its turns read back along their ``parent`` links, oldest first, at most
+    ``budget`` bytes of kept input (``Refused`` beyond); and how many bytes they were."""
+    turns: list[tuple[StreamMeta, Completion]] = []
+    used = 0
+    link: str | None = previous
+    while link is not None:
+        found = await _find(link, gateway, http)
+        if found is None or found[2].conversation is None:  # gone, another key's, store: false
+            if link == previous:
+                message = f"Previous response with id {previous[:80]!r} not found."
+            else:
+                message = (
+                    f"Previous response with id {previous[:80]!r} continues {link[:80]!r}, "
+                    "which is no longer kept (retention_seconds): start a new conversation"
+                )
+            raise _invalid(message, "previous_response_id")
+        stream_id, info, meta = found
+        if not info.finished:
+            raise _invalid(
+                f"Previous response with id {link!r} is still in progress; wait for it to "
+                "complete (GET /v1/responses/{id})",
+                "previous_response_id",
+            )
+        completion = await read_completion(gateway.hub.store, stream_id, info)
+        used += len(dumps(meta.conversation)) + sum(
+            len(c.text) + len(c.reasoning) + sum(len(t.arguments) for t in c.tool_calls)
+            for c in completion.choices
         )
-    completion = await read_completion(gateway.hub.store, stream_id, info)
-    answer = _answer(completion)
-    return [*_conversation(meta), *([answer] if answer is not None else [])]
+        if used > budget or len(turns) >= _MAX_TURNS:
+            raise _too_long(gateway.config.max_conversation_bytes, "previous_response_id")
+        turns.append((meta, completion))
+        parent = (meta.conversation or {}).get("parent")
+        link = parent if isinstance(parent, str) else None
+    messages: list[Message] = []
+    for meta, completion in reversed(turns):
+        messages += _own_turn(meta)
+        answer = _answer(completion)
+        if answer is not None:
+            messages.append(answer)
+    return messages, used
 
 
 def _answer(completion: Completion) -> Message | None:
@@ -349,7 +391,7 @@ async def _stream_from(
 ) -> Response:
     """The response's events after ``starting_after`` (every one without it), then live."""
     raw = http.query_params.get("starting_after")
-    if raw is not None and not (raw.isdigit() and len(raw) < 12):
+    if raw is not None and not _SEQUENCE.fullmatch(raw):
         error = _invalid("starting_after must be a sequence number", "starting_after").error
         return error_response(_DIALECT, error)
     hub, request = gateway.hub, meta.request()
@@ -409,8 +451,9 @@ async def _position(
 
 
 async def input_items(http: HTTPRequest) -> Response:
-    """``GET /v1/responses/{id}/input_items``: the conversation the response answered
-    (instructions apart), newest first unless ``order=asc``."""
+    """``GET /v1/responses/{id}/input_items``: the input the response was given (its own
+    turn's: not the earlier turns of ``previous_response_id``; instructions apart),
+    newest first unless ``order=asc``."""
     _, id, found, refused = await _lookup(http)
     if refused is not None or found is None:
         return refused or _not_found(id)

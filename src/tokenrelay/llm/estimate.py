@@ -20,9 +20,18 @@ _PIECE = re.compile(r"\w+|[^\w\s]")
 _PER_MESSAGE = 4
 
 
+_SAMPLE = 64 * 1024  # characters counted one by one; a longer text is scaled from them
+
+
 def estimate_tokens(text: str) -> int:
-    """Roughly how many tokens ``text`` is."""
-    return sum((len(m) + 3) // 4 for m in _PIECE.findall(text))
+    """Roughly how many tokens ``text`` is. A text over 64 Ki characters is estimated
+    from its first 64 Ki, scaled to its length: the count stays a few milliseconds of
+    CPU whatever the size (a 14 MB prompt took two seconds counted whole)."""
+    if len(text) <= _SAMPLE:
+        return sum((len(m) + 3) // 4 for m in _PIECE.findall(text))
+    head = text[:_SAMPLE]
+    counted = sum((len(m) + 3) // 4 for m in _PIECE.findall(head))
+    return counted * len(text) // _SAMPLE
 
 
 def estimate_prompt_tokens(request: Request) -> int:
