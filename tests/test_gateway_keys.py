@@ -356,9 +356,8 @@ def test_a_prompt_larger_than_the_key_s_tokens_per_minute_is_refused_at_once(
 
 
 async def simultaneous(url: str, secret: str, n: int) -> list[int]:
-    """``n`` streamed requests that arrive together: every connection is open first, then
-    each request is written at once, so the gateway reads them all in one turn of its
-    loop. The status of each."""
+    """``n`` streamed requests that arrive together (every connection open first, then
+    each request written at once), and the status of each."""
     host, port = url.removeprefix("http://").split(":")
     body = json.dumps(
         {
@@ -366,7 +365,7 @@ async def simultaneous(url: str, secret: str, n: int) -> list[int]:
             "max_tokens": 40,
             "stream": True,
             "messages": [{"role": "user", "content": "go"}],
-        }  # fmt: skip
+        }
     ).encode()
     head = (
         f"POST /v1/chat/completions HTTP/1.1\r\nhost: {host}:{port}\r\n"
