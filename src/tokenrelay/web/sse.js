@@ -6,6 +6,9 @@ import { EventTooLargeError } from "./errors.js";
 
 const LF = 10;
 const CR = 13;
+const STREAM = { stream: true };
+// Stateless (nothing is streamed through it), so one serves every parser.
+const UTF8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 export const DEFAULT_MAX_LINE_LENGTH = 16 * 1024 * 1024;
 export const DEFAULT_MAX_EVENT_LENGTH = 16 * 1024 * 1024;
@@ -46,9 +49,11 @@ export class SSEParser {
   }
 
   _reset() {
-    // The WHATWG decoder drops exactly one BOM at the start of its stream (even split
-    // across chunks) and replaces invalid bytes with U+FFFD: what the spec asks.
-    this._text = new TextDecoder("utf-8");
+    // The WHATWG decoder replaces invalid bytes with U+FFFD, as the spec asks; the one BOM
+    // to drop is dropped in `_decode`, as chunks may bypass this streaming decoder.
+    this._text = new TextDecoder("utf-8", { ignoreBOM: true });
+    this._clean = true; // `_text` holds no partial character
+    this._bom = true; // no text yet: a BOM now is the one to drop
     this._pending = ""; // the unterminated last line
     this._skipLF = false; // a CR ended the last chunk: an LF right after belongs to it
     this._data = null; // the data of the event being built, lines joined by LF (null: none)
@@ -61,58 +66,92 @@ export class SSEParser {
   /** Parse the next chunk of bytes (a Uint8Array); return the events it completed. */
   feed(chunk) {
     if (this._failed) throw this._failed;
-    const text = this._text.decode(chunk, { stream: true });
+    const text = this._decode(chunk);
     const events = [];
     let start = 0;
-    const end = text.length;
-    if (this._skipLF && end) {
+    if (this._skipLF && text) {
       this._skipLF = false;
       if (text.charCodeAt(0) === LF) start = 1;
     }
-    // The next LF and the next CR, each found again only once passed: indexOf beats a
-    // char loop on long lines, and remembering the other one keeps CR-only (or LF-only)
-    // text linear instead of rescanning to the end for every line.
-    let lf = text.indexOf("\n", start);
-    let cr = text.indexOf("\r", start);
-    while (start < end) {
-      if (lf >= 0 && lf < start) lf = text.indexOf("\n", start);
-      if (cr >= 0 && cr < start) cr = text.indexOf("\r", start);
-      if (lf < 0 && cr < 0) break;
-      const i = lf < 0 ? cr : cr < 0 ? lf : lf < cr ? lf : cr;
-      const c = text.charCodeAt(i);
-      // The line is read in place in `text` (no copy of it) unless it began in an
-      // earlier chunk.
-      let line = text;
-      let from = start;
-      let to = i;
-      if (this._pending) {
-        line = this._pending + text.slice(start, i);
-        from = 0;
-        to = line.length;
-        this._pending = "";
-      }
-      if (to - from > this._maxLine) return this._fail(new EventTooLargeError("line", this._maxLine, to - from), events);
-      start = i + 1;
-      if (c === CR) {
-        if (start < end) {
-          if (text.charCodeAt(start) === LF) start += 1;
+    // The lines are read in place in `src` (no copy of them): `text`, after the line begun
+    // in an earlier chunk, which is joined once its end is here and then read as any.
+    // (The loop lives here, beside `events`: pushing to an array made in the same
+    // function measured ~10% faster on many-event chunks than a loop method taking it.)
+    let src = text;
+    let rest = -1; // while `src` is that joined line: where the lines of `text` start
+    if (this._pending) {
+      let i = text.indexOf("\n", start);
+      const cr = text.indexOf("\r", start);
+      if (cr >= 0 && (i < 0 || cr < i)) i = cr;
+      if (i < 0) return start < text.length ? this._hold(text, start, events) : events;
+      src = `${this._pending}${text.slice(start, i)}\n`;
+      this._pending = "";
+      rest = i === cr ? this._after(text, i) : i + 1;
+      start = 0;
+    }
+    const maxLine = this._maxLine;
+    const maxEvent = this._maxEvent;
+    // The open event's data and size in locals, stored back when the loop ends.
+    let data = this._data;
+    let size = this._size;
+    for (;;) {
+      // The next LF and the next CR, each found again only once passed: indexOf beats a
+      // char loop, and remembering the other one keeps CR-only (or LF-only) text linear
+      // instead of rescanning to the end for every line.
+      const end = src.length;
+      let lf = src.indexOf("\n", start);
+      let cr = src.indexOf("\r", start);
+      for (;;) {
+        const i = cr < 0 || (lf >= 0 && lf < cr) ? lf : cr;
+        if (i < 0) break;
+        // The line is src[from:i].
+        const from = start;
+        start = i === cr ? this._after(src, i) : i + 1;
+        // (A blank line next, as after the last line of every event, is seen without a
+        // call.)
+        if (lf >= 0 && lf < start) lf = start < end && src.charCodeAt(start) === LF ? start : src.indexOf("\n", start);
+        if (cr >= 0 && cr < start) cr = start < end && src.charCodeAt(start) === CR ? start : src.indexOf("\r", start);
+        if (i - from > maxLine) return this._fail(new EventTooLargeError("line", maxLine, i - from), events);
+        if (from === i) {
+          // A blank line dispatches. The id moves on even when no event is sent.
+          this._lastEventId = this._idBuffer;
+          size = 0;
+          if (data !== null) {
+            events.push({ type: this._type || "message", data, id: this._idBuffer, retry: this._eventRetry });
+            data = null;
+          }
+          this._type = "";
+          this._eventRetry = null;
         } else {
-          this._skipLF = true;
+          size += i - from + 1;
+          if (
+            // "data:" is most lines of an LLM stream: no field name sliced out for it.
+            i - from > 4 &&
+            src.charCodeAt(from + 4) === 58 /* : */ &&
+            src.charCodeAt(from) === 100 /* d */ &&
+            src.charCodeAt(from + 1) === 97 /* a */ &&
+            src.charCodeAt(from + 2) === 116 /* t */ &&
+            src.charCodeAt(from + 3) === 97 /* a */
+          ) {
+            const value = src.slice(i - from > 5 && src.charCodeAt(from + 5) === 32 ? from + 6 : from + 5, i);
+            // Concatenation, not an array and join: V8 builds a rope, flattened once when read.
+            data = data === null ? value : `${data}\n${value}`;
+          } else if (src.charCodeAt(from) !== 58 /* : a comment */) {
+            this._data = data;
+            this._field(src, from, i);
+            data = this._data;
+          }
         }
+        if (size > maxEvent) return this._fail(new EventTooLargeError("event", maxEvent, size), events);
       }
-      this._line(line, from, to, events);
-      if (this._size > this._maxEvent) return this._fail(new EventTooLargeError("event", this._maxEvent, this._size), events);
+      if (rest < 0) break;
+      src = text;
+      start = rest;
+      rest = -1;
     }
-    if (start < end) {
-      this._pending += start ? text.slice(start) : text;
-      if (this._pending.length > this._maxLine) {
-        return this._fail(new EventTooLargeError("line", this._maxLine, this._pending.length), events);
-      }
-      if (this._size + this._pending.length > this._maxEvent) {
-        return this._fail(new EventTooLargeError("event", this._maxEvent, this._size + this._pending.length), events);
-      }
-    }
-    return events;
+    this._data = data;
+    this._size = size;
+    return start === text.length ? events : this._hold(text, start, events);
   }
 
   /** End of the stream: discard an unterminated event; ready for the next connection. */
@@ -127,6 +166,49 @@ export class SSEParser {
     return [];
   }
 
+  /** The text of the next chunk: UTF-8 whatever the charset, invalid bytes become U+FFFD,
+   * one BOM at the start of the stream dropped (even split across chunks). */
+  _decode(chunk) {
+    let text;
+    if (this._clean && chunk instanceof Uint8Array && chunk.length && chunk[chunk.length - 1] < 0x80) {
+      // The chunk starts and ends on a character boundary (nothing held, last byte
+      // ASCII), so decoded alone it gives the same characters. In Node that is several
+      // times faster than a streaming decode (which leaves Node's UTF-8 fast path for
+      // good) and gives a one-byte string, faster to search.
+      text = UTF8.decode(chunk);
+    } else {
+      text = this._text.decode(chunk, STREAM);
+      // After an ASCII byte the decoder holds nothing; after no byte, what it held.
+      if (!(chunk instanceof Uint8Array)) this._clean = false;
+      else if (chunk.length) this._clean = chunk[chunk.length - 1] < 0x80;
+    }
+    if (this._bom && text) {
+      this._bom = false;
+      if (text.charCodeAt(0) === 0xfeff) return text.slice(1);
+    }
+    return text;
+  }
+
+  /** Where the next line starts after a CR at `text[i]`: after the LF of a CRLF; at the
+   * text's end, the next chunk's first byte may be that LF. */
+  _after(text, i) {
+    if (i + 1 < text.length) return text.charCodeAt(i + 1) === LF ? i + 2 : i + 1;
+    this._skipLF = true;
+    return i + 1;
+  }
+
+  /** Keep `text[start:]`, the start of a line that ends in a later chunk. */
+  _hold(text, start, events) {
+    this._pending += start ? text.slice(start) : text;
+    if (this._pending.length > this._maxLine) {
+      return this._fail(new EventTooLargeError("line", this._maxLine, this._pending.length), events);
+    }
+    if (this._size + this._pending.length > this._maxEvent) {
+      return this._fail(new EventTooLargeError("event", this._maxEvent, this._size + this._pending.length), events);
+    }
+    return events;
+  }
+
   _fail(error, events) {
     this._pending = "";
     this._data = null;
@@ -138,22 +220,8 @@ export class SSEParser {
     throw error;
   }
 
-  /** The line `text[from:to]`. */
-  _line(text, from, to, events) {
-    if (from === to) {
-      this._dispatch(events);
-      return;
-    }
-    this._size += to - from + 1;
-    const first = text.charCodeAt(from);
-    if (first === 58 /* : */) return; // comment
-    // "data:" is most lines of an LLM stream: no field name sliced out for it.
-    if (first === 100 /* d */ && to - from > 4 && text.charCodeAt(from + 4) === 58 && text.startsWith("data", from)) {
-      const value = text.slice(to - from > 5 && text.charCodeAt(from + 5) === 32 ? from + 6 : from + 5, to);
-      // Concatenation, not an array and join: V8 builds a rope, flattened once when read.
-      this._data = this._data === null ? value : `${this._data}\n${value}`;
-      return;
-    }
+  /** A field line `text[from:to]` other than a comment or `data: ...`. */
+  _field(text, from, to) {
     let colon = text.indexOf(":", from);
     if (colon >= to) colon = -1;
     let name;
@@ -179,23 +247,6 @@ export class SSEParser {
         break;
       default: // any other field is ignored
     }
-  }
-
-  _dispatch(events) {
-    // The id moves on at every blank line, even when no event is sent.
-    this._lastEventId = this._idBuffer;
-    this._size = 0;
-    if (this._data !== null) {
-      events.push({
-        type: this._type || "message",
-        data: this._data,
-        id: this._idBuffer,
-        retry: this._eventRetry,
-      });
-      this._data = null;
-    }
-    this._type = "";
-    this._eventRetry = null;
   }
 }
 
