@@ -18,6 +18,7 @@ import httpx
 from tests.asgi_servers import free_port
 from tests.cutting_proxy import CuttingProxy
 from tests.gateway_procs import gateway_toml, procs_running
+from tests.required import missing
 from tokenrelay.client import connect
 from tokenrelay.sse import ReconnectPolicy
 
@@ -30,9 +31,9 @@ def node_deps(*packages: str) -> tuple[str, Path]:
     """node, and the directory whose node_modules holds ``packages``."""
     node = shutil.which("node")
     deps = os.environ.get("TOKENRELAY_NODE_DEPS")
-    missing = [p for p in packages if not deps or not (Path(deps) / "node_modules" / p).is_dir()]
-    if node is None or missing:
-        wanted = " ".join(missing)
+    absent = [p for p in packages if not deps or not (Path(deps) / "node_modules" / p).is_dir()]
+    if node is None or absent:
+        wanted = " ".join(absent)
         reason = (
             "node is not installed"
             if node is None
