@@ -1,13 +1,13 @@
-"""The OpenAI Chat Completions codec: recorded and written streams decode to what they
-say at every chunking, upstream quirks are normalised, the encoder's output is what the
-official openai SDK reads, and requests survive a parse/build round trip."""
+"""The OpenAI Chat Completions dialect's stream codec, `tokenrelay.llm.openai_chat.stream`: the
+decoder and the encoder over fixtures, hand-built events and random streams, and what the
+official `openai` SDK reads.
+"""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -17,9 +17,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES, every_chunking, split_at
-from tests.dialect_helpers import feed_all, openai_client
+from tests.llm.openai_chat.helpers import (
+    CAPTURES,
+    FOO_LOGPROBS,
+    MESSAGES,
+    WRITTEN,
+    K,
+    R,
+    check_shape,
+    decode,
+    encode,
+    finished,
+    ids,
+    texts,
+)
 from tests.replay_server import ReplayServer
-from tokenrelay.errors import RequestError
 from tokenrelay.llm import (
     Choice,
     Completion,
@@ -27,72 +39,23 @@ from tokenrelay.llm import (
     ErrorKind,
     Finish,
     FinishReason,
-    ImagePart,
-    Message,
-    Part,
     ReasoningDelta,
-    ReasoningPart,
     RefusalDelta,
     Request,
     Start,
     StreamError,
     TextDelta,
-    TextPart,
-    Tool,
     ToolCall,
     ToolCallDelta,
     ToolCallEnd,
-    ToolCallPart,
     ToolCallStart,
-    ToolChoice,
-    ToolResultPart,
     Usage,
     accumulate,
-    replay,
 )
-from tokenrelay.llm.jsonio import dumps
 from tokenrelay.llm.openai_chat import OPENAI_CHAT
 from tokenrelay.sse import Decoder
 
 pytestmark = pytest.mark.sdk
-
-CAPTURES = FIXTURES / "openai-captures"
-WRITTEN = FIXTURES / "written"
-R = FinishReason
-K = ErrorKind
-
-
-# --- helpers ------------------------------------------------------------------------
-
-
-def decode(chunks: Iterable[bytes]) -> tuple[list[Delta], bool]:
-    decoder = OPENAI_CHAT.decoder()
-    return feed_all(decoder, chunks), decoder.complete
-
-
-def check_shape(deltas: Sequence[Delta]) -> None:
-    """The stream shape model.py promises, whatever the upstream sent."""
-    starts = [d for d in deltas if isinstance(d, Start)]
-    if starts:
-        assert len(starts) == 1 and deltas[0] is starts[0]
-    errors = [i for i, d in enumerate(deltas) if isinstance(d, StreamError)]
-    assert errors in ([], [len(deltas) - 1])
-    finished: set[int] = set()
-    calls: dict[tuple[int, int], str] = {}  # state per call: open / ended
-    for d in deltas:
-        if isinstance(d, Finish):
-            assert d.choice not in finished
-            finished.add(d.choice)
-        elif isinstance(d, ToolCallStart):
-            assert (d.choice, d.index) not in calls
-            assert d.index == sum(1 for c, _ in calls if c == d.choice)  # 0, 1, 2...
-            calls[d.choice, d.index] = "open"
-        elif isinstance(d, ToolCallDelta | ToolCallEnd):
-            assert calls.get((d.choice, d.index)) == "open"
-            if isinstance(d, ToolCallEnd):
-                calls[d.choice, d.index] = "ended"
-        if isinstance(d, TextDelta | ReasoningDelta | RefusalDelta | ToolCallStart):
-            assert d.choice not in finished
 
 
 def wire_events(wire: bytes) -> list[Any]:
@@ -128,9 +91,9 @@ def ch(index: int = 0, finish: str | None = None, **delta: Any) -> dict[str, Any
     return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
 
 
-# --- fixtures decode to what they say -----------------------------------------------
-
 CREATED = 1727346168
+
+
 GPT4O = "gpt-4o-2024-08-06"
 
 
@@ -144,13 +107,9 @@ def completion(
     return Completion(id, GPT4O, created, choices, Usage(*usage) if usage else None, error)
 
 
-def finished(choice: int = 0, raw: str = "stop") -> Finish:
-    return Finish(
-        {"stop": R.STOP, "length": R.LENGTH, "tool_calls": R.TOOL_CALLS}[raw], raw, None, choice
-    )
-
-
 SF = '{"city":"San Francisco","temperature":%d,"units":"f"}'
+
+
 LONG_JSON = (
     '\n  {\n    "location": "San Francisco, CA",\n    "weather": {\n      "temperature": '
     '"18°C",\n      "condition": "Partly Cloudy",\n      "humidity": "72%",\n      '
@@ -161,10 +120,7 @@ LONG_JSON = (
     '{\n        "day": "Wednesday",\n        "high": "18°C",\n        "low": "14°C",\n        '
     '"condition": "Cloudy"\n      }\n    ]\n  }\n'
 )
-FOO_LOGPROBS = (
-    {"token": "Foo", "logprob": -0.0025094282, "bytes": [70, 111, 111], "top_logprobs": []},
-    {"token": "!", "logprob": -0.26638845, "bytes": [33], "top_logprobs": []},
-)
+
 
 EXPECTED: dict[str, Completion] = {
     "openai-captures/text.sse": completion(
@@ -324,7 +280,11 @@ EXPECTED: dict[str, Completion] = {
         ),
     ),
 }
+
+
 FIXTURE_NAMES = sorted(EXPECTED)
+
+
 # The long capture is split at every 7th byte only: every byte would be 47,000 decodes.
 STRIDE = {"openai-captures/long_json_content.sse": 7}
 
@@ -397,10 +357,11 @@ def test_midstream_error_ends_the_stream_and_marks_it_complete() -> None:
     ]
 
 
-# --- quirks of OpenAI-compatible servers ----------------------------------------------
-
 START = Start("c1", "m", 7)
+
+
 ERR = {"message": "boom", "type": "server_error", "param": None, "code": None}
+
 
 QUIRKS: dict[str, tuple[bytes, list[Delta], bool]] = {
     "role repeated on every chunk": (
@@ -705,13 +666,6 @@ def test_quirk_streams_with_noise_never_break_the_stream_shape(
     check_shape(deltas)
 
 
-# --- the encoder ------------------------------------------------------------------------
-
-
-def encode(deltas: Iterable[Delta], request: Request | None = None) -> bytes:
-    return OPENAI_CHAT.encoder(request).encode_all(deltas)
-
-
 def atoms(wire: bytes) -> list[tuple[Any, ...]]:
     """What a stream says, one fact at a time, whatever the chunk boundaries."""
     out: list[tuple[Any, ...]] = []
@@ -949,16 +903,6 @@ def test_nothing_follows_an_error_and_close_is_idempotent() -> None:
     assert encoder.close() == []
 
 
-# --- the official SDK reads what the encoder writes ------------------------------------
-
-
-@pytest.fixture
-def client(server: ReplayServer) -> Iterator[openai.OpenAI]:
-    with openai_client(server.url + "/v1", api_key="sk-test") as c:
-        yield c
-
-
-MESSAGES: Any = [{"role": "user", "content": "hi"}]
 ASK_USAGE = Request("gpt-test", (), include_usage=True)
 
 
@@ -1128,498 +1072,6 @@ def test_sdk_raises_api_error_on_an_error_mid_stream(
     assert caught.value.code == "rate_limit_exceeded"
 
 
-def test_sdk_create_parses_a_rendered_completion_with_several_choices(
-    server: ReplayServer, client: openai.OpenAI
-) -> None:
-    rendered = OPENAI_CHAT.render_response(
-        Completion(
-            "chatcmpl-4",
-            "gpt-test",
-            1700000000,
-            (
-                Choice(0, "Hello.", reasoning="Thought.", finish=Finish(R.STOP)),
-                Choice(
-                    1,
-                    tool_calls=(ToolCall("call_1", "f", '{"a": 1}'), ToolCall("call_2", "g", "{}")),
-                    finish=Finish(R.TOOL_CALLS),
-                ),
-                Choice(2, refusal="I can't.", finish=Finish(R.CONTENT_FILTER, "refusal")),
-                Choice(3, "Fo", finish=Finish(R.LENGTH), logprobs=FOO_LOGPROBS),
-            ),
-            Usage(20, 10, 5, 3),
-        )
-    )
-    server.respond(dumps(rendered), content_type="application/json")
-    got = client.chat.completions.create(model="gpt-test", messages=MESSAGES, n=4)
-    assert got.id == "chatcmpl-4" and got.object == "chat.completion"
-    first, second, third, fourth = got.choices
-    assert (first.message.content, first.finish_reason) == ("Hello.", "stop")
-    assert (first.message.model_extra or {})["reasoning_content"] == "Thought."
-    assert second.message.content is None
-    assert [
-        (c.id, c.function.name, c.function.arguments) for c in second.message.tool_calls or []
-    ] == [
-        ("call_1", "f", '{"a": 1}'),
-        ("call_2", "g", "{}"),
-    ]
-    assert second.finish_reason == "tool_calls"
-    assert (third.message.content, third.message.refusal) == (None, "I can't.")
-    assert third.finish_reason == "content_filter"
-    assert fourth.logprobs is not None and fourth.logprobs.content is not None
-    assert [t.token for t in fourth.logprobs.content] == ["Foo", "!"]
-    assert got.usage is not None and got.usage.total_tokens == 30
-    # ...and the same body parses back to the deltas of that completion.
-    assert accumulate(OPENAI_CHAT.parse_response(dumps(rendered))) == Completion(
-        "chatcmpl-4",
-        "gpt-test",
-        1700000000,
-        (
-            Choice(0, "Hello.", reasoning="Thought.", finish=Finish(R.STOP, "stop")),
-            Choice(
-                1,
-                tool_calls=(ToolCall("call_1", "f", '{"a": 1}'), ToolCall("call_2", "g", "{}")),
-                finish=Finish(R.TOOL_CALLS, "tool_calls", None, 1),
-            ),
-            Choice(
-                2, refusal="I can't.", finish=Finish(R.CONTENT_FILTER, "content_filter", None, 2)
-            ),
-            Choice(3, "Fo", finish=Finish(R.LENGTH, "length", None, 3), logprobs=FOO_LOGPROBS),
-        ),
-        Usage(20, 10, 5, 3),
-    )
-
-
-SDK_ERRORS: list[tuple[StreamError, int, type[openai.APIStatusError], str]] = [
-    (StreamError(K.INVALID_REQUEST, "bad"), 400, openai.BadRequestError, "invalid_request_error"),
-    (StreamError(K.AUTHENTICATION, "who"), 401, openai.AuthenticationError, "authentication_error"),
-    (StreamError(K.PERMISSION, "no"), 403, openai.PermissionDeniedError, "permission_error"),
-    (StreamError(K.NOT_FOUND, "what"), 404, openai.NotFoundError, "not_found_error"),
-    (StreamError(K.REQUEST_TOO_LARGE, "big"), 413, openai.APIStatusError, "invalid_request_error"),
-    (StreamError(K.RATE_LIMIT, "slow"), 429, openai.RateLimitError, "rate_limit_error"),
-    (StreamError(K.SERVER, "oops"), 500, openai.InternalServerError, "server_error"),
-    (StreamError(K.TIMEOUT, "late"), 504, openai.InternalServerError, "timeout_error"),
-    (StreamError(K.OVERLOADED, "busy"), 503, openai.InternalServerError, "overloaded_error"),
-    (
-        StreamError(K.OVERLOADED, "busy", 529, "overloaded_error"),
-        503,
-        openai.InternalServerError,
-        "overloaded_error",
-    ),
-    (
-        StreamError(K.INVALID_REQUEST, "no", 422),
-        422,
-        openai.UnprocessableEntityError,
-        "invalid_request_error",
-    ),
-    (
-        StreamError(K.INVALID_REQUEST, "dup", 409),
-        409,
-        openai.ConflictError,
-        "invalid_request_error",
-    ),
-]
-
-
-@pytest.mark.parametrize(("error", "status", "exc", "type_"), SDK_ERRORS)
-def test_sdk_raises_the_right_exception_for_each_error_body(
-    server: ReplayServer,
-    client: openai.OpenAI,
-    error: StreamError,
-    status: int,
-    exc: type[openai.APIStatusError],
-    type_: str,
-) -> None:
-    got_status, body = OPENAI_CHAT.error_body(error)
-    assert got_status == status
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    server.respond(dumps(body), status=got_status, headers={"x-should-retry": "false"})
-    with pytest.raises(exc) as caught:
-        client.chat.completions.create(model="gpt-test", messages=MESSAGES)
-    assert type(caught.value) is exc
-    assert caught.value.status_code == status
-    assert caught.value.type == type_
-    assert error.message in caught.value.message
-
-
-# --- errors and non-streamed bodies from upstreams -------------------------------------
-
-
-def test_the_429_fixture_parses_and_renders_back_unchanged() -> None:
-    raw = (WRITTEN / "openai_http_error_429.json").read_bytes()
-    error = OPENAI_CHAT.parse_error(429, raw)
-    assert error == StreamError(K.RATE_LIMIT, "Rate limit reached for requests", 429, "requests")
-    assert OPENAI_CHAT.error_body(error) == (429, json.loads(raw))
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "expected"),
-    [
-        (502, b"<html>Bad Gateway</html>", StreamError(K.SERVER, "<html>Bad Gateway</html>", 502)),
-        (503, b"", StreamError(K.OVERLOADED, "upstream HTTP 503", 503)),
-        (404, b'{"detail": "Not Found"}', StreamError(K.NOT_FOUND, "Not Found", 404)),
-        (400, b'{"error": "plain string"}', StreamError(K.INVALID_REQUEST, "plain string", 400)),
-        (
-            401,
-            b'{"error": {"message": "Incorrect API key", "type": "invalid_request_error",'
-            b' "code": "invalid_api_key"}}',
-            StreamError(K.AUTHENTICATION, "Incorrect API key", 401, "invalid_request_error"),
-        ),
-        (
-            529,
-            b'{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}',
-            StreamError(K.OVERLOADED, "Overloaded", 529, "overloaded_error"),
-        ),
-        (413, b'{"message": "too big"}', StreamError(K.REQUEST_TOO_LARGE, "too big", 413)),
-    ],
-)
-def test_parse_error_tolerates_what_upstreams_send(
-    status: int, body: bytes, expected: StreamError
-) -> None:
-    assert OPENAI_CHAT.parse_error(status, body) == expected
-
-
-def test_parse_response_reads_an_openai_body_with_only_tool_calls() -> None:
-    body = {
-        "id": "chatcmpl-5",
-        "object": "chat.completion",
-        "created": 3,
-        "model": "gpt-4o",
-        "choices": [
-            {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": None,
-                    "refusal": None,
-                    "tool_calls": [
-                        {
-                            "id": "call_x",
-                            "type": "function",
-                            "function": {"name": "f", "arguments": '{"q": "a"}'},
-                        }
-                    ],
-                },
-                "logprobs": None,
-                "finish_reason": "tool_calls",
-            }
-        ],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 6, "total_tokens": 11},
-    }
-    deltas = OPENAI_CHAT.parse_response(dumps(body))
-    check_shape(deltas)
-    assert deltas == [
-        Start("chatcmpl-5", "gpt-4o", 3),
-        ToolCallStart(0, "call_x", "f"),
-        ToolCallDelta(0, '{"q": "a"}'),
-        ToolCallEnd(0),
-        Usage(5, 6),
-        Finish(R.TOOL_CALLS, "tool_calls"),
-    ]
-
-
-def test_parse_response_turns_error_and_malformed_bodies_into_stream_errors() -> None:
-    assert OPENAI_CHAT.parse_response(b'{"error": {"message": "nope", "type": "x"}}') == [
-        StreamError(K.SERVER, "nope", None, "x")
-    ]
-    [error] = OPENAI_CHAT.parse_response(b"{not json")
-    assert isinstance(error, StreamError) and error.kind == K.SERVER
-    assert error.message.startswith("upstream sent malformed data")
-
-
-# --- requests ---------------------------------------------------------------------------
-
-PNG = base64.b64encode(b"\x89PNG\r\n").decode()
-
-
-def test_parse_request_reads_every_field() -> None:
-    body = {
-        "model": "gpt-4o",
-        "messages": [
-            {"role": "developer", "content": "Be brief."},
-            {"role": "system", "content": [{"type": "text", "text": "And kind."}]},
-            {
-                "role": "user",
-                "name": "ann",
-                "content": [
-                    {"type": "text", "text": "What is this?"},
-                    {
-                        "type": "image_url",
-                        "image_url": {"url": "https://x.test/a.png", "detail": "low"},
-                    },
-                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
-                ],
-            },
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": "call_1",
-                        "type": "function",
-                        "function": {"name": "look", "arguments": '{"q": 1}'},
-                    }
-                ],
-            },
-            {
-                "role": "tool",
-                "tool_call_id": "call_1",
-                "content": [{"type": "text", "text": "a cat"}],
-            },
-            {"role": "assistant", "content": "A cat."},
-        ],
-        "tools": [
-            {
-                "type": "function",
-                "function": {
-                    "name": "look",
-                    "description": "Looks.",
-                    "parameters": {"type": "object"},
-                },
-            },
-            {"type": "function", "function": {"name": "bare"}},
-        ],
-        "tool_choice": {"type": "function", "function": {"name": "look"}},
-        "max_tokens": 100,
-        "temperature": 0.5,
-        "top_p": 1,
-        "stop": "END",
-        "n": 2,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-        "logprobs": True,
-        "top_logprobs": 3,
-        "parallel_tool_calls": False,
-        "user": "u-1",
-        "reasoning_effort": "low",
-        "seed": 7,
-    }
-    assert OPENAI_CHAT.parse_request(json.dumps(body)) == Request(
-        model="gpt-4o",
-        messages=(
-            Message("system", (TextPart("Be brief."),)),
-            Message("system", (TextPart("And kind."),)),
-            Message(
-                "user",
-                (
-                    TextPart("What is this?"),
-                    ImagePart(url="https://x.test/a.png"),
-                    ImagePart(data=PNG, media_type="image/png"),
-                ),
-                "ann",
-            ),
-            Message("assistant", (ToolCallPart("call_1", "look", '{"q": 1}'),)),
-            Message("tool", (ToolResultPart("call_1", "a cat"),)),
-            Message("assistant", (TextPart("A cat."),)),
-        ),
-        stream=True,
-        max_tokens=100,
-        temperature=0.5,
-        top_p=1.0,
-        stop=("END",),
-        tools=(Tool("look", "Looks.", {"type": "object"}), Tool("bare")),
-        tool_choice=ToolChoice("tool", "look"),
-        parallel_tool_calls=False,
-        include_usage=True,
-        n=2,
-        logprobs=True,
-        top_logprobs=3,
-        user="u-1",
-        extra={"reasoning_effort": "low", "seed": 7},
-        dialect="openai_chat",
-    )
-
-
-def test_max_completion_tokens_is_sent_on_under_its_own_name_only_to_openai_chat() -> None:
-    request = OPENAI_CHAT.parse_request(
-        {"model": "o3", "messages": [], "max_completion_tokens": 50, "max_tokens": 9}
-    )
-    assert request.max_tokens == 50
-    body = OPENAI_CHAT.build_request(request)
-    assert body["max_completion_tokens"] == 50 and "max_tokens" not in body
-    other = Request("o3", (), max_tokens=50, dialect="anthropic", extra={"top_k": 5})
-    assert OPENAI_CHAT.build_request(other) == {"model": "o3", "messages": [], "max_tokens": 50}
-
-
-def test_build_request_writes_tool_results_as_tool_messages_and_images_as_data_urls() -> None:
-    request = Request(
-        "m",
-        (
-            Message("user", (ImagePart(data=PNG, media_type="image/png"),)),
-            Message("assistant", (TextPart("ok"), ReasoningPart("hidden", "sig"))),
-            Message("tool", (ToolResultPart("a", "1"), ToolResultPart("b", "2", is_error=True))),
-        ),
-    )
-    assert OPENAI_CHAT.build_request(request)["messages"] == [
-        {
-            "role": "user",
-            "content": [
-                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
-            ],
-        },
-        {"role": "assistant", "content": "ok"},
-        {"role": "tool", "tool_call_id": "a", "content": "1"},
-        {"role": "tool", "tool_call_id": "b", "content": "2"},
-    ]
-
-
-BAD_REQUESTS: list[tuple[Any, str | None]] = [
-    (b"{not json", None),
-    (b"[]", None),
-    ({"messages": []}, "model"),
-    ({"model": 5, "messages": []}, "model"),
-    ({"model": "m"}, "messages"),
-    ({"model": "m", "messages": {}}, "messages"),
-    ({"model": "m", "messages": ["hi"]}, "messages[0]"),
-    ({"model": "m", "messages": [{"content": "hi"}]}, "messages[0].role"),
-    ({"model": "m", "messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role"),
-    ({"model": "m", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
-    (
-        {"model": "m", "messages": [{"role": "user", "content": [{"text": "x"}]}]},
-        "messages[0].content[0].type",
-    ),
-    (
-        {"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
-        "messages[0].content[0].type",
-    ),
-    (
-        {"model": "m", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
-        "messages[0].content[0].text",
-    ),
-    (
-        {
-            "model": "m",
-            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}],
-        },
-        "messages[0].content[0].image_url.url",
-    ),
-    ({"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
-    (
-        {"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "a"}]}]},
-        "messages[0].tool_calls[0].function",
-    ),
-    (
-        {
-            "model": "m",
-            "messages": [{"role": "assistant", "tool_calls": [{"id": "a", "function": {}}]}],
-        },
-        "messages[0].tool_calls[0].function.name",
-    ),
-    ({"model": "m", "messages": [], "temperature": "hot"}, "temperature"),
-    ({"model": "m", "messages": [], "max_tokens": 0}, "max_tokens"),
-    ({"model": "m", "messages": [], "max_completion_tokens": "9"}, "max_completion_tokens"),
-    ({"model": "m", "messages": [], "stop": 5}, "stop"),
-    ({"model": "m", "messages": [], "stop": ["a", 1]}, "stop"),
-    ({"model": "m", "messages": [], "n": 0}, "n"),
-    ({"model": "m", "messages": [], "stream": "yes"}, "stream"),
-    (
-        {"model": "m", "messages": [], "stream_options": {"include_usage": 1}},
-        "stream_options.include_usage",
-    ),
-    ({"model": "m", "messages": [], "tools": [{"type": "custom"}]}, "tools[0].type"),
-    ({"model": "m", "messages": [], "tools": [{"type": "function"}]}, "tools[0].function"),
-    (
-        {"model": "m", "messages": [], "tools": [{"type": "function", "function": {}}]},
-        "tools[0].function.name",
-    ),
-    ({"model": "m", "messages": [], "tool_choice": "sometimes"}, "tool_choice"),
-    ({"model": "m", "messages": [], "tool_choice": {"type": "function"}}, "tool_choice.function"),
-    (
-        {"model": "m", "messages": [], "tool_choice": {"type": "function", "function": {}}},
-        "tool_choice.function.name",
-    ),
-]
-
-
-@pytest.mark.parametrize(("body", "param"), BAD_REQUESTS)
-def test_a_bad_request_names_the_offending_field(body: Any, param: str | None) -> None:
-    with pytest.raises(RequestError) as caught:
-        OPENAI_CHAT.parse_request(body)
-    assert caught.value.param == param
-    assert caught.value.status == 400
-
-
-texts = st.text(min_size=1, max_size=12)
-ids = st.text("abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=10)
-images = st.one_of(
-    st.builds(lambda p: ImagePart(url=f"https://img.test/{p}.png"), ids),
-    st.builds(
-        lambda d: ImagePart(data=base64.b64encode(d).decode(), media_type="image/jpeg"),
-        st.binary(max_size=8),
-    ),
-)
-
-
-def _parts(
-    strategy: st.SearchStrategy[Part], min_size: int = 1
-) -> st.SearchStrategy[tuple[Part, ...]]:
-    return st.lists(strategy, min_size=min_size, max_size=3).map(tuple)
-
-
-text_parts = texts.map(TextPart)
-calls = st.builds(ToolCallPart, ids, ids, st.sampled_from(['{"a": 1}', "{}", "[1]"]))
-names = st.sampled_from(["", "ann"])
-messages = st.one_of(
-    st.builds(Message, st.just("system"), _parts(text_parts), names),
-    st.builds(Message, st.just("user"), _parts(st.one_of(text_parts, images)), names),
-    st.builds(
-        lambda text, tool_calls, name: Message("assistant", text + tool_calls, name),
-        _parts(text_parts, 0),
-        _parts(calls, 0),
-        names,
-    ),
-    st.builds(lambda i, c: Message("tool", (ToolResultPart(i, c),)), ids, st.text(max_size=8)),
-)
-tools = st.builds(
-    Tool,
-    ids,
-    st.sampled_from(["", "Does it."]),
-    st.sampled_from([{"type": "object", "properties": {}}, {"type": "object", "required": ["a"]}]),
-)
-tool_choices = st.one_of(
-    st.none(),
-    st.sampled_from(["auto", "none", "required"]).map(ToolChoice),
-    ids.map(lambda n: ToolChoice("tool", n)),
-)
-finite = st.floats(0, 2, allow_nan=False)
-
-
-@st.composite
-def requests(draw: st.DrawFn) -> Request:
-    stream = draw(st.booleans())
-    max_tokens = draw(st.one_of(st.none(), st.integers(1, 10_000)))
-    extra: dict[str, Any] = draw(
-        st.sampled_from([{}, {"seed": 3}, {"reasoning_effort": "high", "metadata": {"k": "v"}}])
-    )
-    if max_tokens is not None and draw(st.booleans()):
-        extra = {**extra, "max_completion_tokens": max_tokens}
-    return Request(
-        model=draw(texts),
-        messages=tuple(draw(st.lists(messages, max_size=5))),
-        stream=stream,
-        max_tokens=max_tokens,
-        temperature=draw(st.one_of(st.none(), finite)),
-        top_p=draw(st.one_of(st.none(), finite)),
-        stop=tuple(draw(st.lists(texts, max_size=3))),
-        tools=tuple(draw(st.lists(tools, max_size=2))),
-        tool_choice=draw(tool_choices),
-        parallel_tool_calls=draw(st.one_of(st.none(), st.booleans())),
-        include_usage=stream and draw(st.booleans()),
-        n=draw(st.integers(1, 3)),
-        logprobs=draw(st.booleans()),
-        top_logprobs=draw(st.one_of(st.none(), st.integers(0, 20))),
-        user=draw(st.sampled_from(["", "u-1"])),
-        extra=extra,
-        dialect="openai_chat",
-    )
-
-
-@given(requests())
-def test_parse_of_build_gives_the_request_back(request: Request) -> None:
-    assert OPENAI_CHAT.parse_request(dumps(OPENAI_CHAT.build_request(request))) == request
-
-
-# --- encode then decode keeps what a stream says --------------------------------------
-
 logprobs = st.one_of(
     st.none(),
     st.builds(
@@ -1687,6 +1139,8 @@ WORD = {
     R.ERROR: "error",
     R.OTHER: "stop",
 }
+
+
 REASON = {
     "stop": R.STOP,
     "length": R.LENGTH,
@@ -1732,9 +1186,3 @@ def test_any_valid_stream_survives_encode_then_decode(deltas: list[Delta]) -> No
     check_shape(decoded)
     assert complete
     assert accumulate(decoded) == as_decoded(accumulate(deltas))
-
-
-def test_replayed_completion_encodes_to_a_stream_that_decodes_back() -> None:
-    deltas, _ = decode([(CAPTURES / "n3_interleaved.sse").read_bytes()])
-    again, _ = decode([encode(replay(accumulate(deltas)))])
-    assert accumulate(again) == accumulate(deltas)

@@ -1,5 +1,6 @@
-"""The Ollama codec: /api/chat NDJSON in and out, request bodies, errors; the official
-`ollama` client over loopback when it is installed."""
+"""The Ollama dialect's stream codec, `tokenrelay.llm.ollama.stream`: the decoder and the encoder
+over fixtures, hand-built events and random streams.
+"""
 
 from __future__ import annotations
 
@@ -10,51 +11,30 @@ import orjson
 import pytest
 from hypothesis import given
 
-from tokenrelay.errors import RequestError
+from tests.conftest import FIXTURES, byte_by_byte, halves, random_splits
+from tests.dialect_helpers import feed_all
+from tests.llm.ollama.helpers import EXPECTED, NS
+from tests.neutral_streams import CARRIES, essence, streams
+from tests.replay_server import replay_server
 from tokenrelay.llm import (
     Delta,
     ErrorKind,
     Finish,
     FinishReason,
-    ImagePart,
-    Message,
     ReasoningDelta,
-    ReasoningPart,
     RefusalDelta,
-    Request,
     Start,
     StreamError,
     TextDelta,
-    TextPart,
-    Tool,
     ToolCallDelta,
     ToolCallEnd,
-    ToolCallPart,
     ToolCallStart,
-    ToolResultPart,
     Usage,
     accumulate,
 )
 from tokenrelay.llm.ollama import OLLAMA, OllamaDecoder, format_time, parse_time
 
-from .conftest import FIXTURES, byte_by_byte, halves, random_splits
-from .dialect_helpers import ERROR_STATUSES, feed_all
-from .neutral_streams import CARRIES, essence, streams
-from .replay_server import replay_server
-
 FIXTURE = (FIXTURES / "written" / "ollama_chat.ndjson").read_bytes()
-NS = 1751919739184789000  # 2025-07-07T20:22:19.184789Z
-
-EXPECTED: list[Delta] = [
-    Start(f"ollama-{NS}", "llama3.2", NS // 10**9),
-    TextDelta("Hel"),
-    TextDelta("lo"),
-    ToolCallStart(0, f"call_{NS}_0", "get_weather"),
-    ToolCallDelta(0, '{"city":"Tokyo"}'),
-    ToolCallEnd(0),
-    Usage(169, 15),
-    Finish(FinishReason.TOOL_CALLS, "stop"),
-]
 
 
 def decode(chunks: list[bytes]) -> tuple[list[Delta], OllamaDecoder]:
@@ -68,9 +48,6 @@ def lines(wire: bytes) -> list[dict[str, object]]:
 
 def ndjson(*objects: object) -> bytes:
     return b"".join(orjson.dumps(o) + b"\n" for o in objects)
-
-
-# --- decoding the fixture -----------------------------------------------------------
 
 
 def test_fixture_decodes_whole_to_the_expected_deltas() -> None:
@@ -114,9 +91,6 @@ def test_stream_cut_before_done_is_not_complete() -> None:
     deltas, decoder = decode([FIXTURE[: FIXTURE.rindex(b"{")]])
     assert deltas == EXPECTED[:6]
     assert not decoder.complete
-
-
-# --- decoding quirks ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -204,9 +178,6 @@ def test_unknown_fields_and_blank_lines_are_ignored() -> None:
         }
     )
     assert decode([wire])[0] == [Start("", "m", 0), TextDelta("a")]
-
-
-# --- encoding -----------------------------------------------------------------------
 
 
 def test_encoding_the_decoded_fixture_gives_an_equivalent_stream() -> None:
@@ -352,219 +323,12 @@ def test_noise_split_anywhere_never_crashes_the_decoder() -> None:
         decode([noise[i : i + size] for i in range(0, len(noise), size)])
 
 
-# --- requests -----------------------------------------------------------------------
-
-PNG = "iVBORw0KGgoAAAANSUhEUg=="
-
-
-def full_request(**changes: object) -> Request:
-    base = Request(
-        model="llama3.2",
-        messages=(
-            Message("system", (TextPart("Be brief."),)),
-            Message("user", (TextPart("Weather?"), ImagePart(data=PNG, media_type="image/png"))),
-            Message(
-                "assistant",
-                (
-                    ReasoningPart("thinking"),
-                    ToolCallPart("call_0", "get_weather", '{"city":"Paris"}'),
-                    ToolCallPart("call_1", "get_time", "{}"),
-                ),
-            ),
-            Message("tool", (ToolResultPart("call_1", "noon"),)),
-            Message("tool", (ToolResultPart("call_0", "sunny"),)),
-            Message("assistant", (TextPart("Sunny."),)),
-        ),
-        stream=True,
-        max_tokens=100,
-        temperature=0.5,
-        top_p=0.9,
-        stop=("END",),
-        tools=(
-            Tool(
-                "get_weather",
-                "Weather",
-                {"type": "object", "properties": {"city": {"type": "string"}}},
-            ),
-        ),
-        include_usage=True,
-        extra={
-            "options": {"seed": 7, "num_ctx": 4096},
-            "think": True,
-            "keep_alive": "5m",
-            "format": "json",
-        },
-        dialect="ollama",
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def test_build_request_writes_an_api_chat_body() -> None:
-    body = OLLAMA.build_request(full_request())
-    assert body["messages"] == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Weather?", "images": [PNG]},
-        {
-            "role": "assistant",
-            "content": "",
-            "thinking": "thinking",
-            "tool_calls": [
-                {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
-                {"function": {"name": "get_time", "arguments": {}}},
-            ],
-        },
-        {"role": "tool", "content": "noon", "tool_name": "get_time"},
-        {"role": "tool", "content": "sunny", "tool_name": "get_weather"},
-        {"role": "assistant", "content": "Sunny."},
-    ]
-    assert body["options"] == {
-        "num_predict": 100,
-        "temperature": 0.5,
-        "top_p": 0.9,
-        "stop": ["END"],
-        "seed": 7,
-        "num_ctx": 4096,
-    }
-    assert body["tools"][0]["function"]["name"] == "get_weather"
-    assert (body["stream"], body["think"], body["keep_alive"], body["format"]) == (
-        True,
-        True,
-        "5m",
-        "json",
-    )
-
-
-def test_parse_request_inverts_build_request() -> None:
-    request = full_request()
-    assert OLLAMA.parse_request(orjson.dumps(OLLAMA.build_request(request))) == request
-    quiet = full_request(stream=False, extra={})
-    assert OLLAMA.parse_request(OLLAMA.build_request(quiet)) == quiet
-
-
-def test_stream_defaults_to_true() -> None:
-    request = OLLAMA.parse_request({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
-    assert request.stream is True
-    assert request.messages == (Message("user", (TextPart("hi"),)),)
-
-
-def test_negative_num_predict_means_no_limit_and_stays_in_extra() -> None:
-    request = OLLAMA.parse_request({"model": "m", "messages": [], "options": {"num_predict": -1}})
-    assert request.max_tokens is None
-    assert request.extra == {"options": {"num_predict": -1}}
-
-
-def test_tool_results_without_names_answer_the_oldest_open_call() -> None:
-    body = {
-        "model": "m",
-        "messages": [
-            {
-                "role": "assistant",
-                "content": "",
-                "tool_calls": [
-                    {"function": {"name": "a", "arguments": {}}},
-                    {"function": {"name": "b", "arguments": {}}},
-                ],
-            },
-            {"role": "tool", "content": "1"},
-            {"role": "tool", "content": "2"},
-        ],
-    }
-    messages = OLLAMA.parse_request(body).messages
-    assert [m.parts[0] for m in messages[1:]] == [
-        ToolResultPart("call_0", "1"),
-        ToolResultPart("call_1", "2"),
-    ]
-
-
-def test_a_request_from_another_dialect_sends_no_extra_and_think_from_the_budget() -> None:
-    body = OLLAMA.build_request(full_request(dialect="anthropic", reasoning_budget=2048))
-    assert body["think"] is True
-    assert "keep_alive" not in body and "seed" not in body["options"]
-
-
-def test_images_by_data_url_are_unpacked_and_by_http_url_refused() -> None:
-    request = Request("m", (Message("user", (ImagePart(url=f"data:image/png;base64,{PNG}"),)),))
-    assert OLLAMA.build_request(request)["messages"][0]["images"] == [PNG]
-    with pytest.raises(RequestError) as info:
-        OLLAMA.build_request(
-            Request("m", (Message("user", (ImagePart(url="https://x.test/a.png"),)),))
-        )
-    assert info.value.param == "messages[0]"
-
-
-@pytest.mark.parametrize(
-    ("body", "param"),
-    [
-        ({"messages": []}, "model"),
-        ({"model": "m"}, "messages"),
-        ({"model": "m", "messages": {}}, "messages"),
-        ({"model": "m", "messages": [1]}, "messages[0]"),
-        ({"model": "m", "messages": [{"content": "x"}]}, "messages[0].role"),
-        ({"model": "m", "messages": [{"role": "bot"}]}, "messages[0].role"),
-        ({"model": "m", "messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
-        ({"model": "m", "messages": [{"role": "user", "images": [5]}]}, "messages[0].images[0]"),
-        (
-            {"model": "m", "messages": [{"role": "assistant", "tool_calls": [{}]}]},
-            "messages[0].tool_calls[0].function",
-        ),
-        (
-            {
-                "model": "m",
-                "messages": [
-                    {
-                        "role": "assistant",
-                        "tool_calls": [{"function": {"name": "f", "arguments": 3}}],
-                    }
-                ],
-            },
-            "messages[0].tool_calls[0].function.arguments",
-        ),
-        ({"model": "m", "messages": [], "stream": "yes"}, "stream"),
-        ({"model": "m", "messages": [], "options": {"temperature": "hot"}}, "options.temperature"),
-        ({"model": "m", "messages": [], "options": {"stop": [1]}}, "options.stop"),
-        ({"model": "m", "messages": [], "tools": [{"type": "web"}]}, "tools[0].type"),
-        ({"model": "m", "messages": [], "tools": [{"function": {}}]}, "tools[0].function.name"),
-    ],
-)
-def test_bad_request_bodies_name_the_field(body: dict[str, object], param: str) -> None:
-    with pytest.raises(RequestError) as info:
-        OLLAMA.parse_request(body)
-    assert info.value.param == param
-
-
-# --- non-streamed answers and errors ------------------------------------------------
-
-
-def test_render_response_then_parse_response_gives_the_completion_back() -> None:
-    completion = accumulate(EXPECTED)
-    body = OLLAMA.render_response(completion)
-    assert body["done"] is True and body["done_reason"] == "stop"
-    assert body["created_at"] == "2025-07-07T20:22:19.184789Z"
-    assert accumulate(OLLAMA.parse_response(orjson.dumps(body))) == completion
-    assert accumulate(OLLAMA.parse_response(body)) == completion
-
-
-@pytest.mark.parametrize(("kind", "status"), ERROR_STATUSES)
-def test_error_bodies_round_trip(kind: ErrorKind, status: int) -> None:
-    code, body = OLLAMA.error_body(StreamError(kind, "msg"))
-    assert (code, body) == (status, {"error": "msg"})
-    assert OLLAMA.parse_error(code, orjson.dumps(body)) == StreamError(kind, "msg", status)
-
-
-def test_parse_error_tolerates_non_json() -> None:
-    error = OLLAMA.parse_error(502, b"Bad Gateway")
-    assert (error.kind, error.status, error.message) == (ErrorKind.SERVER, 502, "Bad Gateway")
-
-
 def test_dialect_attributes() -> None:
     assert (OLLAMA.name, OLLAMA.framing, OLLAMA.media_type) == (
         "ollama",
         "ndjson",
         "application/x-ndjson",
     )
-
-
-# --- the official client ------------------------------------------------------------
 
 
 def test_official_client_reads_a_streamed_answer_with_thinking_and_tool_calls() -> None:
@@ -609,18 +373,6 @@ def test_official_client_reads_a_streamed_answer_with_thinking_and_tool_calls() 
     )
 
 
-def test_official_client_reads_a_non_streamed_answer() -> None:
-    ollama = pytest.importorskip("ollama")
-    body = orjson.dumps(OLLAMA.render_response(accumulate(EXPECTED)))
-    with replay_server() as server:
-        server.respond(body, content_type="application/json")
-        with ollama.Client(host=server.url) as client:
-            response = client.chat(model="llama3.2", messages=[], stream=False)
-    assert response.message.content == "Hello"
-    assert response.message.tool_calls[0].function.arguments == {"city": "Tokyo"}
-    assert response.eval_count == 15
-
-
 def test_official_client_raises_on_a_mid_stream_error_line() -> None:
     ollama = pytest.importorskip("ollama")
     stream: list[Delta] = [
@@ -635,21 +387,6 @@ def test_official_client_raises_on_a_mid_stream_error_line() -> None:
             pytest.raises(ollama.ResponseError, match="runner died"),
         ):
             list(client.chat(model="m", messages=[], stream=True))
-
-
-@pytest.mark.parametrize("kind", [ErrorKind.NOT_FOUND, ErrorKind.INVALID_REQUEST, ErrorKind.SERVER])
-def test_official_client_raises_error_bodies_with_their_status(kind: ErrorKind) -> None:
-    ollama = pytest.importorskip("ollama")
-    status, body = OLLAMA.error_body(StreamError(kind, "model 'x' not found"))
-    with replay_server() as server:
-        server.respond(orjson.dumps(body), status=status)
-        with ollama.Client(host=server.url) as client, pytest.raises(ollama.ResponseError) as info:
-            client.chat(model="x", messages=[], stream=False)
-    assert info.value.status_code == status
-    assert info.value.error == "model 'x' not found"
-
-
-# --- /api/generate ----------------------------------------------------------------------
 
 
 def test_generate_lines_carry_response_and_thinking_and_decode_back() -> None:
@@ -690,22 +427,3 @@ def test_generate_lines_carry_response_and_thinking_and_decode_back() -> None:
     whole = OLLAMA_GENERATE.render_response(accumulate(stream))
     assert (whole["response"], whole["thinking"], whole["done"]) == ("Hello", "hmm", True)
     assert "message" not in whole
-
-
-def test_generate_request_is_a_one_turn_chat() -> None:
-    from tokenrelay.llm import OLLAMA_GENERATE
-
-    request = OLLAMA_GENERATE.parse_request(
-        {
-            "model": "m",
-            "prompt": "hi",
-            "system": "be brief",
-            "options": {"num_predict": 5},
-            "stream": False,
-        }
-    )
-    assert [(m.role, m.text) for m in request.messages] == [("system", "be brief"), ("user", "hi")]
-    assert request.max_tokens == 5 and request.stream is False
-    with pytest.raises(RequestError) as info:
-        OLLAMA_GENERATE.parse_request({"model": "m", "prompt": "x", "suffix": "y"})
-    assert info.value.param == "suffix"

@@ -1,5 +1,7 @@
-"""The Vercel AI SDK UI message stream codec: the encoder reproduces the fixture, streams
-read back through the simple decoder, useChat bodies parse, errors."""
+"""The Vercel AI SDK UI message stream dialect's stream codec, `tokenrelay.llm.vercel.stream`: the
+decoder and the encoder over fixtures, hand-built events and random streams, and what the AI SDK
+reads.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +14,18 @@ import orjson
 import pytest
 from hypothesis import given
 
+from tests.conftest import FIXTURES, every_chunking
+from tests.dialect_helpers import data_lines, feed_all
+from tests.neutral_streams import essence, streams
+from tests.replay_server import replay_server
 from tests.required import missing
-from tokenrelay.errors import RequestError
 from tokenrelay.llm import (
     Delta,
     ErrorKind,
     Finish,
     FinishReason,
-    ImagePart,
     Message,
     ReasoningDelta,
-    ReasoningPart,
     RefusalDelta,
     Request,
     Start,
@@ -31,20 +34,14 @@ from tokenrelay.llm import (
     TextPart,
     ToolCallDelta,
     ToolCallEnd,
-    ToolCallPart,
     ToolCallStart,
-    ToolResultPart,
     Usage,
     accumulate,
 )
 from tokenrelay.llm.vercel import HEADERS, VERCEL_UI, VercelUIDecoder
 
-from .conftest import FIXTURES, every_chunking
-from .dialect_helpers import ERROR_STATUSES, data_lines, feed_all
-from .neutral_streams import essence, streams
-from .replay_server import replay_server
-
 FIXTURE = (FIXTURES / "written" / "vercel_ui_message_stream.sse").read_bytes()
+
 
 # The neutral stream the fixture stands for (as an upstream would send it).
 NEUTRAL: list[Delta] = [
@@ -67,9 +64,6 @@ def decode(chunks: list[bytes]) -> tuple[list[Delta], VercelUIDecoder]:
 
 def encode(stream: list[Delta], **options: bool) -> bytes:
     return VERCEL_UI.encoder(None, **options).encode_all(stream)
-
-
-# --- encoding -----------------------------------------------------------------------
 
 
 def test_the_equivalent_neutral_stream_encodes_to_the_fixture_exactly() -> None:
@@ -219,9 +213,6 @@ def test_a_stream_without_start_or_finish_still_opens_and_closes_the_message() -
     ]
 
 
-# --- decoding (the simple reader) ---------------------------------------------------
-
-
 EXPECTED: list[Delta] = [
     Start("msg_fx1", ""),
     ReasoningDelta("User wants weather."),
@@ -275,147 +266,6 @@ def test_random_streams_survive_encode_then_decode(stream: list[Delta]) -> None:
     ]
 
 
-# --- requests -----------------------------------------------------------------------
-
-
-def test_use_chat_body_parses_into_turns_tool_calls_and_results() -> None:
-    body = {
-        "id": "chat-1",
-        "trigger": "submit-message",
-        "model": "gpt-4o",
-        "temperature": 0.2,
-        "messages": [
-            {"id": "s", "role": "system", "parts": [{"type": "text", "text": "Be brief."}]},
-            {
-                "id": "u1",
-                "role": "user",
-                "parts": [
-                    {"type": "text", "text": "Weather here?"},
-                    {"type": "file", "mediaType": "image/png", "url": "data:image/png;base64,AAA="},
-                ],
-            },
-            {
-                "id": "a1",
-                "role": "assistant",
-                "parts": [
-                    {"type": "step-start"},
-                    {"type": "reasoning", "text": "need tools", "state": "done"},
-                    {"type": "text", "text": "Checking."},
-                    {
-                        "type": "tool-get_weather",
-                        "toolCallId": "c1",
-                        "state": "output-available",
-                        "input": {"city": "Paris"},
-                        "output": {"temp": 21},
-                    },
-                    {
-                        "type": "dynamic-tool",
-                        "toolName": "lookup",
-                        "toolCallId": "c2",
-                        "state": "output-error",
-                        "input": {},
-                        "errorText": "down",
-                    },
-                    {"type": "step-start"},
-                    {"type": "source-url", "sourceId": "s1", "url": "https://x.test"},
-                    {"type": "text", "text": "21 degrees."},
-                    {
-                        "type": "tool-ask",
-                        "toolCallId": "c3",
-                        "state": "input-streaming",
-                        "input": {},
-                    },
-                ],
-            },
-        ],
-    }
-    request = VERCEL_UI.parse_request(orjson.dumps(body))
-    assert request == Request(
-        model="gpt-4o",
-        messages=(
-            Message("system", (TextPart("Be brief."),)),
-            Message(
-                "user",
-                (
-                    TextPart("Weather here?"),
-                    ImagePart(url="data:image/png;base64,AAA=", media_type="image/png"),
-                ),
-            ),
-            Message(
-                "assistant",
-                (
-                    ReasoningPart("need tools"),
-                    TextPart("Checking."),
-                    ToolCallPart("c1", "get_weather", '{"city":"Paris"}'),
-                    ToolCallPart("c2", "lookup", "{}"),
-                ),
-            ),
-            Message(
-                "tool", (ToolResultPart("c1", '{"temp":21}'), ToolResultPart("c2", "down", True))
-            ),
-            Message("assistant", (TextPart("21 degrees."),)),
-        ),
-        stream=True,
-        extra={"id": "chat-1", "trigger": "submit-message", "temperature": 0.2},
-        dialect="vercel_ui",
-    )
-
-
-def test_denied_tool_calls_answer_with_an_error_result() -> None:
-    body = {
-        "messages": [
-            {
-                "role": "assistant",
-                "parts": [
-                    {
-                        "type": "tool-rm",
-                        "toolCallId": "c",
-                        "state": "output-denied",
-                        "input": {"path": "/"},
-                        "approval": {"id": "a", "approved": False, "reason": "Too risky."},
-                    }
-                ],
-            }
-        ]
-    }
-    messages = VERCEL_UI.parse_request(body).messages
-    assert messages[1] == Message(
-        "tool", (ToolResultPart("c", "The user denied the tool call. Too risky.", True),)
-    )
-    assert VERCEL_UI.parse_request(body).model == ""
-
-
-@pytest.mark.parametrize(
-    ("body", "param"),
-    [
-        ({}, "messages"),
-        ({"messages": [3]}, "messages[0]"),
-        ({"messages": [{"parts": []}]}, "messages[0].role"),
-        ({"messages": [{"role": "tool", "parts": []}]}, "messages[0].role"),
-        ({"messages": [{"role": "user", "parts": "hi"}]}, "messages[0].parts"),
-        ({"messages": [{"role": "user", "parts": [{"text": "x"}]}]}, "messages[0].parts[0].type"),
-        (
-            {"messages": [{"role": "user", "parts": [{"type": "text"}]}]},
-            "messages[0].parts[0].text",
-        ),
-        ({"messages": [{"role": "user", "parts": [{"type": "file"}]}]}, "messages[0].parts[0].url"),
-        (
-            {
-                "messages": [
-                    {"role": "assistant", "parts": [{"type": "tool-x", "state": "input-available"}]}
-                ]
-            },
-            "messages[0].parts[0].toolCallId",
-        ),
-        ({"messages": [], "model": 4}, "model"),
-    ],
-)
-def test_bad_request_bodies_name_the_field(body: dict[str, object], param: str) -> None:
-    with pytest.raises(RequestError) as info:
-        VERCEL_UI.parse_request(body)
-    assert info.value.param == param
-
-
 def test_directions_without_meaning_here_raise_not_implemented() -> None:
     request = Request("m", (Message("user", (TextPart("hi"),)),))
     with pytest.raises(NotImplementedError, match="browser-facing"):
@@ -425,23 +275,6 @@ def test_directions_without_meaning_here_raise_not_implemented() -> None:
     with pytest.raises(NotImplementedError, match="non-streamed"):
         VERCEL_UI.parse_response(b"{}")
 
-
-# --- errors -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("kind", "status"), ERROR_STATUSES)
-def test_error_bodies_round_trip(kind: ErrorKind, status: int) -> None:
-    code, body = VERCEL_UI.error_body(StreamError(kind, "msg"))
-    assert (code, body) == (status, {"type": "error", "errorText": "msg"})
-    assert VERCEL_UI.parse_error(code, orjson.dumps(body)) == StreamError(kind, "msg", status)
-
-
-def test_parse_error_reads_other_shapes_and_plain_text() -> None:
-    assert VERCEL_UI.parse_error(400, b'{"error": {"message": "bad"}}').message == "bad"
-    assert VERCEL_UI.parse_error(500, b"Internal Server Error").message == "Internal Server Error"
-
-
-# --- the AI SDK itself (opt-in: needs Node and an `npm install ai` directory) --------
 
 _NODE_CHECK = """
 import { createRequire } from 'node:module';

@@ -1,12 +1,12 @@
-"""The OpenAI Responses codec: fixtures decode at every chunking, the encoder's output is
-what the official openai SDK reads, requests survive parse/build, and random neutral
-streams survive encode → decode."""
+"""The OpenAI Responses dialect's stream codec, `tokenrelay.llm.openai_responses.stream`: the
+decoder and the encoder over fixtures, hand-built events and random streams, and what the
+official `openai` SDK reads.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -16,19 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES, byte_by_byte, halves, random_splits
-from tests.dialect_helpers import feed_all, named_events, openai_client
+from tests.dialect_helpers import feed_all, named_events
+from tests.llm.openai_responses.helpers import encode, rich_stream
 from tests.replay_server import ReplayServer
-from tokenrelay.errors import RequestError
 from tokenrelay.llm import (
     Completion,
     Delta,
     ErrorKind,
     Finish,
     FinishReason,
-    ImagePart,
     Message,
     ReasoningDelta,
-    ReasoningPart,
     RefusalDelta,
     Request,
     Start,
@@ -38,10 +36,8 @@ from tokenrelay.llm import (
     Tool,
     ToolCallDelta,
     ToolCallEnd,
-    ToolCallPart,
     ToolCallStart,
     ToolChoice,
-    ToolResultPart,
     Usage,
     accumulate,
 )
@@ -51,19 +47,17 @@ from tokenrelay.llm.openai_responses import OPENAI_RESPONSES
 pytestmark = pytest.mark.sdk
 
 WRITTEN = FIXTURES / "written"
-MODEL = "gpt-4.1-2025-04-14"
-START = Start("resp_fx1", MODEL, 1741290958)
 
-# --- helpers -------------------------------------------------------------------------
+
+MODEL = "gpt-4.1-2025-04-14"
+
+
+START = Start("resp_fx1", MODEL, 1741290958)
 
 
 def decode(chunks: list[bytes]) -> tuple[list[Delta], bool]:
     decoder = OPENAI_RESPONSES.decoder()
     return feed_all(decoder, chunks), decoder.complete
-
-
-def encode(deltas: list[Delta], request: Request | None = None) -> bytes:
-    return OPENAI_RESPONSES.encoder(request).encode_all(deltas)
 
 
 def sse(*events: dict[str, Any]) -> bytes:
@@ -93,8 +87,6 @@ def response(status: str = "in_progress", **fields: Any) -> dict[str, Any]:
 CREATED = {"type": "response.created", "response": response()}
 
 
-# --- 1. fixtures decode at every chunking --------------------------------------------
-
 EXPECTED: dict[str, list[Delta]] = {
     "openai_responses_text.sse": [
         START,
@@ -119,6 +111,8 @@ EXPECTED: dict[str, list[Delta]] = {
         ),
     ],
 }
+
+
 FIXTURE_NAMES = sorted(EXPECTED)
 
 
@@ -181,9 +175,6 @@ def test_stream_cut_short_is_not_complete() -> None:
     deltas, complete = decode([data[: data.index(b"event: response.completed")]])
     assert not complete
     assert deltas == EXPECTED["openai_responses_text.sse"][:3]
-
-
-# --- decoder: the rest of the dialect ------------------------------------------------
 
 
 def test_summary_parts_join_with_a_blank_line_and_encrypted_content_is_the_signature() -> None:
@@ -356,6 +347,8 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )  # fmt: skip
+
+
 EVENT_TYPES = [
     "response.created", "response.in_progress", "response.output_text.delta",
     "response.refusal.delta", "response.reasoning_text.delta",
@@ -388,13 +381,13 @@ def test_no_bytes_crash_the_decoder(data: bytes) -> None:
     decoder.close()
 
 
-# --- 2. encoder golden: decode a fixture, encode it back -----------------------------
-
 # The neutral model does not carry the item ids (the encoder derives its own), the request
 # settings echoed in the response object (temperature, tools, store...), logprobs,
 # annotations or cache writes; and this encoder always sends response.in_progress.
 CARRIED = {"id", "object", "created_at", "status", "model", "output", "usage", "error",
            "incomplete_details"}  # fmt: skip
+
+
 ITEM_TYPES = {"message", "function_call", "reasoning"}
 
 
@@ -430,30 +423,6 @@ def test_encoding_a_decoded_fixture_gives_the_fixture_back(name: str) -> None:
     deltas, _ = decode([fixture_bytes(name)])
     encoded = named_events(encode(deltas))
     assert normalise(encoded) == normalise(original)
-
-
-# --- the encoder's own promises ------------------------------------------------------
-
-
-def rich_stream(finish: FinishReason = FinishReason.TOOL_CALLS) -> list[Delta]:
-    """Reasoning with a signature, text, a call with arguments and one without, then the
-    finish, with the usage coming after it."""
-    return [
-        Start("resp_t1", "gpt-test", 1700000000),
-        ReasoningDelta("Let me "),
-        ReasoningDelta("think."),
-        ReasoningDelta("", signature="enc=="),
-        TextDelta("Hello"),
-        TextDelta(", world"),
-        ToolCallStart(0, "call_a", "get_weather"),
-        ToolCallDelta(0, '{"city":'),
-        ToolCallDelta(0, '"Paris"}'),
-        ToolCallEnd(0),
-        ToolCallStart(1, "call_b", "get_time"),
-        ToolCallEnd(1),
-        Finish(finish),
-        Usage(20, 10, cached_tokens=5, reasoning_tokens=3),
-    ]
 
 
 RICH_TYPES = [
@@ -534,15 +503,6 @@ def test_text_and_refusal_share_one_message_as_two_parts() -> None:
 def test_other_choices_are_dropped() -> None:
     deltas: list[Delta] = [Start("resp_c", "m"), TextDelta("a"), TextDelta("b", choice=1)]
     assert accumulate(decode([encode(deltas)])[0]).choices[0].text == "a"
-
-
-# --- 3. the official openai SDK reads what the encoder writes -------------------------
-
-
-@pytest.fixture
-def sdk(server: ReplayServer) -> Iterator[openai.OpenAI]:
-    with openai_client(server.url + "/v1", api_key="x") as client:
-        yield client
 
 
 def test_sdk_stream_helper_reads_reasoning_text_calls_and_usage(
@@ -656,308 +616,6 @@ def test_sdk_surfaces_a_midstream_error_as_error_and_failed_events(
     raw = list(sdk.responses.create(model="gpt-test", input="hi", stream=True))
     assert [e.type for e in raw[-2:]] == ["error", "response.failed"]
 
-
-def test_sdk_create_parses_the_non_streamed_response(
-    server: ReplayServer, sdk: openai.OpenAI
-) -> None:
-    body = OPENAI_RESPONSES.render_response(accumulate(rich_stream()))
-    server.respond(dumps(body), content_type="application/json")
-    result = sdk.responses.create(model="gpt-test", input="hi")
-    assert result.output_text == "Hello, world"
-    assert [o.type for o in result.output] == [
-        "reasoning",
-        "message",
-        "function_call",
-        "function_call",
-    ]
-    assert result.usage is not None and result.usage.total_tokens == 30
-    assert result.status == "completed"
-
-
-@pytest.mark.parametrize(
-    ("finish", "error", "status"),
-    [
-        (Finish(FinishReason.LENGTH), None, "incomplete"),
-        (None, StreamError(ErrorKind.SERVER, "boom"), "failed"),
-    ],
-)
-def test_sdk_create_parses_incomplete_and_failed_responses(
-    server: ReplayServer,
-    sdk: openai.OpenAI,
-    finish: Finish | None,
-    error: StreamError | None,
-    status: str,
-) -> None:
-    completion = accumulate([Start("resp_n", "m"), TextDelta("x"), *([finish] if finish else [])])
-    body = OPENAI_RESPONSES.render_response(replace(completion, error=error))
-    server.respond(dumps(body), content_type="application/json")
-    result = sdk.responses.create(model="gpt-test", input="hi")
-    assert result.status == status
-    assert (result.error is not None) == (error is not None)
-
-
-@pytest.mark.parametrize(
-    ("kind", "status", "exception"),
-    [
-        (ErrorKind.INVALID_REQUEST, 400, openai.BadRequestError),
-        (ErrorKind.AUTHENTICATION, 401, openai.AuthenticationError),
-        (ErrorKind.PERMISSION, 403, openai.PermissionDeniedError),
-        (ErrorKind.NOT_FOUND, 404, openai.NotFoundError),
-        (ErrorKind.REQUEST_TOO_LARGE, 413, openai.APIStatusError),
-        (ErrorKind.RATE_LIMIT, 429, openai.RateLimitError),
-        (ErrorKind.SERVER, 500, openai.InternalServerError),
-        (ErrorKind.TIMEOUT, 504, openai.InternalServerError),
-        (ErrorKind.OVERLOADED, 503, openai.InternalServerError),
-    ],
-)
-def test_sdk_raises_the_right_exception_for_each_error_body(
-    server: ReplayServer,
-    sdk: openai.OpenAI,
-    kind: ErrorKind,
-    status: int,
-    exception: type[Exception],
-) -> None:
-    sent_status, body = OPENAI_RESPONSES.error_body(StreamError(kind, f"{kind} happened"))
-    assert sent_status == status
-    server.respond(dumps(body), status=sent_status)
-    with pytest.raises(exception) as info:
-        sdk.responses.create(model="gpt-test", input="hi")
-    assert isinstance(info.value, openai.APIStatusError)
-    assert info.value.status_code == status
-    assert f"{kind} happened" in info.value.message
-
-
-def test_sdk_request_body_parses(server: ReplayServer, sdk: openai.OpenAI) -> None:
-    server.respond(encode(rich_stream()))
-    tools: Any = [
-        {"type": "function", "name": "get_weather", "description": "Weather",
-         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-         "strict": False},
-    ]  # fmt: skip
-    sdk.responses.create(
-        model="gpt-test",
-        instructions="Be brief.",
-        input=[{"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]}],
-        tools=tools,
-        max_output_tokens=50,
-        stream=True,
-    ).close()
-    request = OPENAI_RESPONSES.parse_request(server.requests[-1][3])
-    assert request.messages == (
-        Message("system", (TextPart("Be brief."),)),
-        Message("user", (TextPart("Weather?"),)),
-    )
-    assert request.tools[0].name == "get_weather" and request.stream
-    assert request.max_tokens == 50 and "tools" not in request.extra
-
-
-# --- error bodies both ways ----------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", list(ErrorKind))
-def test_error_body_parses_back_to_its_kind(kind: ErrorKind) -> None:
-    status, body = OPENAI_RESPONSES.error_body(StreamError(kind, "msg"))
-    error = OPENAI_RESPONSES.parse_error(status, dumps(body))
-    assert (error.message, error.status) == ("msg", status)
-    # 529 is sent as 503, which reads back as overloaded too
-    assert error.kind is kind
-
-
-def test_parse_error_tolerates_a_body_that_is_not_json() -> None:
-    error = OPENAI_RESPONSES.parse_error(502, b"<html>Bad gateway</html>")
-    assert (error.kind, error.status, error.message) == (
-        ErrorKind.SERVER, 502, "<html>Bad gateway</html>"
-    )  # fmt: skip
-
-
-def test_parse_response_reads_an_error_body() -> None:
-    body = {"error": {"message": "nope", "type": "invalid_request_error", "code": None}}
-    assert OPENAI_RESPONSES.parse_response(dumps(body)) == [
-        StreamError(ErrorKind.INVALID_REQUEST, "nope", None, "invalid_request_error")
-    ]
-
-
-def test_render_then_parse_response_keeps_the_answer() -> None:
-    completion = accumulate(rich_stream())
-    deltas = OPENAI_RESPONSES.parse_response(dumps(OPENAI_RESPONSES.render_response(completion)))
-    assert accumulate(deltas) == completion
-
-
-# --- 4. requests ---------------------------------------------------------------------
-
-FULL_REQUEST = Request(
-    model="gpt-4.1",
-    messages=(
-        Message("system", (TextPart("Be brief."),)),
-        Message("user", (TextPart("Look:"), ImagePart(url="https://example.com/a.png"))),
-        Message(
-            "assistant",
-            (
-                ReasoningPart("I should call tools.", "enc=="),
-                TextPart("Checking."),
-                ToolCallPart("call_1", "get_weather", '{"city":"Paris"}'),
-                ToolCallPart("call_2", "now", "{}"),
-            ),
-        ),
-        Message("tool", (ToolResultPart("call_1", "sunny"), ToolResultPart("call_2", "noon"))),
-        Message("system", (TextPart("Answer in French."),)),
-        Message("user", (TextPart("Merci"),)),
-    ),
-    stream=True,
-    max_tokens=100,
-    temperature=0.5,
-    top_p=0.9,
-    tools=(
-        Tool("get_weather", "Weather", {"type": "object", "properties": {"city": {}}}),
-        Tool("now"),
-    ),
-    tool_choice=ToolChoice("tool", "get_weather"),
-    parallel_tool_calls=False,
-    include_usage=True,
-    user="u1",
-    extra={"store": False, "metadata": {"k": "v"}, "reasoning": {"effort": "low"},
-           "previous_response_id": "resp_0", "include": ["reasoning.encrypted_content"]},
-    dialect="openai_responses",
-)  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    "request_",
-    [
-        FULL_REQUEST,
-        Request("m", (Message("user", (TextPart("hi"),)),), include_usage=True,
-                dialect="openai_responses"),
-        replace(FULL_REQUEST, tool_choice=ToolChoice("none"), stream=False),
-        replace(FULL_REQUEST, extra={"tools": [{"type": "web_search"}]}, tools=()),
-    ],
-)  # fmt: skip
-def test_parse_of_build_gives_the_request_back(request_: Request) -> None:
-    body = OPENAI_RESPONSES.build_request(request_)
-    assert OPENAI_RESPONSES.parse_request(dumps(body)) == request_
-
-
-def test_build_request_writes_the_responses_shape() -> None:
-    body = OPENAI_RESPONSES.build_request(FULL_REQUEST)
-    assert body["instructions"] == "Be brief."
-    assert body["input"][0] == {
-        "type": "message",
-        "role": "user",
-        "content": [
-            {"type": "input_text", "text": "Look:"},
-            {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "auto"},
-        ],
-    }
-    assert [item["type"] for item in body["input"][1:6]] == [
-        "reasoning", "message", "function_call", "function_call", "function_call_output"
-    ]  # fmt: skip
-    assert "id" not in body["input"][1]  # a store=false upstream would look it up
-    assert body["tool_choice"] == {"type": "function", "name": "get_weather"}
-    assert body["max_output_tokens"] == 100 and body["store"] is False
-
-
-def test_requests_from_other_dialects_get_non_strict_tools_and_lose_what_has_no_place() -> None:
-    request = Request(
-        "m",
-        (
-            Message("user", (ImagePart(data="AAAA", media_type="image/jpeg"),)),
-            Message("assistant", (ReasoningPart("unsigned thoughts"), TextPart("ok"))),
-        ),
-        tools=(Tool("f"),),
-        stop=("END",),
-        n=2,
-        reasoning_budget=8000,
-        extra={"seed": 1},
-        dialect="openai_chat",
-    )
-    body = OPENAI_RESPONSES.build_request(request)
-    assert body["tools"][0]["strict"] is False
-    assert body["reasoning"] == {"effort": "medium"}
-    assert body["input"][0]["content"][0]["image_url"] == "data:image/jpeg;base64,AAAA"
-    assert [item["type"] for item in body["input"]] == ["message", "message"]  # no reasoning
-    assert not {"stop", "n", "seed"} & body.keys()
-
-
-def test_parse_request_reads_the_loose_forms() -> None:
-    request = OPENAI_RESPONSES.parse_request(
-        {
-            "model": "m",
-            "input": [
-                {"role": "developer", "content": "Rules."},
-                {"role": "user", "content": "Hi"},
-                {"type": "function_call_output", "call_id": "c",
-                 "output": [{"type": "input_text", "text": "a"},
-                            {"type": "input_text", "text": "b"}]},
-                {"type": "reasoning", "id": "rs_1",
-                 "summary": [{"type": "summary_text", "text": "one"},
-                             {"type": "summary_text", "text": "two"}]},
-            ],
-            "tools": [{"type": "function", "name": "f", "strict": True}, {"type": "web_search"}],
-            "tool_choice": {"type": "web_search"},
-            "seed": 3,
-        }
-    )  # fmt: skip
-    assert request.messages == (
-        Message("system", (TextPart("Rules."),)),
-        Message("user", (TextPart("Hi"),)),
-        Message("tool", (ToolResultPart("c", "ab"),)),
-        Message("assistant", (ReasoningPart("one\n\ntwo"),)),
-    )
-    assert request.tools == (Tool("f"),) and request.tool_choice is None
-    assert request.extra["tools"][1] == {"type": "web_search"}
-    assert request.extra["tool_choice"] == {"type": "web_search"}
-    assert request.extra["seed"] == 3 and request.include_usage
-
-
-def test_parse_request_takes_a_string_input() -> None:
-    request = OPENAI_RESPONSES.parse_request(b'{"model":"m","input":"hello","stream":true}')
-    assert request.messages == (Message("user", (TextPart("hello"),)),) and request.stream
-
-
-@pytest.mark.parametrize(
-    ("body", "param"),
-    [
-        ({"input": "x"}, "model"),
-        ({"model": 3, "input": "x"}, "model"),
-        ({"model": "m"}, "input"),
-        ({"model": "m", "input": 3}, "input"),
-        ({"model": "m", "input": ["x"]}, "input[0]"),
-        ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
-        ({"model": "m", "input": [{"role": "user"}]}, "input[0].content"),
-        ({"model": "m", "input": [{"role": "user", "content": 3}]}, "input[0].content"),
-        ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_file"}]}]},
-         "input[0].content[0].type"),
-        ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
-         "input[0].content[0].text"),
-        ({"model": "m", "input": [{"role": "user",
-                                   "content": [{"type": "input_image", "file_id": "f"}]}]},
-         "input[0].content[0].file_id"),
-        ({"model": "m", "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
-         "input[0].call_id"),
-        ({"model": "m", "input": [{"type": "function_call_output", "call_id": "c", "output": 1}]},
-         "input[0].output"),
-        ({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
-        ({"model": "m", "input": "x", "tools": {}}, "tools"),
-        ({"model": "m", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
-        ({"model": "m", "input": "x", "tool_choice": "sometimes"}, "tool_choice"),
-        ({"model": "m", "input": "x", "max_output_tokens": "9"}, "max_output_tokens"),
-        ({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
-        ({"model": "m", "input": "x", "temperature": "hot"}, "temperature"),
-        ({"model": "m", "input": "x", "stream": "yes"}, "stream"),
-        ({"model": "m", "input": "x", "reasoning": "high"}, "reasoning"),
-    ],
-)  # fmt: skip
-def test_bad_request_names_the_field(body: dict[str, Any], param: str) -> None:
-    with pytest.raises(RequestError) as info:
-        OPENAI_RESPONSES.parse_request(body)
-    assert info.value.param == param
-
-
-def test_request_body_that_is_not_json_is_rejected() -> None:
-    with pytest.raises(RequestError):
-        OPENAI_RESPONSES.parse_request(b"{nope")
-
-
-# --- 5. random neutral streams survive encode → decode --------------------------------
 
 small_text = st.text(max_size=6)
 

@@ -1,0 +1,17 @@
+"""The OpenAI Responses dialect: fixtures its test modules share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from tests.dialect_helpers import openai_client
+from tests.replay_server import ReplayServer
+
+
+@pytest.fixture
+def sdk(server: ReplayServer) -> Iterator[openai.OpenAI]:
+    with openai_client(server.url + "/v1", api_key="x") as client:
+        yield client
