@@ -1,4 +1,4 @@
-"""The Anthropic Messages dialect: fixtures its test modules share."""
+"""Fixtures the Anthropic Messages test modules share."""
 
 from __future__ import annotations
 

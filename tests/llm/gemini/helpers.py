@@ -1,4 +1,4 @@
-"""The Gemini dialect: what its test modules share."""
+"""What the Gemini test modules share."""
 
 from __future__ import annotations
 

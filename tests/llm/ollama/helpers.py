@@ -1,4 +1,4 @@
-"""The Ollama dialect: what its test modules share."""
+"""What the Ollama test modules share."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The OpenAI Chat Completions dialect: fixtures its test modules share."""
+"""Fixtures the OpenAI Chat Completions test modules share."""
 
 from __future__ import annotations
 

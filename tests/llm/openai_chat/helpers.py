@@ -1,6 +1,4 @@
-"""The OpenAI Chat Completions dialect's what its test modules share (fixtures read, small wire
-builders).
-"""
+"""What the OpenAI Chat Completions test modules share."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The OpenAI Responses dialect: fixtures its test modules share."""
+"""Fixtures the OpenAI Responses test modules share."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The OpenAI Responses dialect: what its test modules share."""
+"""What the OpenAI Responses test modules share."""
 
 from __future__ import annotations
 

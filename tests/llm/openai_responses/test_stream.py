@@ -374,13 +374,6 @@ def test_no_event_content_crashes_the_decoder(events: list[tuple[str, dict[str, 
     decoder.close()
 
 
-@given(st.binary(max_size=300))
-def test_no_bytes_crash_the_decoder(data: bytes) -> None:
-    decoder = OPENAI_RESPONSES.decoder()
-    decoder.feed(data)
-    decoder.close()
-
-
 # The neutral model does not carry the item ids (the encoder derives its own), the request
 # settings echoed in the response object (temperature, tools, store...), logprobs,
 # annotations or cache writes; and this encoder always sends response.in_progress.

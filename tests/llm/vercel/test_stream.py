@@ -12,11 +12,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given
 
 from tests.conftest import FIXTURES, every_chunking
 from tests.dialect_helpers import data_lines, feed_all
-from tests.neutral_streams import essence, streams
 from tests.replay_server import replay_server
 from tests.required import missing
 from tokenrelay.llm import (
@@ -249,21 +247,6 @@ def test_decoder_reads_errors_malformed_data_and_inputs_without_deltas() -> None
     assert decoder.complete
     (error,) = decode([b"data: {oops\n\n"])[0]
     assert isinstance(error, StreamError) and "malformed" in error.message
-
-
-@given(streams(frozenset({"reasoning", "refusal", "tools"})))
-def test_random_streams_survive_encode_then_decode(stream: list[Delta]) -> None:
-    before = accumulate(stream)
-    after = accumulate(decode([encode(stream, message_metadata=True)])[0])
-    want = essence(before)
-    # Refusals travel as text.
-    want["choices"][0]["text"] += want["choices"][0]["refusal"]
-    want["choices"][0]["refusal"] = ""
-    assert essence(after) == want
-    assert after.id == before.id
-    assert [c.id for c in after.choices[0].tool_calls] == [
-        c.id for c in before.choices[0].tool_calls
-    ]
 
 
 def test_directions_without_meaning_here_raise_not_implemented() -> None:
