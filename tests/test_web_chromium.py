@@ -8,13 +8,11 @@ Under CI a missing Chromium or playwright fails; elsewhere these tests skip.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
 import re
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +22,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.asgi_servers import free_port, run_server
+from tests.asgi_servers import run_server
+from tests.cutting_proxy import CuttingProxy
 from tests.required import missing
 from tokenrelay.gateway import create_app, default_config
 from tokenrelay.providers.base import ProviderConfig
@@ -35,6 +34,7 @@ ROOT = Path(__file__).parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 README_SHOT = ROOT / "docs" / "chat.png"
 TOKEN_MS = 20
+CHAT_REQUEST = b"POST /v1/chat/completions "
 LONG_TEXT = " ".join(f"token{i}" for i in range(120))  # ~2.4 s at TOKEN_MS
 
 
@@ -215,109 +215,20 @@ def test_stop_cancels_the_generation_upstream(page: Any, gateway: str) -> None:
     assert page.errors == []
 
 
-class StreamCuttingProxy:
-    """A loopback TCP proxy to ``target_port`` that drops the connection carrying the
-    first ``POST /v1/chat/completions`` after ``cut`` bytes of its response — a real
-    network failure for the browser (Chromium's offline emulation leaves an open stream
-    alone); every other connection passes untouched."""
-
-    def __init__(self, target_port: int, cut: int) -> None:
-        self.target_port = target_port
-        self.cut = cut
-        self.port = free_port()
-        self.cuts = 0
-        self._armed = False
-        self._handlers: set[asyncio.Task[None]] = set()
-        self._transports: list[asyncio.BaseTransport] = []
-
-    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        self._transports.append(client_w.transport)
-        try:
-            server_r, server_w = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            client_w.transport.abort()
-            return
-        self._transports.append(server_w.transport)
-        this: dict[str, int | None] = {"limit": None}
-
-        async def up() -> None:
-            with contextlib.suppress(ConnectionError):
-                while data := await client_r.read(65536):
-                    if not self._armed and b"POST /v1/chat/completions " in data:
-                        self._armed = True
-                        this["limit"] = self.cut
-                    server_w.write(data)
-                    await server_w.drain()
-
-        async def down() -> None:
-            sent = 0
-            with contextlib.suppress(ConnectionError):
-                while data := await server_r.read(65536):
-                    limit = this["limit"]
-                    if limit is not None and sent + len(data) >= limit:
-                        client_w.write(data[: limit - sent])
-                        await client_w.drain()
-                        self.cuts += 1
-                        return
-                    if limit is not None:
-                        sent += len(data)
-                    client_w.write(data)
-                    await client_w.drain()
-
-        upward = asyncio.create_task(up())
-        try:
-            await down()
-        finally:
-            upward.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upward
-            client_w.transport.abort()  # a drop, not a clean close
-            server_w.transport.abort()
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[str]:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        stop = asyncio.Event()
-
-        async def main() -> None:
-            server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-            ready.set()
-            async with server:
-                await stop.wait()
-            # The browser keeps its connections alive: close them, end their handlers.
-            for transport in self._transports:
-                transport.abort()
-            for task in self._handlers:
-                task.cancel()
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-
-        thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-        thread.start()
-        ready.wait(5)
-        try:
-            yield f"http://127.0.0.1:{self.port}"
-        finally:
-            loop.call_soon_threadsafe(stop.set)
-            thread.join(5)
-            loop.close()
-
-
 @pytest.mark.parametrize("cut", [1500, 6000])
 def test_a_network_cut_mid_stream_resumes_with_nothing_lost_or_doubled(
     page: Any, gateway: str, cut: int
 ) -> None:
-    proxy = StreamCuttingProxy(urlparse(gateway).port or 0, cut)
+    # The page's first request for a reply is cut, a real network failure for the browser
+    # (Chromium's offline emulation leaves an open stream alone); the rest pass untouched.
+    proxy = CuttingProxy(urlparse(gateway).port or 0, [cut], request=CHAT_REQUEST)
     with proxy.running() as url:
         open_chat(page, url)
         requests: list[str] = []
         page.on("request", lambda r: requests.append(f"{r.method} {urlparse(r.url).path}"))
         send(page, LONG_TEXT)
         reply = finished(page, 1)
-        assert proxy.cuts == 1
+        assert proxy.dropped == 1
         assert reply.get_attribute("data-state") == "done", reply.inner_text()
         assert conversation(page)[-1] == {"role": "assistant", "content": LONG_TEXT}
         assert reply.locator(".body").inner_text() == LONG_TEXT
