@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
-__all__ = ["REPO_ROOT", "RunTimeout", "deadline", "dist_version", "git"]
+__all__ = [
+    "REPO_ROOT",
+    "RunTimeout",
+    "cpu_ticks",
+    "deadline",
+    "dist_version",
+    "git",
+    "syscalls",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,3 +68,15 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """A process's user and system CPU time so far, in clock ticks (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+
+def syscalls(pid: int) -> tuple[int, int]:
+    """A process's read and write system calls so far, sockets included (Linux)."""
+    io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(io["syscr"]), int(io["syscw"])

@@ -19,13 +19,14 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from _harness import cpu_ticks, syscalls
 
 BENCH = Path(__file__).parent
 HARNESS = BENCH / "harness"
@@ -49,17 +50,17 @@ STAGES = [
 ]
 
 
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=384)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--tokens", type=int, default=TOKENS, help="per stream (1: requests)")
+    parser.add_argument(
+        "--target", choices=["gateway", "floor"], default="gateway",
+        help="floor: bench/relay_floor.py, the bytes relayed as they come and nothing else",
+    )  # fmt: skip
     args = parser.parse_args()
-    if shutil.which("py-spy") is None:
+    if args.seconds > 0 and shutil.which("py-spy") is None:
         sys.exit("py-spy is needed: pip install py-spy")
     subprocess.run(["make", "-s", "-C", str(HARNESS)], check=True)
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-profile-"))
@@ -71,41 +72,50 @@ def main() -> None:
     )
     upstream = subprocess.Popen(
         ["taskset", "-c", "0", str(HARNESS / "upstream"), str(UPSTREAM_PORT),
-         str(TOKENS), str(TOKEN_MS), "127.0.0.1"],
+         str(args.tokens), str(TOKEN_MS), "127.0.0.1"],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    if args.target == "floor":
+        command = [str(BENCH / "relay_floor.py"), str(GATEWAY_PORT), str(UPSTREAM_PORT)]
+    else:
+        command = ["-m", "tokenrelay", "serve", "--config", str(config),
+                   "--port", str(GATEWAY_PORT), "--log-level", "warning"]  # fmt: skip
     gateway = subprocess.Popen(
-        ["taskset", "-c", "1", sys.executable, "-m", "tokenrelay", "serve", "--config",
-         str(config), "--port", str(GATEWAY_PORT), "--log-level", "warning"],
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        ["taskset", "-c", "1", sys.executable, *command], stderr=subprocess.DEVNULL
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{GATEWAY_PORT}/readyz").status_code == 200:
+                with socket.create_connection(("127.0.0.1", GATEWAY_PORT), timeout=1):
                     break
-            except httpx.HTTPError:
+            except OSError:
                 pass
             if time.monotonic() > deadline:
-                sys.exit("the gateway did not start")
+                sys.exit(f"the {args.target} did not start")
             time.sleep(0.1)
         time.sleep(1)
         before = cpu_ticks(gateway.pid)
+        calls_before = syscalls(gateway.pid)
         load = subprocess.Popen(
             ["taskset", "-c", "0", str(HARNESS / "load"), str(GATEWAY_PORT), str(args.streams),
-             "1", "m", "x", str(TOKENS), str(TOKEN_MS), "12"],
+             "1", "m", "x", str(args.tokens), str(TOKEN_MS), "12"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         time.sleep(0.3)
         stacks = work / "stacks.txt"
-        subprocess.run(
-            ["py-spy", "record", "-p", str(gateway.pid), "-d", f"{args.seconds:g}", "-r", "250",
-             "-f", "raw", "-o", str(stacks)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
+        stacks.write_text("")
+        if args.seconds > 0:  # 0: the CPU figure alone, without the sampler's own cost
+            subprocess.run(
+                ["py-spy", "record", "-p", str(gateway.pid), "-d", f"{args.seconds:g}",
+                 "-r", "250", "-f", "raw", "-o", str(stacks)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+            )  # fmt: skip
         out, err = load.communicate(timeout=120)
-        ticks = cpu_ticks(gateway.pid) - before
+        after = cpu_ticks(gateway.pid)
+        calls = [a - b for a, b in zip(syscalls(gateway.pid), calls_before, strict=True)]
+        user, system = after[0] - before[0], after[1] - before[1]
+        ticks = user + system
     finally:
         for proc in (gateway, upstream):
             proc.terminate()
@@ -116,7 +126,8 @@ def main() -> None:
     print(err.strip())
     print(
         f"gateway CPU {ticks / clock:.2f} s for {relayed} tokens relayed: "
-        f"{ticks / clock / max(1, relayed) * 1e6:.1f} µs per token (request handling included)"
+        f"{ticks / clock / max(1, relayed) * 1e6:.1f} µs per token (request handling included; "
+        f"{100 * system / max(1, ticks):.0f}% of it in the kernel)"
     )
     shares: collections.Counter[str] = collections.Counter()
     total = 0
@@ -133,9 +144,15 @@ def main() -> None:
             "other",
         )  # fmt: skip
         shares[stage] += n
+    print(
+        f"per token: {calls[0] / max(1, relayed):.2f} reads, {calls[1] / max(1, relayed):.2f} "
+        "writes (system calls)"
+    )
     print(f"{total} samples over {args.seconds:g} s, by stage (innermost frame that names one):")
     for stage, n in shares.most_common():
         print(f"  {100 * n / max(1, total):5.1f}%  {stage}")
+    if os.environ.get("TOKENRELAY_PROFILE_KEEP"):
+        shutil.copy(stacks, os.environ["TOKENRELAY_PROFILE_KEEP"])
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -16,7 +16,7 @@ import orjson
 
 from tokenrelay.gateway.hub import StreamHub
 from tokenrelay.gateway.reader import Reader
-from tokenrelay.gateway.response import HubStreamResponse, OpenStreams
+from tokenrelay.gateway.response import RAW_SEND, HubStreamResponse, OpenStreams
 from tokenrelay.llm import Delta, ErrorKind
 from tokenrelay.llm.base import StreamDecoder
 from tokenrelay.sse import Decoder
@@ -70,16 +70,25 @@ class AsgiClient:
     """The client end of one ASGI streaming response. ``messages``: everything the
     response sent; ``leave()`` delivers ``http.disconnect`` (what is sent after it never
     reaches the client: ``body`` is what it received before); ``leave_after(body)`` is
-    asked after each body it receives; ``stall`` makes every body send wait for ever."""
+    asked after each body it receives; ``stall`` makes every body send wait for ever;
+    ``pause(body)`` may return a future the send of that body waits for first;
+    ``raises``: a send after leaving raises ``OSError``, as uvicorn's may."""
 
     def __init__(
-        self, *, stall: bool = False, leave_after: Callable[[bytes], bool] | None = None
+        self,
+        *,
+        stall: bool = False,
+        leave_after: Callable[[bytes], bool] | None = None,
+        pause: Callable[[bytes], asyncio.Future[Any] | None] | None = None,
+        raises: bool = False,
     ) -> None:
         self.messages: list[MutableMapping[str, Any]] = []
         self.received: list[bytes] = []
         self.gone = asyncio.Event()
         self.stall = stall
         self.leave_after = leave_after
+        self.pause = pause  # a send of this body first waits for what it returns
+        self.raises = raises  # a send after leaving raises OSError (as uvicorn's may)
 
     async def receive(self) -> dict[str, Any]:
         await self.gone.wait()
@@ -87,8 +96,13 @@ class AsgiClient:
 
     async def send(self, message: MutableMapping[str, Any]) -> None:
         body = message.get("body", b"")
+        if self.raises and self.gone.is_set():
+            raise OSError("the client is gone")
         if self.stall and body:
             await asyncio.Event().wait()
+        wait = self.pause(body) if self.pause is not None and body else None
+        if wait is not None:
+            await wait  # a client reading slower than we write, for a while
         self.messages.append(message)
         if body and not self.gone.is_set():
             self.received.append(body)
@@ -119,11 +133,18 @@ async def read_stream(
     ping: float = 15.0,
     client: AsgiClient | None = None,
     streams: OpenStreams | None = None,
+    raw: bool = True,
 ) -> bytes:
     """Run the gateway's delivery loop for ``reader`` as an ASGI app until the response
-    returns; the body bytes the client received."""
+    returns; the body bytes the client received. ``raw``: the server's send is in the
+    scope (``RAW_SEND``), as the gateway app puts it there while no middleware was added:
+    readers keeping up with a generation are pushed its entries (the path that ships);
+    without it, they read the store (an app with middleware)."""
     client = client if client is not None else AsgiClient()
     streams = streams if streams is not None else OpenStreams(ping=ping)
     response = HubStreamResponse(hub, reader, streams)
-    await response({"type": "http"}, client.receive, client.send)
+    scope: dict[str, Any] = {"type": "http"}
+    if raw:
+        scope[RAW_SEND] = client.send
+    await response(scope, client.receive, client.send)
     return client.body

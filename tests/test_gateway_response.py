@@ -18,11 +18,12 @@ from tests.test_gateway_hub import META, REQUEST, SERVED, decoded, hub, script, 
 from tokenrelay.gateway.hub import StreamHub
 from tokenrelay.gateway.reader import _wire
 from tokenrelay.gateway.response import OpenStreams
-from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta, StreamError
+from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta, StreamError, TextDelta
 from tokenrelay.llm.dialect import Dialect
 from tokenrelay.llm.frame import Frame, to_wire
 from tokenrelay.server.shutdown import shutdown_streams
 from tokenrelay.sse import Decoder
+from tokenrelay.store.memory import MemoryStore
 
 
 async def respond(
@@ -147,16 +148,22 @@ def test_a_cancellation_by_the_server_is_not_swallowed() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("raw", [True, False], ids=["pushed", "reading"])
 @pytest.mark.parametrize("name", SERVED)
 def test_a_store_error_while_reading_ends_with_the_dialects_error_event_without_an_id(
-    name: str,
+    name: str, raw: bool
 ) -> None:
     async def main() -> None:
         h, streams, client = hub(), OpenStreams(ping=15), AsgiClient()
         dialect = DIALECTS[name]
         deltas = script(3)
-        await h.start("s", META, REQUEST, slow_after(deltas[:3], 30, deltas[3:]))
-        task = asyncio.ensure_future(respond(h, streams, "s", client, dialect))
+        # A reader pushed the entries (keeping up) learns of it at the producer's next
+        # append, which fails; one reading the store, at once.
+        await h.start("s", META, REQUEST, slow_after(deltas[:3], 0.3 if raw else 30, deltas[3:]))
+        reader = h.reader("s", dialect, REQUEST)
+        task = asyncio.ensure_future(
+            read_stream(h, reader, client=client, streams=streams, raw=raw)
+        )
         await asyncio.sleep(0.05)  # the reader has sent the first events and waits
         assert client.body and not task.done()
         # The stream expires under the waiting reader: read_wait raises
@@ -219,3 +226,107 @@ def test_the_generation_endpoints_direct_path_keeps_starlettes_behaviour(
     with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
         r = client.post("/v1/chat/completions", json=body)
         assert r.status_code == 500 and r.text == "Internal Server Error"
+
+
+# --- the push path: a reader keeping up with a generation running here -------------------------
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts the reads that wait (``read_wait``), which a reader
+    keeping up with a generation running here should not need per entry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    async def read_wait(
+        self, stream_id: str, start: int, timeout: float | None = None
+    ) -> tuple[list[bytes], bool]:
+        self.waits += 1
+        return await super().read_wait(stream_id, start, timeout)
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["pushed", "reading"])
+def test_a_reader_keeping_up_is_pushed_every_entry_instead_of_reading_the_store(
+    raw: bool,
+) -> None:
+    async def main() -> None:
+        store = CountingStore()
+        h = StreamHub(store, grace=30, ping=15, ping_frame=lambda d: None)
+        deltas = script(40)
+        await h.start("s", META, REQUEST, source(deltas, pause=0.002))
+        wire = await read_stream(h, h.reader("s", OPENAI_CHAT, REQUEST), raw=raw)
+        got = [d for d in decoded(OPENAI_CHAT, wire) if isinstance(d, TextDelta)]
+        assert got == [d for d in deltas if isinstance(d, TextDelta)]  # each, in order
+        ids = [e.id for e in Decoder().feed(wire)]
+        assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("."))))
+        if raw:
+            # Each wait for the log ends with a pushed run of entries handed back (a
+            # send that had to wait, the end): a few, not one per entry.
+            assert store.waits <= 3, store.waits
+        else:
+            assert store.waits >= len(deltas) // 2
+        await h.aclose()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_a_pushed_send_that_must_wait_hands_the_stream_to_the_task_and_loses_nothing(
+    name: str,
+) -> None:
+    """The client reads slower than the upstream writes, now and then: the send that waits
+    is finished by the response's task, which reads the backlog from the store (merging
+    it) and then follows the pushes again."""
+
+    async def main() -> None:
+        h, streams = hub(), OpenStreams(ping=15)
+        dialect = DIALECTS[name]
+        sends = 0
+
+        def pause(body: bytes) -> asyncio.Future[None] | None:
+            nonlocal sends
+            sends += 1
+            if sends % 4:
+                return None
+            waited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(0.02, waited.set_result, None)
+            return waited
+
+        client = AsgiClient(pause=pause)
+        deltas = script(300)
+        await h.start("s", META, REQUEST, source(deltas, pause=0.0005))
+        wire = await read_stream(h, h.reader("s", dialect, REQUEST), client=client, streams=streams)
+        got = decoded(dialect, wire)
+        text = "".join(d.text for d in got if isinstance(d, TextDelta))
+        assert text == "".join(d.text for d in deltas if isinstance(d, TextDelta))
+        assert client.ended and len(streams) == 0
+        if dialect.event_ids:
+            ids = [tuple(map(int, e.id.split("."))) for e in Decoder().feed(wire) if e.id]
+            assert ids == sorted(set(ids))  # increasing: nothing twice
+        await h.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_client_gone_during_a_pushed_send_ends_the_response_and_starts_the_grace() -> None:
+    async def main() -> None:
+        h, streams = hub(grace=0), OpenStreams(ping=15)
+        # Leaves after its third body; its sends then raise OSError (as uvicorn's may).
+        bodies = 0
+
+        def leave_after(body: bytes) -> bool:
+            nonlocal bodies
+            bodies += 1
+            return bodies == 3
+
+        client = AsgiClient(leave_after=leave_after, raises=True)
+        await h.start("s", META, REQUEST, source(script(1000), pause=0.001))
+        await asyncio.wait_for(
+            read_stream(h, h.reader("s", OPENAI_CHAT, REQUEST), client=client, streams=streams), 2
+        )
+        assert not client.ended and len(streams) == 0
+        await asyncio.sleep(0.01)
+        assert h.active == 0  # grace 0: the generation was cancelled at once
+
+    asyncio.run(main())

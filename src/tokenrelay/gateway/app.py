@@ -954,6 +954,7 @@ class _GatewayApp(Starlette):
             handle = self._generation.get(_route_path(scope))
             if handle is not None:
                 scope["app"] = self
+                scope[RAW_SEND] = send
                 try:
                     response = await handle(HTTPRequest(scope, receive, send))
                 except Exception:

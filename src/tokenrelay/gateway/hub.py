@@ -60,6 +60,7 @@ from .stream import (
     EndReason,
     First,
     RunningStream,
+    Sink,
     StreamEnded,
     StreamMeta,
     cancelled_error,
@@ -206,7 +207,13 @@ class StreamHub:
         text: list[str] = []
         usage: Usage | None = None
         reason = EndReason.COMPLETED
-        append = self.store.append
+        store_append = self.store.append
+
+        async def append(tail: list[Delta]) -> None:
+            live.length = await store_append(stream_id, [pack(d) for d in tail])
+            if live.sinks:
+                _push(live, tail)
+
         try:
             async for delta in deltas:
                 if isinstance(delta, TextDelta):
@@ -219,12 +226,15 @@ class StreamHub:
                     timing.delta(delta)
                 if not first.done():
                     first.set_result(delta)
-                await append(stream_id, [pack(delta)])
+                # append([delta]), inline: this runs once per delta
+                live.length = await store_append(stream_id, [pack(delta)])
+                if live.sinks:
+                    _push(live, [delta])
         except UpstreamError as exc:
             reason = EndReason.ERROR
             if not first.done():
                 first.set_result(exc)
-            await append(stream_id, [pack(exc.error)])
+            await append([exc.error])
         except StreamFinishedError:
             # Another instance ended it (our lease ran out while we were stalled): it has
             # the stream's end; stopping here closes the upstream.
@@ -244,7 +254,7 @@ class StreamHub:
             if not first.done():
                 first.set_result(UpstreamError(error, retryable=False))
             with contextlib.suppress(StoreError):
-                await append(stream_id, [pack(error)])
+                await append([error])
         finally:
             final = usage or estimate_usage(request, "".join(text))
             if reason is not EndReason.INTERRUPTED:
@@ -258,8 +268,12 @@ class StreamHub:
                     tail.append(cancelled_error(reason))
                 with contextlib.suppress(StoreError):
                     if tail:
-                        await append(stream_id, [pack(d) for d in tail])
+                        await append(tail)
                     await self.store.finish(stream_id)
+            # Readers that were pushed entries read the rest (the stream's end) themselves.
+            sinks, live.sinks = live.sinks, []
+            for sink in sinks:
+                sink.ended()
             # Only running streams stay here: finished ones are the store's business.
             live.stop_grace()
             self._live.pop(stream_id, None)
@@ -346,6 +360,25 @@ class StreamHub:
         grace period) until it detaches."""
         self.attach(stream_id)
         return Reader(self, stream_id, dialect, request, after)
+
+    def follow(self, stream_id: str, pos: int, sink: Sink) -> bool:
+        """Push ``sink`` every entry appended from now on, synchronously as the producer
+        appends it (``sink.push(start, entries)``), and ``sink.ended()`` when the
+        generation is over; True only when the stream's generation runs here and ``pos``
+        is the log's end (so nothing between is missed). Until ``unfollow``.
+
+        What this saves: a reader that keeps up is neither woken by the store nor
+        scheduled per entry; it encodes and writes in the producer's step."""
+        live = self._live.get(stream_id)
+        if live is None or pos != live.length or live.task is None or live.task.done():
+            return False
+        live.sinks.append(sink)
+        return True
+
+    def unfollow(self, stream_id: str, sink: Sink) -> None:
+        live = self._live.get(stream_id)
+        if live is not None and sink in live.sinks:
+            live.sinks.remove(sink)
 
     def ping_frame(self, dialect: Dialect) -> Frame | bytes | None:
         return self._ping_frame(dialect)
@@ -471,6 +504,13 @@ class StreamHub:
                 continue
             for stream_id in stream_ids:
                 self.cancel(stream_id, EndReason.DELETED)
+
+
+def _push(live: RunningStream, deltas: list[Delta]) -> None:
+    """Hand the deltas just appended (the log's last entries) to the stream's sinks."""
+    start = live.length - len(deltas)
+    for sink in tuple(live.sinks):
+        sink.push(start, deltas)
 
 
 async def replay(

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from ..llm.dialect import Dialect
 from ..llm.frame import Frame, Framing, to_wire
-from ..llm.model import Request, StreamError, TextDelta
+from ..llm.model import Delta, Request, StreamError, TextDelta
 from ..llm.pack import unpack
 
 __all__ = ["Reader", "parse_event_id"]
@@ -141,12 +141,15 @@ class Reader:
 
     def encode(self, entries: list[bytes]) -> bytes:
         """The wire bytes of the next ``entries`` of the log (b"" while a resume skips)."""
+        return self.encode_deltas([unpack(e) for e in entries])
+
+    def encode_deltas(self, deltas: list[Delta]) -> bytes:
+        """``encode`` of the entries these deltas were packed into."""
         assert self._hub is not None
         pos = self.pos
         skip_k, skip_j = self.skip_k, self.skip_j
         encoder, framing, ids = self.encoder, self.framing, self.ids
         single_text_choice = self._single_text_choice
-        deltas = [unpack(e) for e in entries]
         # Merge only a real backlog: entries that merely arrived back to back (a busy
         # loop, a bursty upstream) go out one event each, as the upstream sent them.
         merging = len(deltas) >= self._hub.merge_backlog

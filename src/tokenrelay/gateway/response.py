@@ -2,9 +2,21 @@
 
 The general ``EventSourceResponse`` (``server/asgi.py``) runs a source of its own in a
 producer task and hands frames over a pipe to the task that sends. Here the source is the
-hub's log, which is already decoupled from the upstream, so the response's own task reads
-the store, encodes and sends: one task wake per token instead of three, and fewer objects
-per open stream. What ``EventSourceResponse`` guarantees still holds:
+hub's log, which is already decoupled from the upstream. Two ways to read it:
+
+- **pushed** (the common case): while the reader keeps up with a generation running in
+  this process, the hub's producer hands it each new delta (``StreamHub.follow``), and it
+  is encoded and sent at the end of the loop's pass (``OpenStreams.due``), with every
+  other stream pushed to in that pass, through the server's own send (``RAW_SEND``). No
+  task wakes per token; the response's task waits for the stream's end. A send that
+  cannot finish at once (the server's flow control: the client reads slower than we
+  write) is handed to the task, which finishes it and reads on:
+- **from the store**: the task waits for the log to grow (``read_wait``), encodes and
+  sends; a backlog of ``merge_backlog`` entries or more is merged. Readers of streams
+  running elsewhere, resumed readers catching up, and every reader of an app with
+  middleware (no ``RAW_SEND``) read this way.
+
+What ``EventSourceResponse`` guarantees still holds:
 
 - a client that disconnects is noticed at once, even while the stream waits: a listener
   task waits for ``http.disconnect`` and cancels the response's task;
@@ -28,12 +40,14 @@ the grace period when it was the stream's last reader).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from ..llm.model import ErrorKind, StreamError
+from ..llm.model import Delta, ErrorKind, StreamError
 from ..server.frames import HEADERS
 from ..server.shutdown import registry
 from ..store.base import StoreError, StreamNotFoundError
@@ -46,6 +60,8 @@ __all__ = ["RAW_SEND", "HubStreamResponse", "OpenStreams"]
 RAW_SEND = "tokenrelay.send"
 """Scope key of the server's ``send``, put there by the gateway app while no middleware
 was added (when and why: ``app._GatewayApp``)."""
+
+log = logging.getLogger("tokenrelay.gateway")
 
 _RAW_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -76,6 +92,8 @@ class OpenStreams:
         self.interval = min(ping, send_timeout) / 4
         self._open: set[HubStreamResponse] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._due: list[HubStreamResponse] = []  # pushed to in this pass of the loop
+        self._flushing = False
 
     def __len__(self) -> int:
         return len(self._open)
@@ -89,6 +107,21 @@ class OpenStreams:
             streams.add(id(self), self._shutdown)  # ends them at once if shutting down
         elif streams.shutting_down:
             response.end("shutdown")
+
+    def due(self, response: HubStreamResponse) -> None:
+        """``response`` has pushed data to send: it is sent at the end of this pass of
+        the loop, with every other stream's that was pushed to in it. Writes that come
+        together wake their readers together (on loopback the writer pays each wake)."""
+        self._due.append(response)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        due, self._due = self._due, []
+        self._flushing = False
+        for response in due:
+            response.flush()
 
     def discard(self, response: HubStreamResponse) -> None:
         self._open.discard(response)
@@ -145,6 +178,13 @@ class HubStreamResponse(Response):
         self.sending_since = 0.0  # loop time a send began; 0 while none is pending
         self.last_sent = 0.0  # loop time the last send began
         self.waiting = False  # waiting for the log to grow
+        # The push path (``push``): the server's send for it (None: off), the future our
+        # task waits on while entries are pushed, and a send it began that must wait.
+        self._push_send: Callable[[Message], Coroutine[Any, Any, None]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._parked: asyncio.Future[None] | None = None
+        self._handoff: tuple[Coroutine[Any, Any, None], Any] | None = None
+        self._pending: list[Delta] = []  # pushed, for the next flush
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         reader = self._reader
@@ -163,7 +203,10 @@ class HubStreamResponse(Response):
         streams.add(self, loop)
         # Body messages (one per token per stream) skip Starlette's wrappers when the
         # app left the server's send in the scope (see RAW_SEND).
-        send = scope.get(RAW_SEND, send)
+        raw_send = scope.get(RAW_SEND)
+        if raw_send is not None:
+            send = self._push_send = raw_send
+            self._loop = loop
         try:
             if self._first:
                 first, self._first = self._first, b""
@@ -177,6 +220,9 @@ class HubStreamResponse(Response):
             self._ended_by = self._ended_by or "disconnect"
         finally:
             self._task = None  # from here on, nothing may cancel us
+            if self._handoff is not None:  # a pushed send still waiting: dropped
+                self._handoff[0].close()
+                self._handoff = None
             reader.detach()
             streams.discard(self)
             listener.cancel()
@@ -195,23 +241,41 @@ class HubStreamResponse(Response):
     ) -> None:
         reader = self._reader
         stream_id = reader.stream_id
-        read_wait, encode = self._hub.store.read_wait, reader.encode
+        hub = self._hub
+        read_wait, encode = hub.store.read_wait, reader.encode
+        # Pushed entries are sent from the producer's step, through the server's own send
+        # (only when no middleware wraps it: see RAW_SEND).
+        follow = hub.follow if self._push_send is not None else None
         while True:
-            # One call waits for the log to grow and returns what is new: in memory for
-            # streams produced here, one round trip to the store for others'.
             self.waiting = True
             try:
-                entries, done = await read_wait(stream_id, reader.pos)
+                if follow is not None and follow(stream_id, reader.pos, self):
+                    # Keeping up with a generation running here: the producer pushes
+                    # every new entry (``push``); we wait for the stream's end, a send
+                    # that must wait for the client, or an entry we did not take.
+                    parked = self._parked = loop.create_future()
+                    try:
+                        await parked
+                    finally:
+                        self._parked = None
+                        hub.unfollow(stream_id, self)
+                    entries, done = None, False
+                else:
+                    # One call waits for the log to grow and returns what is new: in
+                    # memory for streams produced here, one round trip to the store for
+                    # others'.
+                    entries, done = await read_wait(stream_id, reader.pos)
             except asyncio.CancelledError:
                 if not self._ping_due:
                     raise
                 self._ping_due = False
                 if task.uncancel() > self._cancelling:
                     raise  # cancelled for another reason too
-                data = reader.ping()
-                if data:
-                    await self._send(send, data, loop)
-                continue
+                if self._handoff is None:
+                    data = reader.ping()
+                    if data:
+                        await self._send(send, data, loop)
+                entries, done = None, False
             except StoreError as exc:
                 # The store went away (or forgot the stream) under a reader: say so in the
                 # dialect, without an id, so a resume continues after the last real one.
@@ -219,6 +283,17 @@ class HubStreamResponse(Response):
                 return
             finally:
                 self.waiting = False
+            if entries is None:
+                if self._handoff is not None:
+                    await self._finish_handoff()
+                if self._pending:  # pushed, not yet sent: first
+                    deltas, self._pending = self._pending, []
+                    data = reader.encode_deltas(deltas)
+                    del deltas
+                    if data:
+                        await self._send(send, data, loop)
+                    data = None
+                continue
             if entries:
                 data = encode(entries)
                 del entries  # a stalled send must not hold the batch
@@ -235,6 +310,86 @@ class HubStreamResponse(Response):
     async def _send(self, send: Send, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
         self.sending_since = self.last_sent = loop.time()
         await send({"type": "http.response.body", "body": data, "more_body": True})
+        self.sending_since = 0.0
+
+    # -- the push path: called in the producer's step ------------------------------------------
+
+    def push(self, start: int, deltas: list[Delta]) -> None:
+        """The producer appended ``deltas`` at ``start``: they are encoded and sent at
+        the end of this pass of the loop (``flush``), together with any others appended
+        in it (so a burst that is a backlog merges as a read from the store would). A
+        send the server cannot finish at once (the client reads slower than we write)
+        is handed to our task, which then reads on from the store."""
+        parked = self._parked
+        if parked is None or parked.done() or self._ended_by is not None:
+            return
+        pending = self._pending
+        if start != self._reader.pos + len(pending):
+            self._unpark()  # not the next entry for us (cannot happen): read the store
+            return
+        if not pending:
+            self._streams.due(self)
+        pending += deltas
+
+    def flush(self) -> None:
+        """Encode and send what was pushed in this pass of the loop (``OpenStreams`` calls
+        it once per pass for every stream pushed to), unless our task has taken over."""
+        parked = self._parked
+        if not self._pending or parked is None or parked.done() or self._ended_by is not None:
+            return
+        deltas, self._pending = self._pending, []
+        try:
+            data = self._reader.encode_deltas(deltas)
+            if data:
+                self._send_now(data)
+        except OSError:  # the server reports a closed connection on send
+            self.end("disconnect")
+        except Exception:
+            log.exception("stream %s: a pushed send failed", self._reader.stream_id)
+            self.end("disconnect")
+
+    def ended(self) -> None:
+        """The generation is over: our task reads the stream's end from the store."""
+        self._unpark()
+
+    def _unpark(self) -> None:
+        parked = self._parked
+        if parked is not None and not parked.done():
+            parked.set_result(None)
+            self._hub.unfollow(self._reader.stream_id, self)
+
+    def _send_now(self, data: bytes) -> None:
+        assert self._push_send is not None and self._loop is not None
+        self.sending_since = self.last_sent = self._loop.time()
+        message = {"type": "http.response.body", "body": data, "more_body": True}
+        coro = self._push_send(message)
+        try:
+            blocker = coro.send(None)
+        except StopIteration:  # written at once: the usual case
+            self.sending_since = 0.0
+            return
+        # The send waits (the server's flow control): our task finishes it. No ping
+        # meanwhile: ``waiting`` is off until then.
+        self._handoff = (coro, blocker)
+        self.waiting = False
+        self._unpark()
+
+    async def _finish_handoff(self) -> None:
+        """Drive a send the push path began to its end (in our task)."""
+        assert self._handoff is not None
+        coro, blocker = self._handoff
+        self._handoff = None
+        try:
+            while True:
+                if blocker is None:
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.wait((blocker,))
+                blocker = coro.send(None)
+        except StopIteration:
+            pass
+        finally:
+            coro.close()
         self.sending_since = 0.0
 
     def end(self, why: str) -> None:

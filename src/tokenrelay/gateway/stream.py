@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from ..llm.model import Delta, ErrorKind, Request, StreamError, Tool, ToolChoice, Usage
 from ..providers.base import UpstreamError
@@ -215,6 +215,16 @@ class StreamEnded:
     reason: EndReason
 
 
+class Sink(Protocol):
+    """A reader here that takes the log's new entries as they are appended (``push``:
+    the deltas themselves, which ``unpack`` would give back exactly), instead of waiting
+    for the store to wake it: see ``StreamHub.follow``."""
+
+    def push(self, start: int, deltas: list[Delta]) -> None: ...
+
+    def ended(self) -> None: ...
+
+
 class RunningStream:
     """A generation running in this process, and its readers here."""
 
@@ -225,8 +235,10 @@ class RunningStream:
         "had_reader",
         "id",
         "keep",
+        "length",
         "meta",
         "readers",
+        "sinks",
         "task",
     )
 
@@ -242,6 +254,8 @@ class RunningStream:
         self.had_reader = False
         self.grace: asyncio.TimerHandle | None = None
         self.cancel_reason: EndReason | None = None  # why we cancelled the task
+        self.length = 0  # entries the producer has appended to the log
+        self.sinks: list[Sink] = []  # readers here that are pushed every new entry
 
     def cancel(self, reason: EndReason) -> bool:
         """Stop the generation; False if it is not running."""

@@ -1,0 +1,204 @@
+"""The gateway's CPU per relayed token and what its users feel, side by side in one run:
+the load client straight at the upstream (``direct``: the harness's own ceiling), a byte
+relay on uvloop (``floor``: what any Python relay pays per token on this machine, see
+``relay_floor.py``), ``tokenrelay serve`` from this checkout and, with ``--baseline``,
+from another source tree (an earlier commit's ``src``), all at the same load.
+
+``bench/harness``'s C upstream (64 tokens at 20 ms) and C load client (c streams, all
+started within 1 s) share CPU 0; the contestant runs alone on CPU 1. Per level, the
+contestants take turns, ``--repeat`` times, so that a drift of the machine falls on all.
+
+    python bench/cpu_per_token.py [--streams 256,384,512,768,1024] [--repeat 2]
+        [--baseline /tmp/tokenrelay-old/src]
+
+Figures per contestant and level (medians over the repeats): CPU µs per relayed token
+(user + system, request handling included), its kernel share, reads and writes (system
+calls) per token, time to first token p50 and p99, inter-token gap p99 and max, and
+"held": every stream complete, TTFT p99 ≤ 1 s, no gap over 200 ms. The raw JSON goes to
+``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _harness import REPO_ROOT, cpu_ticks, git, syscalls
+
+BENCH = Path(__file__).parent
+HARNESS = BENCH / "harness"
+UPSTREAM_PORT, GATEWAY_PORT = 19111, 19112
+TOKENS, TOKEN_MS = 64, 20
+SUMMARY = re.compile(
+    r"ok (?P<ok>\d+), errors (?P<errors>\d+), ttft p50 (?P<ttft50>[-\d.]+) p99 (?P<ttft99>[-\d.]+)"
+    r" ms, gap p50 (?P<gap50>[-\d.]+) p99 (?P<gap99>[-\d.]+) max (?P<gapmax>[-\d.]+) ms"
+)
+
+
+def wait_port(port: int, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit(f"{what} did not start")
+            time.sleep(0.1)
+
+
+def contestant_command(
+    name: str, config: Path, baseline: str | None
+) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ)
+    if name == "floor":
+        return [sys.executable, str(BENCH / "relay_floor.py"), str(GATEWAY_PORT),
+                str(UPSTREAM_PORT)], env  # fmt: skip
+    if name == "baseline":
+        assert baseline is not None
+        env["PYTHONPATH"] = baseline
+    serve = ["-m", "tokenrelay", "serve", "--config", str(config), "--port", str(GATEWAY_PORT),
+             "--log-level", "warning"]  # fmt: skip
+    return [sys.executable, *serve], env
+
+
+def run_once(name: str, streams: int, config: Path, baseline: str | None) -> dict[str, Any]:
+    """One contestant at one level: its figures."""
+    proc = None
+    port = UPSTREAM_PORT
+    if name != "direct":
+        command, env = contestant_command(name, config, baseline)
+        proc = subprocess.Popen(
+            ["taskset", "-c", "1", *command], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        port = GATEWAY_PORT
+    try:
+        if proc is not None:
+            wait_port(GATEWAY_PORT, name)
+            time.sleep(1)
+            ticks0, calls0 = cpu_ticks(proc.pid), syscalls(proc.pid)
+        load = subprocess.run(
+            ["taskset", "-c", "0", str(HARNESS / "load"), str(port), str(streams), "1", "m",
+             "x", str(TOKENS), str(TOKEN_MS), "12"],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        figures: dict[str, Any] = {}
+        if proc is not None:
+            ticks1, calls1 = cpu_ticks(proc.pid), syscalls(proc.pid)
+            user, system = ticks1[0] - ticks0[0], ticks1[1] - ticks0[1]
+            figures.update(cpu_s=(user + system) / os.sysconf("SC_CLK_TCK"),
+                           kernel=system / max(1, user + system),
+                           reads=calls1[0] - calls0[0], writes=calls1[1] - calls0[1])  # fmt: skip
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+    result = json.loads(load.stdout)
+    relayed = sum(len(r["times_ms"]) for r in result["runs"])
+    match = SUMMARY.search(load.stderr)
+    assert match is not None, load.stderr
+    summary = {k: float(v) for k, v in match.groupdict().items()}
+    figures.update(summary, relayed=relayed, streams=streams)
+    if "cpu_s" in figures:
+        figures["us_per_token"] = figures["cpu_s"] / max(1, relayed) * 1e6
+        figures["reads_per_token"] = figures["reads"] / max(1, relayed)
+        figures["writes_per_token"] = figures["writes"] / max(1, relayed)
+    figures["held"] = (
+        summary["ok"] == streams and summary["ttft99"] <= 1000 and summary["gapmax"] <= 200
+    )
+    return figures
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if key in r]
+    return statistics.median(values) if values else None
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", default="256,384,512,768,1024")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--baseline", help="another tokenrelay source tree (its src folder)")
+    args = parser.parse_args()
+    subprocess.run(["make", "-s", "-C", str(HARNESS)], check=True)
+    levels = [int(n) for n in args.streams.split(",")]
+    names = ["direct", "floor", "tokenrelay"] + (["baseline"] if args.baseline else [])
+    work = Path(tempfile.mkdtemp(prefix="tokenrelay-cpu-"))
+    config = work / "gateway.toml"
+    config.write_text(
+        "[gateway]\nlog_requests = false\n\n[[providers]]\n"
+        f'name = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:{UPSTREAM_PORT}/v1"\n\n'
+        '[[models]]\nname = "m"\nroute = ["up:m"]\n'
+    )
+    upstream = subprocess.Popen(
+        ["taskset", "-c", "0", str(HARNESS / "upstream"), str(UPSTREAM_PORT), str(TOKENS),
+         str(TOKEN_MS), "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_start = os.getloadavg()[0]
+    try:
+        wait_port(UPSTREAM_PORT, "the upstream")
+        for streams in levels:
+            for _ in range(args.repeat):
+                for name in names:
+                    figures = run_once(name, streams, config, args.baseline)
+                    runs.setdefault((name, streams), []).append(figures)
+                    print(f"{name} c={streams}: {fmt(figures.get('us_per_token'), '.1f')} µs/token,"
+                          f" ttft p99 {figures['ttft99']:.0f} ms", file=sys.stderr)  # fmt: skip
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+    label = {"baseline": f"tokenrelay (baseline: {args.baseline})"}
+    print(f"- date: {started}; load average at start {load_start:.2f}, at the end "
+          f"{os.getloadavg()[0]:.2f}; commit {git('rev-parse', '--short', 'HEAD')}"
+          f"{' (uncommitted changes)' if git('status', '--porcelain', 'src') else ''}")  # fmt: skip
+    print(
+        f"- {TOKENS} tokens at {TOKEN_MS} ms per stream, all started within 1 s; medians of "
+        f"{args.repeat} runs; contestant on CPU 1, upstream and load client on CPU 0\n"
+    )
+    print(
+        "| streams | contestant | µs/token | kernel | reads/token | writes/token | TTFT p50 "
+        "| TTFT p99 | gap p99 | gap max | held |"
+    )
+    print("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    for streams in levels:
+        for name in names:
+            rs = runs[(name, streams)]
+            held = sum(r["held"] for r in rs)
+            kernel = median(rs, "kernel")
+            print(
+                f"| {streams:,} | {label.get(name, name)}"
+                f" | {fmt(median(rs, 'us_per_token'), '.1f')}"
+                f" | {'-' if kernel is None else f'{100 * kernel:.0f}%'}"
+                f" | {fmt(median(rs, 'reads_per_token'), '.2f')}"
+                f" | {fmt(median(rs, 'writes_per_token'), '.2f')}"
+                f" | {fmt(median(rs, 'ttft50'), '.1f')} | {fmt(median(rs, 'ttft99'), '.1f')}"
+                f" | {fmt(median(rs, 'gap99'), '.2f')} | {fmt(median(rs, 'gapmax'), '.1f')}"
+                f" | {held}/{len(rs)} |"
+            )
+    out = REPO_ROOT / "bench" / "results" / time.strftime("cpu-%Y-%m-%d-%H%M.json", time.gmtime())
+    out.write_text(json.dumps(
+        {"started": started, "levels": levels, "baseline": args.baseline,
+         "runs": {f"{n}@{c}": rs for (n, c), rs in runs.items()}}, indent=1))  # fmt: skip
+    print(f"\nraw JSON: {out.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
