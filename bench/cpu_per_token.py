@@ -1,8 +1,10 @@
 """The gateway's CPU per relayed token and what its users feel, side by side in one run:
 the load client straight at the upstream (``direct``: the harness's own ceiling), a byte
-relay on uvloop (``floor``: what any Python relay pays per token on this machine, see
-``relay_floor.py``), ``tokenrelay serve`` from this checkout and, with ``--baseline``,
-from another source tree (an earlier commit's ``src``), all at the same load.
+relay on uvloop (``floor``: what any Python relay pays per token on this machine), the
+same relay doing tokenrelay's decoding and encoding in its callbacks (``codecs``: what
+this design could cost without tasks, stores or metrics; both in ``relay_floor.py``),
+``tokenrelay serve`` from this checkout and, with ``--baseline``, from another source
+tree (an earlier commit's ``src``), all at the same load.
 
 ``bench/harness``'s C upstream (64 tokens at 20 ms) and C load client (c streams, all
 started within 1 s) share CPU 0; the contestant runs alone on CPU 1. Per level, the
@@ -61,9 +63,10 @@ def contestant_command(
     name: str, config: Path, baseline: str | None
 ) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
-    if name == "floor":
+    if name in ("floor", "codecs"):
+        mode = "codecs" if name == "codecs" else "bytes"
         return [sys.executable, str(BENCH / "relay_floor.py"), str(GATEWAY_PORT),
-                str(UPSTREAM_PORT)], env  # fmt: skip
+                str(UPSTREAM_PORT), mode], env  # fmt: skip
     if name == "baseline":
         assert baseline is not None
         env["PYTHONPATH"] = baseline
@@ -137,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     subprocess.run(["make", "-s", "-C", str(HARNESS)], check=True)
     levels = [int(n) for n in args.streams.split(",")]
-    names = ["direct", "floor", "tokenrelay"] + (["baseline"] if args.baseline else [])
+    names = ["direct", "floor", "codecs", "tokenrelay"] + (["baseline"] if args.baseline else [])
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-cpu-"))
     config = work / "gateway.toml"
     config.write_text(
@@ -165,7 +168,11 @@ def main() -> None:
     finally:
         upstream.terminate()
         upstream.wait(10)
-    label = {"baseline": f"tokenrelay (baseline: {args.baseline})"}
+    label = {
+        "baseline": f"tokenrelay (baseline: {args.baseline})",
+        "floor": "floor: bytes relayed",
+        "codecs": "floor: tokenrelay's codecs in callbacks",
+    }
     print(f"- date: {started}; load average at start {load_start:.2f}, at the end "
           f"{os.getloadavg()[0]:.2f}; commit {git('rev-parse', '--short', 'HEAD')}"
           f"{' (uncommitted changes)' if git('status', '--porcelain', 'src') else ''}")  # fmt: skip
