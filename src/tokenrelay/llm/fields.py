@@ -10,6 +10,7 @@ treats it.
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from ..errors import RequestError
 
 __all__ = [
     "MAX_DEPTH",
+    "base64_data",
+    "image_url",
     "load_body",
     "opt_bool",
     "opt_float",
@@ -143,6 +146,36 @@ def obj_item(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         got = "null" if value is None else type(value).__name__
         raise RequestError(f"{where} must be an object, not {got}", param=where)
+    return value
+
+
+_WHITESPACE = {ord(c): None for c in " \t\r\n"}
+
+
+def base64_data(value: str, where: str) -> str:
+    """``value`` if it is base64 (the standard alphabet, padded; line breaks allowed, as
+    MIME writes them), else ``RequestError`` naming ``where``. Every provider decodes an
+    image's or file's data so; anything else would go upstream to be refused there, in
+    that provider's words, or be a 5xx."""
+    compact = value.translate(_WHITESPACE) if not value.isalnum() else value
+    try:
+        if not compact:
+            raise ValueError("empty")
+        binascii.a2b_base64(compact, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(
+            f"{where} must be base64 data (standard alphabet, padded)", param=where
+        ) from None
+    return value
+
+
+def image_url(value: str, where: str) -> str:
+    """An image's URL as given; a ``data:`` URL's base64 payload must be base64
+    (``base64_data``), as it is sent upstream as data."""
+    if value[:5].lower() == "data:":
+        head, sep, payload = value.partition(",")
+        if sep and head.lower().endswith(";base64"):
+            base64_data(payload, where)
     return value
 
 

@@ -4,6 +4,7 @@ parse_request and build_request.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -68,7 +69,7 @@ BODY: dict[str, Any] = {
                 {"type": "text", "text": "And this picture?"},
                 {
                     "type": "image",
-                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"},
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
                 },
             ],
         },
@@ -118,7 +119,8 @@ PARSED = Request(
             (ToolResultPart("toolu_1", "18C"), ToolResultPart("toolu_2", "clock broken", True)),
         ),
         Message(
-            "user", (TextPart("And this picture?"), ImagePart(data="iVBOR", media_type="image/png"))
+            "user",
+            (TextPart("And this picture?"), ImagePart(data="iVBORw0KGgo=", media_type="image/png")),
         ),
         Message("assistant", (ReasoningPart("", REDACTED + "EmwKAhgB"), TextPart("A cat."))),
         Message("user", (ImagePart(url="https://x.test/a.png"),)),
@@ -238,7 +240,10 @@ _words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_s
 _user_parts = st.lists(
     st.one_of(
         st.builds(TextPart, _words),
-        st.builds(lambda d: ImagePart(data=d, media_type="image/png"), _ids),
+        st.builds(
+            lambda d: ImagePart(data=base64.b64encode(d).decode(), media_type="image/png"),
+            st.binary(min_size=1, max_size=8),
+        ),
         st.builds(lambda u: ImagePart(url=f"https://x.test/{u}.png"), _ids),
     ),
     min_size=1,

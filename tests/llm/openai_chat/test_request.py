@@ -245,7 +245,7 @@ images = st.one_of(
     st.builds(lambda p: ImagePart(url=f"https://img.test/{p}.png"), ids),
     st.builds(
         lambda d: ImagePart(data=base64.b64encode(d).decode(), media_type="image/jpeg"),
-        st.binary(max_size=8),
+        st.binary(min_size=1, max_size=8),  # image data is never empty (fields.base64_data)
     ),
 )
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ...errors import RequestError
 from ..fields import (
+    base64_data,
     load_body,
     obj_item,
     opt_bool,
@@ -59,9 +60,8 @@ def _image_block(block: Mapping[str, Any], where: str) -> Part:
     where = f"{where}.source"
     kind = req_str(source, "type", where)
     if kind == "base64":
-        return ImagePart(
-            data=req_str(source, "data", where), media_type=req_str(source, "media_type", where)
-        )
+        data = base64_data(req_str(source, "data", where), f"{where}.data")
+        return ImagePart(data=data, media_type=req_str(source, "media_type", where))
     if kind == "url":
         return ImagePart(url=req_str(source, "url", where))
     raise RequestError(f"unsupported image source type {kind!r}", param=f"{where}.type")

@@ -31,6 +31,7 @@ from urllib.parse import unquote_to_bytes
 
 from ...errors import RequestError
 from ..fields import (
+    base64_data,
     load_body,
     obj_item,
     opt_bool,
@@ -121,7 +122,10 @@ def _parse_part(part: Mapping[str, Any], where: str, model_turn: bool, ids: Call
         w = f"{where}.inlineData"
         return [
             *out,
-            ImagePart(data=req_str(data, "data", w), media_type=req_str(data, "mimeType", w)),
+            ImagePart(
+                data=base64_data(req_str(data, "data", w), f"{w}.data"),
+                media_type=req_str(data, "mimeType", w),
+            ),
         ]
     if (file := _obj(part, "fileData", where)) is not None:
         w = f"{where}.fileData"

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...errors import RequestError
 from ..fields import (
+    base64_data,
     load_body,
     obj_item,
     opt_bool,
@@ -76,10 +77,10 @@ def _parse_message(m: Mapping[str, Any], where: str, ids: CallIds) -> Message:
     if content:
         parts.append(TextPart(content))
     for j, image in enumerate(opt_list(m, "images", where)):
+        w = f"{where}.images[{j}]"
         if not isinstance(image, str):
-            w = f"{where}.images[{j}]"
             raise RequestError(f"{w} must be a base64 string", param=w)
-        parts.append(ImagePart(data=image, media_type=_sniff(image)))
+        parts.append(ImagePart(data=base64_data(image, w), media_type=_sniff(image)))
     for j, raw in enumerate(opt_list(m, "tool_calls", where) if role == "assistant" else ()):
         w = f"{where}.tool_calls[{j}]"
         call = obj_item(raw, w)

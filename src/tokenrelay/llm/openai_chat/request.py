@@ -18,6 +18,7 @@ from typing import Any
 
 from ...errors import RequestError
 from ..fields import (
+    base64_data,
     load_body,
     obj_item,
     opt_bool,
@@ -69,7 +70,7 @@ def _image(part: Mapping[str, Any], where: str) -> ImagePart:
     url: str = value
     match = _DATA_URL.fullmatch(url)
     if match:
-        return ImagePart(data=match[2], media_type=match[1])
+        return ImagePart(data=base64_data(match[2], f"{where}.image_url"), media_type=match[1])
     return ImagePart(url=url)
 
 

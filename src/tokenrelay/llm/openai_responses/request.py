@@ -17,6 +17,7 @@ from typing import Any
 
 from ...errors import RequestError
 from ..fields import (
+    image_url,
     load_body,
     obj_item,
     opt_bool,
@@ -75,7 +76,7 @@ def _content_part(part: Mapping[str, Any], where: str) -> Part:
     if type_ == "input_image":
         if part.get("image_url") is None and part.get("file_id") is not None:
             raise _unsupported(f"{where}.file_id", "(an uploaded file)")
-        return ImagePart(url=req_str(part, "image_url", where))
+        return ImagePart(url=image_url(req_str(part, "image_url", where), f"{where}.image_url"))
     raise _unsupported(f"{where}.type", repr(type_))
 
 

@@ -6,7 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ...errors import RequestError
-from ..fields import load_body, obj_item, opt_int, opt_list, opt_obj, opt_str, req_list, req_str
+from ..fields import (
+    image_url,
+    load_body,
+    obj_item,
+    opt_int,
+    opt_list,
+    opt_obj,
+    opt_str,
+    req_list,
+    req_str,
+)
 from ..jsonio import dumps
 from ..model import (
     ImagePart,
@@ -94,7 +104,8 @@ def _parse_message(m: Mapping[str, Any], where: str) -> list[Message]:
         elif kind == "reasoning":
             turns.add(ReasoningPart(req_str(part, "text", w)))
         elif kind == "file":
-            url, media_type = req_str(part, "url", w), opt_str(part, "mediaType", w)
+            url = image_url(req_str(part, "url", w), f"{w}.url")
+            media_type = opt_str(part, "mediaType", w)
             turns.add(ImagePart(url=url, media_type=media_type))
         elif kind.startswith("tool-") or kind == "dynamic-tool":
             _tool_part(part, kind, w, turns)
