@@ -132,13 +132,83 @@ def fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def first_token_ms(port: int) -> float:
+    """One stream of the load client: ms from its request to its first content event."""
+    out = subprocess.run(
+        ["taskset", "-c", "0", str(HARNESS / "load"), str(port), "1", "0", "m", "x", "4",
+         str(TOKEN_MS), "2"],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    run = json.loads(out)["runs"][0]
+    return float(run["times_ms"][0] - run["sent_ms"])
+
+
+def one_client(n: int, baseline: str | None) -> None:
+    """Time to first token at one client: direct, tokenrelay (and the baseline), each
+    request in turn (the order rotating: a fixed one favoured the first gateway by
+    0.15 ms in an A/A run), after a warm-up; medians and p90s, and what the gateway adds."""
+    work = Path(tempfile.mkdtemp(prefix="tokenrelay-ttft-"))
+    config = work / "gateway.toml"
+    config.write_text(
+        "[gateway]\nlog_requests = false\n\n[[providers]]\n"
+        f'name = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:{UPSTREAM_PORT}/v1"\n\n'
+        '[[models]]\nname = "m"\nroute = ["up:m"]\n'
+    )
+    upstream = subprocess.Popen(
+        ["taskset", "-c", "0", str(HARNESS / "upstream"), str(UPSTREAM_PORT), "4",
+         str(TOKEN_MS), "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    names = ["tokenrelay"] + (["baseline"] if baseline else [])
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    ports = {"direct": UPSTREAM_PORT}
+    try:
+        wait_port(UPSTREAM_PORT, "the upstream")
+        for i, name in enumerate(names):
+            command, env = contestant_command(name, config, baseline)
+            port = GATEWAY_PORT + i
+            command[command.index(str(GATEWAY_PORT))] = str(port)
+            procs[name] = subprocess.Popen(
+                ["taskset", "-c", "1", *command], env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            ports[name] = port
+            wait_port(port, name)
+        times: dict[str, list[float]] = {name: [] for name in ports}
+        order = list(ports)
+        for i in range(n + 5):
+            order = order[1:] + order[:1]  # each in every position: the turn's order matters
+            for name in order:
+                ms = first_token_ms(ports[name])
+                if i >= 5:  # warm-up: first connections, first-use caches
+                    times[name].append(ms)
+    finally:
+        for proc in [*procs.values(), upstream]:
+            proc.terminate()
+            proc.wait(10)
+    direct = statistics.median(times["direct"])
+    print(f"time to first token at one client, {n} requests each, in turn (ms):\n")
+    print("| contestant | median | p90 | added (median) |\n|---|--:|--:|--:|")
+    for name, ts in times.items():
+        p90 = sorted(ts)[int(0.9 * (len(ts) - 1))]
+        added = "-" if name == "direct" else f"{statistics.median(ts) - direct:+.2f}"
+        print(f"| {name} | {statistics.median(ts):.2f} | {p90:.2f} | {added} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", default="256,384,512,768,1024")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--baseline", help="another tokenrelay source tree (its src folder)")
+    parser.add_argument(
+        "--one-client", type=int, default=0, metavar="N",
+        help="instead: time to first token at one client, N requests per contestant in turn",
+    )  # fmt: skip
     args = parser.parse_args()
     subprocess.run(["make", "-s", "-C", str(HARNESS)], check=True)
+    if args.one_client:
+        one_client(args.one_client, args.baseline)
+        return
     levels = [int(n) for n in args.streams.split(",")]
     names = ["direct", "floor", "codecs", "tokenrelay"] + (["baseline"] if args.baseline else [])
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-cpu-"))
