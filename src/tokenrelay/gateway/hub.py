@@ -363,7 +363,7 @@ class StreamHub:
 
     def follow(self, stream_id: str, pos: int, sink: Sink) -> bool:
         """Push ``sink`` every entry appended from now on, synchronously as the producer
-        appends it (``sink.push(start, entries)``), and ``sink.ended()`` when the
+        appends it (``sink.push(start, deltas)``), and ``sink.ended()`` when the
         generation is over; True only when the stream's generation runs here and ``pos``
         is the log's end (so nothing between is missed). Until ``unfollow``.
 

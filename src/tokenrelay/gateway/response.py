@@ -41,11 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ..llm.model import Delta, ErrorKind, StreamError
 from ..server.frames import HEADERS
@@ -180,8 +180,7 @@ class HubStreamResponse(Response):
         self.waiting = False  # waiting for the log to grow
         # The push path (``push``): the server's send for it (None: off), the future our
         # task waits on while entries are pushed, and a send it began that must wait.
-        self._push_send: Callable[[Message], Coroutine[Any, Any, None]] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._push_send: Send | None = None
         self._parked: asyncio.Future[None] | None = None
         self._handoff: tuple[Coroutine[Any, Any, None], Any] | None = None
         self._pending: list[Delta] = []  # pushed, for the next flush
@@ -206,7 +205,6 @@ class HubStreamResponse(Response):
         raw_send = scope.get(RAW_SEND)
         if raw_send is not None:
             send = self._push_send = raw_send
-            self._loop = loop
         try:
             if self._first:
                 first, self._first = self._first, b""
@@ -283,29 +281,27 @@ class HubStreamResponse(Response):
                 return
             finally:
                 self.waiting = False
-            if entries is None:
+            if entries is None:  # back from following (or a ping)
                 if self._handoff is not None:
                     await self._finish_handoff()
-                if self._pending:  # pushed, not yet sent: first
-                    deltas, self._pending = self._pending, []
-                    data = reader.encode_deltas(deltas)
-                    del deltas
-                    if data:
-                        await self._send(send, data, loop)
-                    data = None
-                continue
-            if entries:
+                # Pushed, not yet sent: first.
+                deltas, self._pending = self._pending, []
+                data = reader.encode_deltas(deltas) if deltas else b""
+                del deltas
+            elif entries:
                 data = encode(entries)
                 del entries  # a stalled send must not hold the batch
-                if data:
-                    await self._send(send, data, loop)
-                data = None  # not held while the next wait lasts
             elif done:
                 self._done = True
                 data = reader.close()
                 if data:
                     await self._send(send, data, loop)
                 return
+            else:
+                continue
+            if data:
+                await self._send(send, data, loop)
+            data = None  # not held while the next wait lasts
 
     async def _send(self, send: Send, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
         self.sending_since = self.last_sent = loop.time()
@@ -359,14 +355,12 @@ class HubStreamResponse(Response):
             self._hub.unfollow(self._reader.stream_id, self)
 
     def _send_now(self, data: bytes) -> None:
-        assert self._push_send is not None and self._loop is not None
-        self.sending_since = self.last_sent = self._loop.time()
-        message = {"type": "http.response.body", "body": data, "more_body": True}
-        coro = self._push_send(message)
+        """``_send``, run at once in the producer's step rather than awaited."""
+        assert self._push_send is not None
+        coro = self._send(self._push_send, data, asyncio.get_running_loop())
         try:
             blocker = coro.send(None)
         except StopIteration:  # written at once: the usual case
-            self.sending_since = 0.0
             return
         # The send waits (the server's flow control): our task finishes it. No ping
         # meanwhile: ``waiting`` is off until then.
@@ -390,7 +384,6 @@ class HubStreamResponse(Response):
             pass
         finally:
             coro.close()
-        self.sending_since = 0.0
 
     def end(self, why: str) -> None:
         """Stop the stream from outside its task: disconnect, stall or shutdown."""
