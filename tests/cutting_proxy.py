@@ -31,7 +31,9 @@ class CuttingProxy:
     first does, and the bytes count from that request on: a browser keeps connections alive
     and reuses them, so their order says nothing. ``connections`` counts the accepted
     connections, ``dropped`` the ones cut. When it stops, every connection still open is
-    closed (a browser would keep its own open, and the proxy's thread with them)."""
+    closed (a browser would keep its own open, and the proxy's thread with them).
+    ``requests`` lists the request lines that went through (a client may open a
+    connection it never sends on: undici does, now and then, after aborting a body)."""
 
     def __init__(
         self, target_port: int, cuts: list[int | None], *, request: bytes | None = None
@@ -42,6 +44,7 @@ class CuttingProxy:
         self.port = free_port()
         self.connections = 0
         self.dropped = 0
+        self.requests: list[str] = []  # the request lines sent through, in order
         self._matched = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._transports: list[asyncio.BaseTransport] = []
@@ -54,6 +57,11 @@ class CuttingProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
+                self.requests += [
+                    line.decode("latin-1")
+                    for line in data.split(b"\r\n")
+                    if line.startswith((b"GET /", b"POST /", b"DELETE /"))
+                ]
                 if self.request is not None and not link.matched and self.request in data:
                     link.matched, link.limit, link.sent = True, self._cut(self._matched), 0
                     self._matched += 1
