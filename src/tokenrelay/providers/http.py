@@ -16,13 +16,12 @@ The OpenAI-compatible long tail (vLLM, llama.cpp server, LM Studio, Ollama's ``/
 OpenRouter...) is kind ``openai`` with another ``base_url`` (and ``headers``), not code.
 No key configured means no key header is sent (local servers need none).
 
-Transport: aiohttp, not httpx. Reading a stream that arrives faster than it is parsed,
-aiohttp's bare read rate is about ten times httpx's, and the provider path over it three
-times (``bench/gateway.py``, "upstream transport"; figures in ``bench/RESULTS.md``); the
-upstream read is the gateway's hottest loop. One ``ClientSession`` per provider, made
-lazily inside the running loop (none at import, none bound to a loop that is gone), with a
-connection limit of ``max_connections`` and only a connect timeout: first-token, idle and
-total deadlines are the gateway's, written once for every provider.
+Transport: ``connections.ConnectionPool``, HTTP/1.1 over httptools (why not aiohttp or
+httpx: its docstring; the upstream read is the gateway's hottest loop). One pool per
+provider, made lazily inside the running loop (none at import, none bound to a loop that
+is gone), with a connection limit of ``max_connections`` and only a connect timeout:
+first-token, idle and total deadlines are the gateway's, written once for every
+provider.
 
 Decisions beyond the ``Provider`` contract (``base.py``):
 
@@ -61,8 +60,6 @@ from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
-
 from ..errors import TokenRelayError
 from ..llm.anthropic import ANTHROPIC
 from ..llm.dialect import Dialect
@@ -73,6 +70,7 @@ from ..llm.ollama import OLLAMA
 from ..llm.openai_chat import OPENAI_CHAT
 from ._common import EARLY_CLOSE, refused, retryable_status
 from .base import ProviderConfig, UpstreamError, trace_headers
+from .connections import ConnectionPool, UpstreamResponse
 
 __all__ = ["KINDS", "HTTPKind", "HTTPProvider", "parse_retry_after"]
 
@@ -185,22 +183,25 @@ class HTTPProvider:
             v for k, v in config.headers.items() if _SECRET_NAME.search(k)
         }
         self._secrets = sorted((v for v in secrets if len(v) >= 4), key=len, reverse=True)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._new_pool()  # a base_url it cannot use fails here, at configuration
 
     def __repr__(self) -> str:
         return f"HTTPProvider(name={self.config.name!r}, kind={self.config.kind!r})"
 
-    def _client(self) -> aiohttp.ClientSession:
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(
+            self.base_url, limit=self.config.max_connections,
+            connect_timeout=self.config.connect_timeout,
+        )  # fmt: skip
+
+    def _client(self) -> ConnectionPool:
         loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.config.max_connections),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.config.connect_timeout),
-                auto_decompress=True,
-            )
+        if self._pool is None or self._loop is not loop:
+            self._pool = self._new_pool()
             self._loop = loop
-        return self._session
+        return self._pool
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -260,26 +261,21 @@ class HTTPProvider:
         # A copy of its own size: orjson's result keeps a ~4 KiB buffer, held here for the
         # whole stream (measured by bench/gateway.py's memory figure).
         body = memoryview(dumps(dialect.build_request(upstream))).tobytes()
-        url = self.base_url + self.kind.path(upstream)
+        path = self.kind.path(upstream)
         headers = {**trace_headers.get(), **self._headers, "content-type": "application/json"}
         try:
-            response = await self._client().post(
-                url, data=body, headers=headers, allow_redirects=False
-            )
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            response = await self._client().request("POST", path, headers, body)
+        except OSError as exc:  # refused, reset, TLS, connect timeout, a malformed head
             raise self._connection_error("request failed", exc) from None
-        ended = False  # the body was read to its end: the connection may be reused
         try:
             status = response.status
             if 300 <= status < 400 or status in (401, 403):
-                ended = False  # nothing of it is read: close it
-                raise self._refused(status)
+                raise self._refused(status)  # nothing of it is read: closed below
             if not 200 <= status < 300:
                 try:
-                    raw = await _read(response, ERROR_BODY_LIMIT)
-                except (aiohttp.ClientError, TimeoutError, OSError):
+                    raw = await response.read(ERROR_BODY_LIMIT)
+                except OSError:
                     raw = b""  # the status alone still says what happened
-                ended = response.content.at_eof()
                 raw = self._scrub_body(raw, cut=len(raw) >= ERROR_BODY_LIMIT)
                 raise UpstreamError(
                     self._scrubbed(dialect.parse_error(status, raw)),
@@ -290,7 +286,6 @@ class HTTPProvider:
             if media_type == "application/json" and dialect.framing == "sse":
                 async for delta in self._whole(response, dialect):
                     yield delta
-                ended = True
                 return
             if media_type not in (dialect.media_type, "application/json"):
                 raise UpstreamError(
@@ -306,13 +301,13 @@ class HTTPProvider:
             decoder = dialect.decoder()
             held: list[Delta] = []  # leading Start and Usage, until the first content
             started = False
-            content = response.content
+            read_chunk = response.read_chunk
             chunk = b"."
             while chunk:
                 try:
-                    chunk = await content.readany()
+                    chunk = await read_chunk()
                     deltas = decoder.feed(chunk) if chunk else decoder.close()
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                except OSError as exc:
                     if not started:
                         raise self._connection_error("stream broke", exc) from None
                     yield EARLY_CLOSE
@@ -339,7 +334,6 @@ class HTTPProvider:
                         yield self._scrubbed(delta)  # an in-band error, after the first delta
                         return
                     yield delta
-            ended = True
             if not decoder.complete:
                 if not started:
                     raise UpstreamError.connection(
@@ -354,18 +348,15 @@ class HTTPProvider:
         finally:
             # A response not read to its end is closed, not returned to the pool, so the
             # upstream sees the disconnect and stops generating.
-            if ended:
-                response.release()
-            else:
-                response.close()
+            response.release()
 
     async def _whole(
-        self, response: aiohttp.ClientResponse, dialect: Dialect
+        self, response: UpstreamResponse, dialect: Dialect
     ) -> AsyncGenerator[Delta, None]:
         """A 200 ``application/json`` answer to a streamed request."""
         try:
-            raw = await _read(response, JSON_BODY_LIMIT)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raw = await response.read(JSON_BODY_LIMIT)
+        except OSError as exc:
             raise self._connection_error("reading the answer failed", exc) from None
         try:
             deltas = dialect.parse_response(raw)
@@ -387,39 +378,24 @@ class HTTPProvider:
 
     async def models(self) -> list[str]:
         """The upstream's model names ([] when it cannot list them or fails to)."""
-        url = self.base_url + self.kind.models_path
         try:
-            async with self._client().get(
-                url,
-                headers=self._headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=30, sock_connect=self.config.connect_timeout),
-            ) as response:
-                if response.status != 200:
-                    return []
-                body = loads(await _read(response, JSON_BODY_LIMIT))
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            async with asyncio.timeout(30):
+                response = await self._client().request("GET", self.kind.models_path, self._headers)
+                try:
+                    if response.status != 200:
+                        return []
+                    body = loads(await response.read(JSON_BODY_LIMIT))
+                finally:
+                    response.release()
+        except (OSError, ValueError):
             return []
         return _model_names(body)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        session, self._session = self._session, None
-        if session is not None and not session.closed:
-            await session.close()
-
-
-async def _read(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body, or its first ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await response.content.read(limit - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
 
 def _model_names(body: Any) -> list[str]:

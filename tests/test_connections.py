@@ -1,0 +1,339 @@
+"""The upstream HTTP/1.1 client (providers/connections.py) against real servers on
+loopback: keep-alive, a stale idle connection, the connection limit, bodies of every
+framing, content codings, flow control, malformed answers, TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_nginx import self_signed
+from tokenrelay.providers.connections import ConnectionPool
+
+pytestmark = pytest.mark.anyio
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Server:
+    """A loopback server whose connections run ``handler``; counts connections."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.port = 0
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went, or the test ended
+        finally:
+            writer.transport.abort()
+
+
+@asynccontextmanager
+async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
+    server = Server(handler)
+    listener = await asyncio.start_server(server._accept, "127.0.0.1", 0, ssl=tls)
+    server.port = listener.sockets[0].getsockname()[1]
+    try:
+        yield server
+    finally:
+        listener.close()
+        for writer in server.writers:
+            writer.transport.abort()
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """The request's head and body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head, await reader.readexactly(length) if length else b""
+
+
+def chunked(*parts: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers every request on the connection with two chunks."""
+    while True:
+        await read_request(reader)
+        writer.write(HEAD + chunked(b"data: 1\n\n", b"data: 2\n\n"))
+        await writer.drain()
+
+
+async def body_of(pool: ConnectionPool, path: str = "/x") -> bytes:
+    response = await pool.request("POST", path, {}, b"{}")
+    try:
+        return await response.read(1 << 20)
+    finally:
+        response.release()
+
+
+async def test_a_connection_read_to_its_end_is_reused() -> None:
+    async with serving(keep_alive) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}/v1")
+        for _ in range(3):
+            assert await body_of(pool) == b"data: 1\n\ndata: 2\n\n"
+        assert server.connections == 1
+        await pool.aclose()
+
+
+async def test_a_body_left_unread_closes_its_connection() -> None:
+    async with serving(keep_alive) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        response = await pool.request("POST", "/x", {}, b"{}")
+        response.release()  # abandoned: the upstream must see it go
+        assert await body_of(pool) == b"data: 1\n\ndata: 2\n\n"
+        assert server.connections == 2
+        await pool.aclose()
+
+
+async def test_an_idle_connection_the_server_closed_is_replaced_and_the_request_sent_again() -> (
+    None
+):
+    async def once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(HEAD + chunked(b"data: 1\n\n"))
+        await writer.drain()
+        # Then closes without saying so (keep-alive timeout on the server's side); the
+        # next read on the client's side finds EOF only once it sends.
+        await asyncio.sleep(0.05)
+
+    async with serving(once) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        assert await body_of(pool) == b"data: 1\n\n"
+        await asyncio.sleep(0.2)
+        assert await body_of(pool) == b"data: 1\n\n"
+        assert server.connections == 2
+        await pool.aclose()
+
+
+async def test_a_connection_that_breaks_after_a_byte_is_an_error_not_a_retry() -> None:
+    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-")
+        await writer.drain()
+
+    async with serving(half) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        with pytest.raises(ConnectionError):
+            await pool.request("POST", "/x", {}, b"{}")
+        assert server.connections == 1
+        await pool.aclose()
+
+
+async def test_requests_beyond_the_limit_wait_for_a_connection() -> None:
+    gate = asyncio.Event()
+
+    async def held(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(HEAD)
+            await gate.wait()
+            writer.write(chunked(b"data: x\n\n"))
+            await writer.drain()
+
+    async with serving(held) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}", limit=2)
+        first = [await pool.request("POST", "/x", {}, b"{}") for _ in range(2)]
+        third = asyncio.create_task(pool.request("POST", "/x", {}, b"{}"))
+        await asyncio.sleep(0.2)
+        assert not third.done() and server.connections == 2
+        gate.set()
+        assert await first[0].read(100) == b"data: x\n\n"
+        first[0].release()
+        response = await asyncio.wait_for(third, 2)
+        assert await response.read(100) == b"data: x\n\n"
+        assert server.connections == 2  # the released connection served the third
+        response.release()
+        first[1].release()
+        await pool.aclose()
+
+
+@pytest.mark.parametrize(
+    "framing",
+    ["chunked", "content-length", "until-close"],
+)
+async def test_a_body_arrives_as_it_is_sent_in_every_framing(framing: str) -> None:
+    parts = [b"data: %d\n\n" % i for i in range(5)]
+    step = asyncio.Event()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        if framing == "chunked":
+            head += b"transfer-encoding: chunked\r\n"
+        elif framing == "content-length":
+            head += b"content-length: %d\r\n" % sum(map(len, parts))
+        else:
+            head += b"connection: close\r\n"
+        writer.write(head + b"\r\n")
+        for part in parts:
+            writer.write(b"%x\r\n%s\r\n" % (len(part), part) if framing == "chunked" else part)
+            await writer.drain()
+            await step.wait()
+            step.clear()
+        if framing == "chunked":
+            writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async with serving(answer) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        response = await pool.request("POST", "/x", {}, b"{}")
+        got = []
+        for _ in parts:
+            got.append(await asyncio.wait_for(response.read_chunk(), 2))  # before the next
+            step.set()
+        assert got == parts
+        assert await response.read_chunk() == b"" and response.complete
+        response.release()
+        await pool.aclose()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_a_compressed_body_is_decompressed_as_it_comes(coding: str) -> None:
+    events = [b"data: %d\n\n" % i for i in range(3)]
+    compressor = zlib.compressobj(wbits=31) if coding == "gzip" else zlib.compressobj(wbits=15)
+    pieces = [compressor.compress(e) + compressor.flush(zlib.Z_SYNC_FLUSH) for e in events]
+    pieces.append(compressor.flush())
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        assert b"accept-encoding: gzip, deflate" in head
+        writer.write(HEAD.replace(b"\r\n\r\n", f"\r\ncontent-encoding: {coding}\r\n\r\n".encode()))
+        writer.write(chunked(*pieces))
+        await writer.drain()
+
+    async with serving(answer) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        assert await body_of(pool) == b"".join(events)
+        await pool.aclose()
+
+
+async def test_an_unknown_content_coding_and_a_malformed_answer_are_connection_errors() -> None:
+    answers = [
+        HEAD.replace(b"\r\n\r\n", b"\r\ncontent-encoding: br\r\n\r\n") + chunked(b"x"),
+        b"HTTP/1.1 2OO OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nx-big: " + b"a" * (70 * 1024) + b"\r\n\r\n",
+        HEAD + b"zz\r\nnot hex\r\n",
+    ]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answers.pop(0))
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with serving(answer) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        for expected in ["content-encoding", "malformed", "too large", "malformed"]:
+            with pytest.raises(ConnectionError, match=expected):
+                await body_of(pool)
+        await pool.aclose()
+
+
+async def test_a_slow_reader_pauses_the_socket_instead_of_buffering_the_body() -> None:
+    written = 0
+    total = 256 * 1024 * 1024
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal written
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % total)
+        block = b"x" * (1024 * 1024)
+        while written < total:
+            writer.write(block)
+            await writer.drain()
+            written += len(block)
+
+    async with serving(flood) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        response = await pool.request("GET", "/x", {})
+        await response.read_chunk()
+        await asyncio.sleep(0.5)  # not reading
+        # What the server could write: the buffer's high-water mark and the sockets'
+        # buffers, not the body.
+        assert written < 64 * 1024 * 1024, written
+        response.release()
+        await pool.aclose()
+
+
+async def test_nothing_configured_can_split_a_request_or_carry_credentials() -> None:
+    pool = ConnectionPool("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match="CR, LF"):
+        await pool.request("POST", "/x", {"x-a": "b\r\nx-injected: 1"}, b"")
+    with pytest.raises(ValueError, match="credentials"):
+        ConnectionPool("http://user:pw@127.0.0.1:9")
+    with pytest.raises(ValueError, match="http"):
+        ConnectionPool("ftp://127.0.0.1")
+
+
+async def test_tls_verifies_the_upstream_against_the_system_trust_store(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    async with serving(keep_alive, tls) as server:
+        pool = ConnectionPool(f"https://127.0.0.1:{server.port}")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await body_of(pool)
+        await pool.aclose()
+        # Trusted the system's way (OpenSSL's SSL_CERT_FILE): it answers.
+        os.environ["SSL_CERT_FILE"] = str(cert)
+        try:
+            pool = ConnectionPool(f"https://127.0.0.1:{server.port}")
+            assert await body_of(pool) == b"data: 1\n\ndata: 2\n\n"
+            await pool.aclose()
+        finally:
+            del os.environ["SSL_CERT_FILE"]
+
+
+async def test_a_host_name_is_looked_up_once_for_a_burst_and_its_addresses_tried_in_turn() -> None:
+    async with serving(keep_alive) as server:
+        # localhost may come first as ::1, where nothing listens: the next address serves.
+        loop = asyncio.get_running_loop()
+        lookups = 0
+        lookup = loop.getaddrinfo
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal lookups
+            lookups += 1
+            return await lookup(*args, **kwargs)
+
+        loop.getaddrinfo = counted  # type: ignore[method-assign]
+        try:
+            pool = ConnectionPool(f"http://localhost:{server.port}", limit=20)
+            bodies = await asyncio.gather(*(body_of(pool) for _ in range(20)))
+        finally:
+            del loop.getaddrinfo
+        assert bodies == [b"data: 1\n\ndata: 2\n\n"] * 20
+        assert server.connections == 20 and lookups == 1
+        await pool.aclose()
+    with pytest.raises(OSError):
+        await body_of(ConnectionPool("http://no-such-host.invalid"))
