@@ -337,3 +337,22 @@ async def test_a_host_name_is_looked_up_once_for_a_burst_and_its_addresses_tried
         await pool.aclose()
     with pytest.raises(OSError):
         await body_of(ConnectionPool("http://no-such-host.invalid"))
+
+
+async def test_a_compression_bomb_is_refused_not_inflated() -> None:
+    bomb = zlib.compressobj(wbits=31)
+    payload = bomb.compress(b"\0" * (64 * 1024 * 1024)) + bomb.flush()
+    assert len(payload) < 128 * 1024
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(HEAD.replace(b"\r\n\r\n", b"\r\ncontent-encoding: gzip\r\n\r\n"))
+        writer.write(chunked(payload))
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with serving(answer) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        with pytest.raises(ConnectionError, match="expands too far"):
+            await body_of(pool)
+        await pool.aclose()

@@ -17,7 +17,8 @@ Decisions:
   while idle (no byte of a response on it) is replaced by a new one and the request
   sent again, once: the server cannot have acted on it.
 - ``accept-encoding: gzip, deflate`` (what aiohttp sent); a gzip or deflate body is
-  decompressed as it comes, any other content coding is an error.
+  decompressed as it comes (one read inflating beyond ``MAX_EXPANSION`` is refused: a
+  compression bomb is an error, not memory), any other content coding is an error.
 - A response whose body was not read to its end is closed (its connection with it), so
   the upstream sees the disconnect and stops generating; only a body read to its end
   returns the connection to the pool.
@@ -48,6 +49,7 @@ import httptools
 __all__ = ["ConnectionPool", "UpstreamResponse"]
 
 _NO_BODY = (204, 304)
+MAX_EXPANSION = 16 * 1024 * 1024  # what one read of a compressed body may inflate to
 
 
 def _check(text: str, what: str) -> str:
@@ -86,11 +88,17 @@ class UpstreamResponse:
     # -- fed by the connection -------------------------------------------------------------
 
     def _feed(self, body: bytes) -> None:
-        if self._decompress is not None:
+        if self._error is not None:
+            return
+        decompress = self._decompress
+        if decompress is not None:
             try:
-                body = self._decompress.decompress(body)
+                body = decompress.decompress(body, MAX_EXPANSION)
             except zlib.error:
-                self._fail(ConnectionError("malformed compressed body"))
+                self._broken(ConnectionError("malformed compressed body"))
+                return
+            if decompress.unconsumed_tail:  # a bomb: refused, not inflated
+                self._broken(ConnectionError("compressed body expands too far"))
                 return
             if not body:
                 return
@@ -103,9 +111,18 @@ class UpstreamResponse:
         if conn is not None and self._size > conn.pool.high_water:
             conn.pause()  # until the reader catches up
 
+    def _broken(self, error: OSError) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn._lost(error)  # fails us, and stops reading what follows
+        else:
+            self._fail(error)
+
     def _end(self) -> None:
+        if self._error is not None:
+            return
         if self._decompress is not None:
-            tail = self._decompress.flush()
+            tail = self._decompress.flush(MAX_EXPANSION)
             if tail:
                 self._chunks.append(tail)
                 self._size += len(tail)
