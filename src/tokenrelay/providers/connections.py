@@ -5,30 +5,37 @@ Why not aiohttp (which this replaced): reading a paced token stream, aiohttp's p
 work (its ``StreamReader``, flow control, timers, chunk bookkeeping) cost about as much
 CPU as everything else the gateway does to a token on its way in. The same reads through
 the protocol below — httptools (the C parser uvicorn uses) feeding a buffer that wakes one
-waiter — cost about half (``bench/upstream_read.py``; figures in ``bench/RESULTS.md``).
-What the gateway needs of a client is small and fixed: one request at a time per
-connection, a streamed body read as it comes, keep-alive, a connection limit, a connect
-timeout, TLS with the system's trust store, no redirects, no cookies, no proxies (as
-aiohttp did with its defaults).
+waiter — cost about two thirds (``bench/upstream_read.py``; figures in
+``bench/RESULTS.md``). What the gateway needs of a client is small and fixed: one request
+at a time per connection, a streamed body read as it comes, keep-alive, a connection
+limit, a connect timeout, TLS with the system's trust store, no redirects, no cookies, no
+proxies (as aiohttp did with its defaults).
 
 Decisions:
 
-- A connection taken from the pool that turns out to have been closed by the server
-  while idle (no byte of a response on it) is replaced by a new one and the request
-  sent again, once: the server cannot have acted on it.
+- A request is never sent twice by the pool, with one exception: a GET on a connection
+  taken from the pool that the server turns out to have closed while it was idle (no byte
+  of an answer) goes again on a new connection. A POST is not: a server that read it and
+  then died looks the same, and a prompt must not be generated and billed twice behind
+  the caller's back; the gateway's retry policy decides, and counts the attempt.
 - ``accept-encoding: gzip, deflate`` (what aiohttp sent); a gzip or deflate body is
-  decompressed as it comes (one read inflating beyond ``MAX_EXPANSION`` is refused: a
-  compression bomb is an error, not memory), any other content coding is an error.
+  inflated as it is read, never more than ``high_water`` ahead of the reader (a
+  compression bomb costs reading time, not memory); any other content coding is an
+  error.
 - A response whose body was not read to its end is closed (its connection with it), so
   the upstream sees the disconnect and stops generating; only a body read to its end
-  returns the connection to the pool.
+  returns the connection to the pool. A connection that says anything it was not asked
+  (a second response, bytes after the end) is closed.
 - At most ``limit`` connections per pool, busy or idle; a request beyond it waits for
   one. Idle connections older than ``keepalive`` seconds are closed, not reused.
 - Header names and values carrying CR, LF or NUL are refused (``ValueError``): nothing
-  configured can split a request.
-- More than ``max_head`` bytes of status line and headers, or a body buffered beyond
-  ``high_water`` unread, stop reading (the first fails the response; the second pauses
-  the socket until the reader catches up).
+  configured can split a request. HEAD is not supported (nothing here needs it).
+- Bounds: more than ``max_head`` bytes of status line, headers or trailers fail the
+  response (counted as they arrive, before the parser holds them); a body buffered more
+  than ``high_water`` bytes ahead of its reader pauses the socket until it catches up.
+- The host name is looked up once per ``dns_ttl`` seconds, by one lookup that a burst
+  of new connections shares (cancelling a caller does not cancel it); the addresses are
+  tried in turn within one ``connect_timeout``.
 
 Errors are the standard library's: ``ConnectionError`` (refused, reset, closed early,
 a malformed response), ``TimeoutError`` (connect), ``ssl.SSLError``; all are ``OSError``.
@@ -37,6 +44,7 @@ a malformed response), ``TimeoutError`` (connect), ``ssl.SSLError``; all are ``O
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import zlib
@@ -49,7 +57,6 @@ import httptools
 __all__ = ["ConnectionPool", "UpstreamResponse"]
 
 _NO_BODY = (204, 304)
-MAX_EXPANSION = 16 * 1024 * 1024  # what one read of a compressed body may inflate to
 
 
 def _check(text: str, what: str) -> str:
@@ -63,53 +70,96 @@ class UpstreamResponse:
     with ", "), then its body as it arrives (``read_chunk``)."""
 
     __slots__ = (
-        "_chunks", "_conn", "_decompress", "_done", "_error", "_size", "_waiter",
-        "complete", "headers", "status",
+        "_arrived", "_capped", "_chunks", "_conn", "_done", "_error", "_high_water",
+        "_inflater", "_pending", "_size", "_waiter", "complete", "headers", "status",
     )  # fmt: skip
 
-    def __init__(self, conn: _Connection, status: int, headers: dict[str, str]) -> None:
+    def __init__(
+        self, conn: _Connection, status: int, headers: dict[str, str], high_water: int
+    ) -> None:
         self._conn: _Connection | None = conn
         self.status = status
         self.headers = headers
         self.complete = False  # the body was read to its end
         self._chunks: list[bytes] = []
-        self._size = 0
-        self._done = False  # the body has arrived whole
+        self._size = 0  # bytes in _chunks
+        self._high_water = high_water
+        self._arrived = False  # the body's last byte came off the wire
+        self._done = False  # ... and all of it is in _chunks
         self._error: OSError | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._pending = b""  # compressed bytes not inflated yet (the buffer was full)
+        self._capped = False  # the last inflate stopped at its limit: more may come
         coding = headers.get("content-encoding", "identity").strip().lower()
         if coding in ("gzip", "x-gzip", "deflate"):
-            self._decompress: zlib._Decompress | None = zlib.decompressobj(32 + zlib.MAX_WBITS)
+            self._inflater: zlib._Decompress | None = zlib.decompressobj(32 + zlib.MAX_WBITS)
         elif coding in ("identity", ""):
-            self._decompress = None
+            self._inflater = None
         else:
             raise ConnectionError(f"unsupported content-encoding {coding!r}")
 
     # -- fed by the connection -------------------------------------------------------------
 
     def _feed(self, body: bytes) -> None:
-        if self._error is not None:
+        if self._error is not None or self._arrived:
             return
-        decompress = self._decompress
-        if decompress is not None:
+        if self._inflater is None:
+            self._push(body)
+        else:
+            self._pending = self._pending + body if self._pending else body
+            self._inflate()
+
+    def _push(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        self._wake()
+        conn = self._conn
+        if conn is not None and self._size > self._high_water:
+            conn.pause()  # until the reader catches up
+
+    def _inflate(self) -> None:
+        """Inflate what is pending, as far as the buffer has room."""
+        inflater = self._inflater
+        assert inflater is not None
+        while (self._pending or self._capped) and self._size < self._high_water:
+            room = self._high_water - self._size
             try:
-                body = decompress.decompress(body, MAX_EXPANSION)
+                out = inflater.decompress(self._pending, room)
             except zlib.error:
                 self._broken(ConnectionError("malformed compressed body"))
                 return
-            if decompress.unconsumed_tail:  # a bomb: refused, not inflated
-                self._broken(ConnectionError("compressed body expands too far"))
-                return
-            if not body:
-                return
-        self._chunks.append(body)
-        self._size += len(body)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            self._pending = inflater.unconsumed_tail
+            self._capped = len(out) == room
+            if out:
+                self._push(out)
+            elif not self._pending:
+                break
         conn = self._conn
-        if conn is not None and self._size > conn.pool.high_water:
-            conn.pause()  # until the reader catches up
+        if self._pending or self._capped:
+            if conn is not None:
+                conn.pause()  # more to inflate once the reader has taken some
+        elif self._arrived:
+            self._finish_body()
+
+    def _finish_body(self) -> None:
+        if self._inflater is not None:
+            try:
+                tail = self._inflater.flush()
+            except zlib.error:
+                self._broken(ConnectionError("malformed compressed body"))
+                return
+            if tail:
+                self._chunks.append(tail)
+                self._size += len(tail)
+        self._done = True
+        self._wake()
+
+    def _end(self) -> None:
+        if self._error is not None or self._arrived:
+            return
+        self._arrived = True
+        if not (self._pending or self._capped):
+            self._finish_body()
 
     def _broken(self, error: OSError) -> None:
         conn = self._conn
@@ -117,17 +167,6 @@ class UpstreamResponse:
             conn._lost(error)  # fails us, and stops reading what follows
         else:
             self._fail(error)
-
-    def _end(self) -> None:
-        if self._error is not None:
-            return
-        if self._decompress is not None:
-            tail = self._decompress.flush(MAX_EXPANSION)
-            if tail:
-                self._chunks.append(tail)
-                self._size += len(tail)
-        self._done = True
-        self._wake()
 
     def _fail(self, error: OSError) -> None:
         if not self._done and self._error is None:
@@ -150,6 +189,9 @@ class UpstreamResponse:
                 return b""
             if self._error is not None:
                 raise self._error
+            if self._pending or self._capped:
+                self._inflate()
+                continue
             waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
@@ -159,8 +201,10 @@ class UpstreamResponse:
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._size = 0
+        if self._pending or self._capped:
+            self._inflate()  # the next read's, now that there is room
         conn = self._conn
-        if conn is not None and conn.paused:
+        if conn is not None and conn.paused and not (self._pending or self._capped):
             conn.resume()
         return data
 
@@ -200,9 +244,9 @@ class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: one request at a time."""
 
     __slots__ = (
-        "_head", "_head_size", "_header_names", "_header_values", "_keep_alive", "_response",
-        "_until_close", "closed", "idle_since", "method", "parser", "paused", "pool",
-        "received", "transport",
+        "_expecting", "_head", "_head_size", "_header_names", "_header_values", "_keep_alive",
+        "_response", "_unparsed", "_until_close", "closed", "gone", "idle_since", "parser",
+        "paused", "pool", "received", "transport",
     )  # fmt: skip
 
     def __init__(self, pool: ConnectionPool) -> None:
@@ -213,12 +257,14 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.idle_since = 0.0
         self.received = False  # a byte of the current response arrived
-        self.method = ""  # the current request's
+        self.gone: asyncio.Future[None] | None = None  # done once the transport is gone
+        self._expecting = False  # a request was sent whose response has not ended
         self._head: asyncio.Future[UpstreamResponse] | None = None
         self._response: UpstreamResponse | None = None
         self._header_names: list[bytes] = []
         self._header_values: list[bytes] = []
-        self._head_size = 0
+        self._head_size = 0  # bytes of this response's headers and trailers
+        self._unparsed = 0  # head or trailer bytes fed since the last body or head
         self._keep_alive = True
         self._until_close = False  # a body that ends when the connection does
 
@@ -226,24 +272,34 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.gone = asyncio.get_running_loop().create_future()
+        self.pool._live.add(self)
 
     def data_received(self, data: bytes) -> None:
         self.received = True
-        if self._head is None and self._response is None:
+        if not self._expecting:
             self._lost(ConnectionError("the upstream sent bytes nobody asked for"))
             return
+        self._unparsed += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            # A callback's own error (headers too large...) comes wrapped: unwrap it.
+            # A callback's own error (a response nobody asked for...) comes wrapped.
             cause = exc.__context__
             if isinstance(cause, OSError):
                 self._lost(cause)
             else:
                 self._lost(ConnectionError(f"malformed HTTP response ({exc})"))
+            return
+        if self._unparsed > self.pool.max_head:
+            # httptools holds an unfinished header line whole: refused before it grows.
+            self._lost(ConnectionError("the upstream's headers are too large"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.pool._live.discard(self)
+        if self.gone is not None and not self.gone.done():
+            self.gone.set_result(None)
         response = self._response
         if response is not None and self._until_close and exc is None:
             response._end()
@@ -251,25 +307,33 @@ class _Connection(asyncio.Protocol):
             self._lost(ConnectionError("the upstream closed the connection"))
 
     def pause(self) -> None:
-        if not self.paused and self.transport is not None:
+        if not self.paused and self.transport is not None and not self.closed:
             self.paused = True
             self.transport.pause_reading()
 
     def resume(self) -> None:
-        if self.paused and self.transport is not None:
+        if self.paused and self.transport is not None and not self.closed:
             self.paused = False
             self.transport.resume_reading()
 
     # -- httptools callbacks ---------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        if not self._expecting:
+            raise ConnectionError("the upstream sent a response nobody asked for")
+        self._header_names, self._header_values = [], []
+        self._head_size = 0
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_size += len(name) + len(value) + 4
         if self._head_size > self.pool.max_head:
             raise ConnectionError("the upstream's headers are too large")
-        self._header_names.append(name)
-        self._header_values.append(value)
+        if self._response is None:  # trailers are read past, not kept
+            self._header_names.append(name)
+            self._header_values.append(value)
 
     def on_headers_complete(self) -> None:
+        self._unparsed = 0
         status = self.parser.get_status_code()
         names, values = self._header_names, self._header_values
         self._header_names, self._header_values = [], []
@@ -283,20 +347,18 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = self.parser.should_keep_alive()
         chunked = "chunked" in headers.get("transfer-encoding", "").lower()
         self._until_close = (
-            not chunked
-            and "content-length" not in headers
-            and status not in _NO_BODY
-            and self.method != "HEAD"
+            not chunked and "content-length" not in headers and (status not in _NO_BODY)
         )
         head = self._head
         if head is None or head.done():
-            return
-        response = UpstreamResponse(self, status, headers)  # may refuse its coding
+            raise ConnectionError("the upstream sent a response nobody waits for")
+        response = UpstreamResponse(self, status, headers, self.pool.high_water)  # may refuse
         self._head = None
         self._response = response
         head.set_result(response)
 
     def on_body(self, body: bytes) -> None:
+        self._unparsed = 0
         response = self._response
         if response is not None:
             response._feed(body)
@@ -304,18 +366,19 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         response = self._response
         if response is None:  # an interim response ended
-            self._head_size = 0
             return
+        self._expecting = False
         self._until_close = False
         response._end()
 
     # -- used by the pool and the response -------------------------------------------------
 
-    def send(self, method: str, data: bytes) -> asyncio.Future[UpstreamResponse]:
+    def send(self, data: bytes) -> asyncio.Future[UpstreamResponse]:
         assert self.transport is not None
-        self.method = method
         self.received = False
-        self._head_size = 0
+        self._expecting = True
+        self._unparsed = 0
+        self._header_names, self._header_values = [], []
         self._head = head = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return head
@@ -331,13 +394,14 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._expecting = False
         if self.transport is not None:
             self.transport.close()
 
     def finished(self, reusable: bool) -> None:
         """The response was released: read whole (``reusable``) or abandoned."""
         self._response = None
-        if not (reusable and self._keep_alive) or self.closed:
+        if not (reusable and self._keep_alive) or self.closed or self._expecting:
             self.close()
         else:
             self.resume()
@@ -373,23 +437,22 @@ class ConnectionPool:
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
         self._idle: deque[_Connection] = deque()
-        self._open = 0
+        self._open = 0  # connections counted against the limit (connecting, busy, idle)
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._busy: set[_Connection] = set()
+        self._live: set[_Connection] = set()  # transports not yet gone
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
-        # The host's addresses, looked up once per ``dns_ttl`` (a burst of new streams
-        # must not queue a thousand lookups in the executor's few threads), and the
-        # lookup in flight that concurrent connects share.
         self._addresses: list[tuple[int, str]] = []
         self._resolved_at = -1e9
-        self._resolving: asyncio.Future[list[tuple[int, str]]] | None = None
+        self._lookup: asyncio.Task[list[tuple[int, str]]] | None = None
 
     async def request(
         self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
     ) -> UpstreamResponse:
         """Send ``method`` to ``path`` (under ``base_url``'s path) and wait for the head
         of the response."""
+        if method == "HEAD":
+            raise ValueError("HEAD is not supported")
         target = quote(self.path + path, safe="/:@!$&'()*+,;=?%~")
         lines = [f"{_check(method, 'method')} {target} HTTP/1.1", f"host: {self._authority}"]
         given = {name.lower() for name in headers}
@@ -402,19 +465,20 @@ class ConnectionPool:
         if body is not None or method == "POST":
             lines.append(f"content-length: {len(body or b'')}")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
-        for _ in range(2):
+        again = method == "GET"  # the one request the pool may send twice
+        while True:
             conn, reused = await self._acquire()
             try:
-                return await conn.send(method, data)
+                return await conn.send(data)
             except ConnectionError:
-                stale = reused and not conn.received
+                stale = again and reused and not conn.received
                 conn.finished(reusable=False)
                 if not stale:
                     raise
+                again = False
             except BaseException:
                 conn.finished(reusable=False)
                 raise
-        raise ConnectionError("the upstream closed the connection")  # pragma: no cover
 
     async def _acquire(self) -> tuple[_Connection, bool]:
         loop = asyncio.get_running_loop()
@@ -427,7 +491,6 @@ class ConnectionPool:
                     conn.close()
                     self._open -= 1
                     continue
-                self._busy.add(conn)
                 return conn, True
             if self._open < self.limit:
                 break
@@ -435,6 +498,10 @@ class ConnectionPool:
             self._waiters.append(waiter)
             try:
                 await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # we were woken for a connection: pass it on
+                raise
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
@@ -445,7 +512,10 @@ class ConnectionPool:
             self._open -= 1
             self._wake_one()
             raise
-        self._busy.add(conn)
+        if self._closed:  # closed while we connected
+            conn.close()
+            self._open -= 1
+            raise ConnectionError("the connection pool is closed")
         return conn, False
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
@@ -476,34 +546,37 @@ class ConnectionPool:
             raise error
 
     async def _resolve(self, loop: asyncio.AbstractEventLoop) -> list[tuple[int, str]]:
-        if loop.time() - self._resolved_at < self.dns_ttl and self._addresses:
+        if self._addresses and loop.time() - self._resolved_at < self.dns_ttl:
             return self._addresses
-        if self._resolving is None:
-            self._resolving = loop.create_future()
-            lookup = self._resolving
-            try:
-                infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-                addresses: list[tuple[int, str]] = list(
-                    dict.fromkeys((int(info[0]), str(info[4][0])) for info in infos)
-                )
-                if not addresses:
-                    raise OSError(f"no address for {self.host}")
-            except BaseException as exc:
-                failed = (
-                    exc if isinstance(exc, OSError) else OSError(f"looking up {self.host} failed")
-                )
-                lookup.set_exception(failed)
-                lookup.exception()  # retrieved: the waiters, if any, raise it
-                raise
-            finally:
-                self._resolving = None
+        lookup = self._lookup
+        if lookup is None:
+            lookup = self._lookup = loop.create_task(self._look_up(loop))
+            # Its failure is every caller's, and retrieved even if all of them are gone.
+            lookup.add_done_callback(lambda task: task.cancelled() or task.exception())
+        # Shielded: a caller cancelled (its deadline passed) leaves the lookup running
+        # for the others, and for the cache.
+        try:
+            return await asyncio.shield(lookup)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if lookup.cancelled() and self._closed and task is not None and not task.cancelling():
+                raise ConnectionError("the connection pool is closed") from None
+            raise
+
+    async def _look_up(self, loop: asyncio.AbstractEventLoop) -> list[tuple[int, str]]:
+        try:
+            infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+            addresses: list[tuple[int, str]] = list(
+                dict.fromkeys((int(info[0]), str(info[4][0])) for info in infos)
+            )
+            if not addresses:
+                raise OSError(f"no address for {self.host}")
             self._addresses, self._resolved_at = addresses, loop.time()
-            lookup.set_result(addresses)
             return addresses
-        return await asyncio.shield(self._resolving)
+        finally:
+            self._lookup = None
 
     def _returned(self, conn: _Connection) -> None:
-        self._busy.discard(conn)
         if conn.closed or self._closed:
             conn.close()
             self._open -= 1
@@ -520,14 +593,22 @@ class ConnectionPool:
                 return
 
     async def aclose(self) -> None:
-        """Close every connection, idle or busy."""
+        """Close every connection, idle or busy, and wait (a little) until they are gone."""
         self._closed = True
-        for conn in [*self._idle, *self._busy]:
+        if self._lookup is not None:
+            self._lookup.cancel()
+        live = list(self._live)
+        for conn in live:
             conn.close()
         self._idle.clear()
-        self._busy.clear()
         self._open = 0
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        await asyncio.sleep(0)  # let the transports close
+        gone = [conn.gone for conn in live if conn.gone is not None and not conn.gone.done()]
+        if gone:
+            await asyncio.wait(gone, timeout=2.0)
+        for conn in live:  # a peer that never answered TLS's close: cut
+            if conn.transport is not None and not (conn.gone is None or conn.gone.done()):
+                with contextlib.suppress(Exception):
+                    conn.transport.abort()
