@@ -41,9 +41,8 @@ Decisions beyond the ``Provider`` contract (``base.py``):
   from anything the upstream sent (error bodies, in-band error events, before the first
   delta and after it) is scrubbed of the API key and of every configured header's value,
   and the codecs never quote an upstream's malformed bytes.
-- Redirects are not followed: a 3xx is an upstream error (``aiohttp`` would follow one to
-  another host, dropping ``Authorization`` but sending the other key headers and the
-  prompt there).
+- Redirects are not followed: a 3xx is an upstream error (a client that follows one to
+  another host sends the key headers and the prompt there).
 - An upstream's 401 or 403 is the gateway's problem, not the client's: a 502 (server
   error) the client's SDK does not mistake for its own bad key, with the reason in the
   gateway's log.
