@@ -296,6 +296,9 @@ class HTTPProvider:
                     ),
                     retryable=False,
                 )
+            # The head is not kept for the stream's life (a real upstream's twenty-odd
+            # headers are a few KB per open stream).
+            response.headers.clear()
             # The hot loop, inline: each delta crosses one generator frame, not two.
             decoder = dialect.decoder()
             held: list[Delta] = []  # leading Start and Usage, until the first content
