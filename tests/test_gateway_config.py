@@ -104,6 +104,13 @@ def test_no_configuration_is_an_empty_gateway() -> None:
         ({"gateway": {"api_keys_env": "NOPE"}}, "environment variable NOPE is not set"),
         ({"gateway": {"workers": 2}}, "unknown key gateway.workers"),
         ({"extra": {}}, "unknown key extra"),
+        ({"providers": [{"name": "u", "kind": "openai", "base_url": "ftp://h/v1"}]},
+         "providers[0].base_url: base_url must be an http:// or https:// URL"),
+        ({"providers": [{"name": "u", "kind": "openai", "base_url": "http://a:b@h/v1"}]},
+         "providers[0].base_url: base_url must not carry credentials"),
+        ({"providers": [{"name": "u", "kind": "openai", "base_url": "http://h/v1",
+                         "headers": {"x-team": "a\r\nx-injected: 1"}}]},
+         "providers[0].headers: header 'x-team' must not contain CR, LF or NUL"),
     ],
 )  # fmt: skip
 def test_mistakes_are_named_precisely(data: dict[str, object], message: str) -> None:
@@ -176,3 +183,12 @@ def test_store_mistakes_are_named_precisely(table: dict[str, object], message: s
 def test_a_bad_store_url_in_the_environment_is_named() -> None:
     with pytest.raises(ConfigError, match="not a store URL"):
         parse_config({}, env={"TOKENRELAY_STORE": "mongodb://x"})
+
+
+def test_a_key_that_could_split_a_request_is_refused_without_being_quoted() -> None:
+    data = {"providers": [{"name": "u", "kind": "openai", "base_url": "http://h/v1",
+                           "api_key_env": "K"}]}  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, env={"K": "sk-secret\r\nx-injected: 1"})
+    assert "providers[0].api_key_env: the key in K contains CR, LF or NUL" in str(info.value)
+    assert "sk-secret" not in str(info.value)

@@ -85,6 +85,7 @@ from typing import Any
 from ..errors import TokenRelayError
 from ..providers import HTTP_KINDS, PROVIDER_KINDS
 from ..providers.base import ProviderConfig
+from ..providers.connections import ConnectionPool, check_header
 
 __all__ = [
     "ClientKey",
@@ -291,6 +292,19 @@ def _provider(raw: Any, i: int, env: Mapping[str, str], connect: float) -> Provi
     headers = _table(table.get("headers", {}), f"{where}.headers")
     if not all(isinstance(v, str) for v in headers.values()):
         raise ConfigError(f"{where}.headers values must be strings")
+    if kind in HTTP_KINDS:
+        # What requests are made of, checked before any is: never per request.
+        try:
+            ConnectionPool(base_url)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.base_url: {exc}") from None
+        for header, value in headers.items():
+            try:
+                check_header(header, value)
+            except ValueError as exc:
+                raise ConfigError(f"{where}.headers: {exc}") from None
+        if any(c in api_key for c in "\r\n\0"):
+            raise ConfigError(f"{where}.api_key_env: the key in {key_env} contains CR, LF or NUL")
     return ProviderConfig(
         name=name,
         kind=kind,

@@ -54,7 +54,7 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
-__all__ = ["ConnectionPool", "UpstreamResponse"]
+__all__ = ["ConnectionPool", "UpstreamResponse", "check_header"]
 
 _NO_BODY = (204, 304)
 
@@ -63,6 +63,13 @@ def _check(text: str, what: str) -> str:
     if "\r" in text or "\n" in text or "\0" in text:
         raise ValueError(f"{what} must not contain CR, LF or NUL")
     return text
+
+
+def check_header(name: str, value: str) -> None:
+    """``ValueError`` (naming the header, never quoting its value) if it could split a
+    request: what configuration checks before any request is made."""
+    _check(name, "a header name")
+    _check(value, f"header {name!r}")
 
 
 class UpstreamResponse:
@@ -461,7 +468,8 @@ class ConnectionPool:
         if "accept-encoding" not in given:
             lines.append("accept-encoding: gzip, deflate")
         for name, value in headers.items():
-            lines.append(f"{_check(name, 'a header name')}: {_check(value, 'a header value')}")
+            check_header(name, value)
+            lines.append(f"{name}: {value}")
         if body is not None or method == "POST":
             lines.append(f"content-length: {len(body or b'')}")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
