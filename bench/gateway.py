@@ -42,8 +42,9 @@ Measures ("added" = through the gateway minus the mock directly, same client, sa
    finished on its own instead (outcome not ``disconnected``).
 6. **upstream transport**: one fast mock stream (``x-mock-token-ms: 0``, ``lorem``,
    ``max_tokens`` 20,000) read in a process pinned to CPU 1 by aiohttp and by httpx, bare
-   (bytes) and through the provider path (aiohttp: ``HTTPProvider.stream``; httpx: the same
-   loop with the dialect's decoder on ``aiter_raw``), best of N, events/s; a plain socket
+   (bytes), and through a provider path (tokenrelay: ``HTTPProvider.stream``, on its own
+   HTTP/1.1 connections since issue 19; httpx: the same loop with the dialect's decoder on
+   ``aiter_raw``), best of N, events/s; a plain socket
    read of the same stream shows how fast the mock produces it.
 
 How to run
