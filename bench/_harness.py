@@ -14,16 +14,40 @@ from pathlib import Path
 from types import FrameType
 
 __all__ = [
+    "HARNESS",
     "REPO_ROOT",
     "RunTimeout",
     "cpu_ticks",
     "deadline",
     "dist_version",
     "git",
+    "harness_gateway_config",
+    "start_harness_upstream",
     "syscalls",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+HARNESS = Path(__file__).parent / "harness"  # the C upstream and load client (make)
+
+
+def harness_gateway_config(work: Path, upstream_port: int) -> Path:
+    """A gateway configuration in ``work``: model ``m`` on the C upstream, no request log."""
+    config = work / "gateway.toml"
+    config.write_text(
+        "[gateway]\nlog_requests = false\n\n[[providers]]\n"
+        f'name = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n\n'
+        '[[models]]\nname = "m"\nroute = ["up:m"]\n'
+    )
+    return config
+
+
+def start_harness_upstream(port: int, tokens: int, token_ms: int) -> subprocess.Popen[bytes]:
+    """The C upstream on CPU 0: ``tokens`` tokens at ``token_ms`` per stream."""
+    return subprocess.Popen(
+        ["taskset", "-c", "0", str(HARNESS / "upstream"), str(port), str(tokens),
+         str(token_ms), "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
 
 
 def dist_version(dist: str) -> str:

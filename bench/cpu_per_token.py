@@ -35,10 +35,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import REPO_ROOT, cpu_ticks, git, syscalls
+from _harness import (
+    HARNESS,
+    REPO_ROOT,
+    cpu_ticks,
+    git,
+    harness_gateway_config,
+    start_harness_upstream,
+    syscalls,
+)
 
 BENCH = Path(__file__).parent
-HARNESS = BENCH / "harness"
 UPSTREAM_PORT, GATEWAY_PORT = 19111, 19112
 TOKENS, TOKEN_MS = 64, 20
 SUMMARY = re.compile(
@@ -148,17 +155,8 @@ def one_client(n: int, baseline: str | None) -> None:
     request in turn (the order rotating: a fixed one favoured the first gateway by
     0.15 ms in an A/A run), after a warm-up; medians and p90s, and what the gateway adds."""
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-ttft-"))
-    config = work / "gateway.toml"
-    config.write_text(
-        "[gateway]\nlog_requests = false\n\n[[providers]]\n"
-        f'name = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:{UPSTREAM_PORT}/v1"\n\n'
-        '[[models]]\nname = "m"\nroute = ["up:m"]\n'
-    )
-    upstream = subprocess.Popen(
-        ["taskset", "-c", "0", str(HARNESS / "upstream"), str(UPSTREAM_PORT), "4",
-         str(TOKEN_MS), "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    config = harness_gateway_config(work, UPSTREAM_PORT)
+    upstream = start_harness_upstream(UPSTREAM_PORT, 4, TOKEN_MS)
     names = ["tokenrelay"] + (["baseline"] if baseline else [])
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports = {"direct": UPSTREAM_PORT}
@@ -212,17 +210,8 @@ def main() -> None:
     levels = [int(n) for n in args.streams.split(",")]
     names = ["direct", "floor", "codecs", "tokenrelay"] + (["baseline"] if args.baseline else [])
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-cpu-"))
-    config = work / "gateway.toml"
-    config.write_text(
-        "[gateway]\nlog_requests = false\n\n[[providers]]\n"
-        f'name = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:{UPSTREAM_PORT}/v1"\n\n'
-        '[[models]]\nname = "m"\nroute = ["up:m"]\n'
-    )
-    upstream = subprocess.Popen(
-        ["taskset", "-c", "0", str(HARNESS / "upstream"), str(UPSTREAM_PORT), str(TOKENS),
-         str(TOKEN_MS), "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    config = harness_gateway_config(work, UPSTREAM_PORT)
+    upstream = start_harness_upstream(UPSTREAM_PORT, TOKENS, TOKEN_MS)
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_start = os.getloadavg()[0]

@@ -26,16 +26,21 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import cpu_ticks, syscalls
+from _harness import (
+    HARNESS,
+    cpu_ticks,
+    harness_gateway_config,
+    start_harness_upstream,
+    syscalls,
+)
 
 BENCH = Path(__file__).parent
-HARNESS = BENCH / "harness"
 UPSTREAM_PORT, GATEWAY_PORT = 19101, 19102
 TOKENS, TOKEN_MS = 64, 20
 
 STAGES = [
     ("the response task: frames to the socket", r"gateway/response\.py|httptools_impl\.py.*send"),
-    ("upstream read: aiohttp, HTTP parsing", r"aiohttp|client_proto|_http_parser"),
+    ("upstream read: HTTP parsing", r"providers/connections\.py|aiohttp|client_proto"),
     ("SSE and JSON decoding of the upstream", r"tokenrelay/sse/|/stream\.py.*Decoder|jsonio"),
     ("the hub: pack, store append, wake readers", r"gateway/hub\.py|llm/pack\.py.*pack |store/"),
     ("readers: unpack, encode, frame", r"gateway/reader\.py|pack\.py.*unpack|Encoder"),
@@ -64,17 +69,8 @@ def main() -> None:
         sys.exit("py-spy is needed: pip install py-spy")
     subprocess.run(["make", "-s", "-C", str(HARNESS)], check=True)
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-profile-"))
-    config = work / "gateway.toml"
-    config.write_text(
-        "[gateway]\nlog_requests = false\n\n[[providers]]\n"
-        f'name = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:{UPSTREAM_PORT}/v1"\n\n'
-        '[[models]]\nname = "m"\nroute = ["up:m"]\n'
-    )
-    upstream = subprocess.Popen(
-        ["taskset", "-c", "0", str(HARNESS / "upstream"), str(UPSTREAM_PORT),
-         str(args.tokens), str(TOKEN_MS), "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    config = harness_gateway_config(work, UPSTREAM_PORT)
+    upstream = start_harness_upstream(UPSTREAM_PORT, args.tokens, TOKEN_MS)
     if args.target == "floor":
         command = [str(BENCH / "relay_floor.py"), str(GATEWAY_PORT), str(UPSTREAM_PORT)]
     else:

@@ -19,10 +19,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-BENCH = Path(__file__).parent
-HARNESS = BENCH / "harness"
+from _harness import HARNESS, start_harness_upstream
+
 PORT = 19111
 BODY = json.dumps(
     {"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}
@@ -100,10 +99,7 @@ def main() -> None:
     if args.child:
         return child(args.child, args.streams)
     subprocess.run(["make", "-s", "-C", str(HARNESS)], check=True)
-    upstream = subprocess.Popen(
-        ["taskset", "-c", "0", str(HARNESS / "upstream"), str(PORT), "64", "20", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-    )
+    upstream = start_harness_upstream(PORT, 64, 20)
     results: dict[str, list[float]] = {name: [] for name in READERS}
     try:
         time.sleep(0.5)

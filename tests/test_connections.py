@@ -9,8 +9,8 @@ import os
 import ssl
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,25 @@ async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncI
         listener.close()
         for writer in server.writers:
             writer.transport.abort()
+
+
+@contextmanager
+def watched_lookups(delay: float = 0.0) -> Iterator[list[int]]:
+    """The running loop's host lookups counted (``[n]``) and each held ``delay`` seconds."""
+    loop = asyncio.get_running_loop()
+    lookup = loop.getaddrinfo
+    count = [0]
+
+    async def watched(*args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        await asyncio.sleep(delay)
+        return await lookup(*args, **kwargs)
+
+    loop.getaddrinfo = watched  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        del loop.getaddrinfo
 
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
@@ -322,23 +341,11 @@ async def test_tls_verifies_the_upstream_against_the_system_trust_store(tmp_path
 async def test_a_host_name_is_looked_up_once_for_a_burst_and_its_addresses_tried_in_turn() -> None:
     async with serving(keep_alive) as server:
         # localhost may come first as ::1, where nothing listens: the next address serves.
-        loop = asyncio.get_running_loop()
-        lookups = 0
-        lookup = loop.getaddrinfo
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            nonlocal lookups
-            lookups += 1
-            return await lookup(*args, **kwargs)
-
-        loop.getaddrinfo = counted  # type: ignore[method-assign]
-        try:
+        with watched_lookups() as lookups:
             pool = ConnectionPool(f"http://localhost:{server.port}", limit=20)
             bodies = await asyncio.gather(*(body_of(pool) for _ in range(20)))
-        finally:
-            del loop.getaddrinfo
         assert bodies == [b"data: 1\n\ndata: 2\n\n"] * 20
-        assert server.connections == 20 and lookups == 1
+        assert server.connections == 20 and lookups == [1]
         await pool.aclose()
     with pytest.raises(OSError):
         await body_of(ConnectionPool("http://no-such-host.invalid"))
@@ -469,23 +476,13 @@ async def test_what_a_connection_was_not_asked_closes_it_and_trailers_stay_behin
 
 async def test_a_lookup_is_not_cancelled_with_the_caller_that_began_it() -> None:
     async with serving(ok_forever) as server:
-        loop = asyncio.get_running_loop()
-        lookup = loop.getaddrinfo
-
-        async def slow(*args: Any, **kwargs: Any) -> Any:
-            await asyncio.sleep(0.3)
-            return await lookup(*args, **kwargs)
-
-        loop.getaddrinfo = slow  # type: ignore[method-assign]
-        try:
+        with watched_lookups(0.3):
             pool = ConnectionPool(f"http://localhost:{server.port}")
             first = asyncio.create_task(pool.request("POST", "/x", {}, b"{}"))
             second = asyncio.create_task(pool.request("POST", "/x", {}, b"{}"))
             await asyncio.sleep(0.1)
             first.cancel()
             response = await asyncio.wait_for(second, 3)
-        finally:
-            del loop.getaddrinfo
         assert await response.read(10) == b"ok"
         response.release()
         await pool.aclose()
@@ -493,15 +490,7 @@ async def test_a_lookup_is_not_cancelled_with_the_caller_that_began_it() -> None
 
 async def test_aclose_closes_a_connection_still_being_made_and_waits_for_all() -> None:
     async with serving(ok_forever) as server:
-        loop = asyncio.get_running_loop()
-        lookup = loop.getaddrinfo
-
-        async def slow(*args: Any, **kwargs: Any) -> Any:
-            await asyncio.sleep(0.2)
-            return await lookup(*args, **kwargs)
-
-        loop.getaddrinfo = slow  # type: ignore[method-assign]
-        try:
+        with watched_lookups(0.2):
             pool = ConnectionPool(f"http://localhost:{server.port}")
             idle = ConnectionPool(f"http://127.0.0.1:{server.port}")
             assert await body_of(idle) == b"ok"
@@ -510,8 +499,6 @@ async def test_aclose_closes_a_connection_still_being_made_and_waits_for_all() -
             await pool.aclose()
             with pytest.raises(ConnectionError):
                 await late
-        finally:
-            del loop.getaddrinfo
         await idle.aclose()
         for _ in range(100):  # every connection the server saw has been closed by us
             if server.ended == server.connections:

@@ -182,9 +182,10 @@ class HTTPProvider:
             v for k, v in config.headers.items() if _SECRET_NAME.search(k)
         }
         self._secrets = sorted((v for v in secrets if len(v) >= 4), key=len, reverse=True)
-        self._pool: ConnectionPool | None = None
+        # Made now, so that a base_url it cannot use fails at configuration; it binds to
+        # the first loop that uses it (and is replaced for another: see _client).
+        self._pool: ConnectionPool | None = self._new_pool()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._new_pool()  # a base_url it cannot use fails here, at configuration
 
     def __repr__(self) -> str:
         return f"HTTPProvider(name={self.config.name!r}, kind={self.config.kind!r})"
@@ -197,9 +198,9 @@ class HTTPProvider:
 
     def _client(self) -> ConnectionPool:
         loop = asyncio.get_running_loop()
-        if self._pool is None or self._loop is not loop:
+        if self._pool is None or self._loop not in (None, loop):
             self._pool = self._new_pool()
-            self._loop = loop
+        self._loop = loop
         return self._pool
 
     def _scrub(self, text: str) -> str:
