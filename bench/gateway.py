@@ -1,6 +1,7 @@
-"""Gateway benchmark: ``tokenrelay serve`` against LiteLLM's proxy, both in front of the
-same deadline-paced fake LLM (``tokenrelay mock``), with the fake LLM read directly as the
-baseline, side by side in one run (``shared/notes/gateway-lessons.md`` is the method).
+r"""Gateway benchmark: ``tokenrelay serve`` against LiteLLM's proxy and Portkey's gateway, all
+in front of the same deadline-paced fake LLM (``tokenrelay mock``), with the fake LLM read
+directly as the baseline, side by side in one run (``shared/notes/gateway-lessons.md`` is the
+method).
 
 Contestants (every one answers ``POST /v1/chat/completions`` with an OpenAI SSE stream):
 
@@ -9,7 +10,21 @@ Contestants (every one answers ``POST /v1/chat/completions`` with an OpenAI SSE 
   httptools, one provider of kind ``openai`` pointing at the mock, grace 0;
 * ``litellm``    -- LiteLLM's proxy (``litellm --config FILE --num_workers 1``, no database)
   from its own virtual environment (``--litellm-venv``, default /work/bench-venvs/litellm),
-  its ``model_list`` pointing at the same mock as an ``openai/`` upstream.
+  its ``model_list`` pointing at the same mock as an ``openai/`` upstream;
+* ``portkey``    -- Portkey's open-source AI gateway (npm ``@portkey-ai/gateway``, a Node app)
+  from its own folder (``--portkey-dir``, default /work/bench-venvs/portkey), started as
+  ``node build/start-server.js --port=N --headless`` (no UI, no log stream). It has no model
+  list: each request names its route in headers, ``x-portkey-provider: openai`` and
+  ``x-portkey-custom-host: http://127.0.0.1:MOCK/v1`` (the client's ``Authorization`` goes
+  upstream as the API key), and asks for the mock's model names as the direct run does.
+  Portkey takes no listen address (it binds every interface), so a preloaded module
+  (``node --import``) makes its ``listen`` bind 127.0.0.1; ``TRUSTED_CUSTOM_HOSTS=127.0.0.1``
+  is what lets it call a custom host on loopback (127.0.0.1 is also in its default list).
+  Two of its ways show in the figures: it waits 25 ms before it forwards a stream's first
+  event (``readStream`` in ``src/handlers/streamHandler.ts``), and it never ends its upstream
+  request when its client leaves (its upstream ``fetch`` gets no signal from the client's
+  request, only a timeout's when one is set), so the mock runs each such stream to its own
+  end: "not propagated".
 
 The gateways are pinned to CPU 1 (``taskset -c 1``); the mock and this load client to CPU 0.
 Only one contestant is loaded at a time. The load client writes each HTTP request by hand on
@@ -49,14 +64,25 @@ Measures ("added" = through the gateway minus the mock directly, same client, sa
 
 How to run
 ----------
-From the repository root, with the dev environment (``pip install -e '.[bench,gateway]'``)
-and LiteLLM in its own venv (``python -m venv /work/bench-venvs/litellm &&
+From the repository root, with the dev environment (``pip install -e '.[bench,gateway]'``),
+LiteLLM in its own venv (``python -m venv /work/bench-venvs/litellm &&
 /work/bench-venvs/litellm/bin/pip install 'litellm[proxy]' && .../pip install --no-deps
-litellm==1.109.1``)::
+litellm==1.109.1``) and Portkey in its own folder, with the server stack its release was
+built with (the versions of its own lock file; with ``@hono/node-server`` 1.19.19, the
+newest, it answers every stream with a 500, its log saying "TypeError: immutable")::
 
-    python bench/gateway.py                  # full run (~8 min), markdown on stdout
-    python bench/gateway.py --quick          # small sizes, ~2 min
-    python bench/gateway.py --no-litellm     # tokenrelay and direct only
+    npm install --prefix /work/bench-venvs/portkey --save-exact @portkey-ai/gateway@1.15.2 \
+        @hono/node-server@1.13.5 @hono/node-ws@1.2.0 hono@4.9.7
+
+Its ``postinstall`` (``patch-package``) has nothing to apply: the published package ships no
+patches. Without Portkey (or Node) the run says so and goes on without it; without LiteLLM
+it stops (``--no-litellm`` leaves LiteLLM out).
+
+::
+
+    python bench/gateway.py                  # full run (~10 min), markdown on stdout
+    python bench/gateway.py --quick          # small sizes, ~3 min
+    python bench/gateway.py --no-litellm --no-portkey  # tokenrelay and direct only
     python bench/gateway.py --json out.json  # default: bench/results/gateway-<date>.json
     python bench/gateway.py --only gaps,idle # before/after of one change: 256-stream gaps
                                              # (--streams, --repeat paired runs), idle KB
@@ -104,8 +130,10 @@ STALL_MS = 10 * TOKEN_MS  # a gap over 10x the pace is a stall
 SPREAD_S = 0.25  # a level's streams are opened evenly over this time
 SOURCES = 16  # client connections spread over 127.0.0.2 .. 127.0.0.17
 KB = 1024
-API_KEY = "sk-bench-" + secrets.token_hex(24)  # both gateways check it (Bearer)
+API_KEY = "sk-bench-" + secrets.token_hex(24)  # tokenrelay and LiteLLM check it (Bearer)
 DEFAULT_LITELLM_VENV = "/work/bench-venvs/litellm"
+DEFAULT_PORTKEY_DIR = "/work/bench-venvs/portkey"
+PORTKEY_MODULE = "@portkey-ai/gateway"
 VENV_BIN = Path(sys.executable).parent
 
 Progress = Callable[[str], None]
@@ -398,6 +426,73 @@ def litellm_versions(venv: Path) -> dict[str, str]:
         return {"litellm": "not installed"}
 
 
+# Portkey's server takes a port but no address (``serve({fetch, port})``: every interface);
+# preloaded with ``node --import``, this binds a listen without a host to loopback.
+LOOPBACK_LISTEN = f"""import net from "node:net";
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (port, host, ...rest) {{
+  if (typeof port === "number" && (host === undefined || typeof host === "function")) {{
+    return listen.call(this, port, "{HOST}", ...(host === undefined ? rest : [host, ...rest]));
+  }}
+  return listen.call(this, port, host, ...rest);
+}};
+"""
+
+PORTKEY_ENV = {
+    # the custom hosts Portkey may call (its SSRF check); its default list has 127.0.0.1 too
+    "TRUSTED_CUSTOM_HOSTS": HOST,
+}
+
+
+def portkey_entry(portkey_dir: Path) -> Path:
+    return portkey_dir / "node_modules" / PORTKEY_MODULE / "build" / "start-server.js"
+
+
+def start_portkey(portkey_dir: Path, workdir: Path) -> Proc:
+    port = free_port()
+    shim = workdir / "loopback-listen.mjs"
+    shim.write_text(LOOPBACK_LISTEN)
+    cmd = [
+        "node",
+        "--import",
+        str(shim),
+        str(portkey_entry(portkey_dir)),
+        f"--port={port}",  # its only form: "--port N" is ignored (port 8787)
+        "--headless",
+    ]
+    proc = Proc("portkey", cmd, GATEWAY_CPU, port, "/", env=PORTKEY_ENV)
+    proc.wait_ready()
+    return proc
+
+
+def portkey_headers(mock_port: int) -> str:
+    """Portkey's route for one request: the OpenAI provider, with the mock as its host."""
+    host = f"http://{HOST}:{mock_port}/v1"
+    return f"x-portkey-provider: openai\r\nx-portkey-custom-host: {host}\r\n"
+
+
+def portkey_versions(portkey_dir: Path) -> dict[str, str] | None:
+    """Portkey's version, its server stack's (as Node resolves them from the gateway) and
+    Node's; None if Portkey or Node is not installed."""
+    if not portkey_entry(portkey_dir).is_file():
+        return None
+    try:
+        node = subprocess.run(
+            ["node", "--version"], capture_output=True, text=True, timeout=30, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    modules = portkey_dir / "node_modules"
+    out = {"node": node.stdout.strip()}
+    for name in (PORTKEY_MODULE, "hono", "@hono/node-server"):
+        out[name] = "not installed"
+        for where in (modules / PORTKEY_MODULE / "node_modules", modules):
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                out[name] = json.loads((where / name / "package.json").read_text())["version"]
+                break
+    return out
+
+
 # --------------------------------------------------------------------------- the client
 
 CONTENT = re.compile(rb'"content":\s*"((?:[^"\\]|\\.)*)"')
@@ -567,14 +662,23 @@ async def open_stream(port: int, request: bytes, rst: bool = True) -> Stream:
     return stream
 
 
+# contestants without a model list of their own: they are asked for the mock's model names
+MOCK_NAMED = frozenset({"direct", "portkey"})
+
+
 @dataclass
 class Target:
-    key: str  # direct | tokenrelay | litellm
+    key: str  # direct | tokenrelay | litellm | portkey
     port: int
     proc: Proc | None  # the gateway process (None for direct)
+    headers: str = ""  # request headers this contestant needs besides the others' (CRLF each)
 
     def model(self, name: str) -> str:
-        return UPSTREAM_MODELS[name] if self.key == "direct" else name
+        return UPSTREAM_MODELS[name] if self.key in MOCK_NAMED else name
+
+    def request(self, name: str, max_tokens: int) -> bytes:
+        """A streamed chat request for the model the benchmark calls ``name``."""
+        return chat_request(self.model(name), max_tokens, self.headers)
 
 
 def pct(values: Sequence[float], q: float) -> float:
@@ -602,7 +706,7 @@ class CpuMeter:
 
 
 async def reference_text(direct: Target) -> bytes:
-    s = await open_stream(direct.port, chat_request("lorem", TOKENS))
+    s = await open_stream(direct.port, direct.request("lorem", TOKENS))
     await asyncio.wait_for(s.done, 30)
     s.close()
     if len(s.times) != TOKENS:
@@ -611,7 +715,7 @@ async def reference_text(direct: Target) -> bytes:
 
 
 async def ttft_once(t: Target) -> float:
-    s = await open_stream(t.port, chat_request(t.model("lorem"), 2))
+    s = await open_stream(t.port, t.request("lorem", 2))
     try:
         first = await asyncio.wait_for(s.first, 20)
         await asyncio.wait_for(s.done, 20)
@@ -653,7 +757,7 @@ async def measure_ttft(targets: list[Target], cfg: Config) -> dict[str, Any]:
 async def paced_run(
     t: Target, n: int, ref: bytes, cfg: Config, procs: dict[str, Proc | None]
 ) -> dict[str, Any]:
-    request = chat_request(t.model("lorem"), TOKENS)
+    request = t.request("lorem", TOKENS)
     spread = SPREAD_S if n > 1 else 0.0
     streams: list[Stream] = []
     connect_errors: list[str] = []
@@ -840,7 +944,7 @@ async def mock_records(mock: Proc) -> list[dict[str, Any]]:
 
 async def disconnect_trial(t: Target, mock: Proc, mid: bool, wait_s: float) -> dict[str, Any]:
     model = "lorem" if mid else "lorem-wait"
-    s = await open_stream(t.port, chat_request(t.model(model), TOKENS), rst=False)
+    s = await open_stream(t.port, t.request(model, TOKENS), rst=False)
     try:
         if mid:
             while len(s.times) < 3:
@@ -901,7 +1005,7 @@ async def settled_rss(proc: Proc) -> int:
 
 
 async def open_idle(t: Target, count: int, batch: int = 100) -> tuple[list[Stream], int]:
-    request = chat_request(t.model("lorem-idle"), TOKENS)
+    request = t.request("lorem-idle", TOKENS)
     opened: list[Stream] = []
     first = 0
     while len(opened) < count:
@@ -1132,7 +1236,9 @@ def cpu_name() -> str:
     return platform.processor()
 
 
-def versions(litellm: dict[str, str] | None) -> dict[str, Any]:
+def versions(
+    litellm: dict[str, str] | None, portkey: dict[str, str] | None = None
+) -> dict[str, Any]:
     ours = {
         d: dist_version(d)
         for d in ("tokenrelay", "uvicorn", "uvloop", "httptools", "starlette", "aiohttp", "httpx")
@@ -1147,6 +1253,7 @@ def versions(litellm: dict[str, str] | None) -> dict[str, Any]:
         "dirty": bool(git("status", "--porcelain", "--", "src")),
         "tokenrelay_env": ours,
         "litellm_env": litellm,
+        "portkey_env": portkey,
     }
 
 
@@ -1156,8 +1263,20 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.1f}x"
 
 
+RIVALS = {  # the other gateways, by key
+    "litellm": "LiteLLM",
+    "portkey": "Portkey",
+}
+
+
+def beside(figures: dict[str, str]) -> str:
+    """The rivals' figures after ours: " (LiteLLM x, Portkey y)", "" without any."""
+    got = [f"{RIVALS[k]} {x}" for k, x in figures.items()]
+    return f" ({', '.join(got)})" if got else ""
+
+
 def report(res: dict[str, Any], cfg: Config) -> str:
-    keys = [k for k in ("direct", "tokenrelay", "litellm") if k in res["levels"]]
+    keys = [k for k in ("direct", "tokenrelay", *RIVALS) if k in res["levels"]]
     gws = [k for k in keys if k != "direct"]
     v = res["versions"]
     lines = [
@@ -1179,6 +1298,13 @@ def report(res: dict[str, Any], cfg: Config) -> str:
             + " (one worker, no database; "
             + ", ".join(f"{k} {x}" for k, x in le.items() if k != "litellm")
             + ")"
+        )
+    if v.get("portkey_env"):
+        pk = v["portkey_env"]
+        lines.append(
+            f"- Portkey gateway {pk.get(PORTKEY_MODULE, '?')} (Node {pk.get('node', '?')}, "
+            + ", ".join(f"{k} {x}" for k, x in pk.items() if k not in (PORTKEY_MODULE, "node"))
+            + "; routed by request headers, `--headless`)"
         )
     lines += [
         f"- upstream: `tokenrelay mock --ttft-ms 0 --token-ms {TOKEN_MS:g}`, model `lorem`, "
@@ -1330,20 +1456,23 @@ def targets_table(res: dict[str, Any], cfg: Config) -> list[dict[str, str]]:
 
     tt = res["ttft"]
     added = tt["tokenrelay"]["added_ms"]
-    lite = tt.get("litellm", {}).get("added_ms")
-    add(
-        "added TTFT p50 <= 1 ms at one client",
-        f"{added:+.2f} ms (LiteLLM {lite:+.2f} ms)" if lite is not None else f"{added:+.2f} ms",
-        added <= 1.0,
-    )
+    rivals = {k: f"{tt[k]['added_ms']:+.2f} ms" for k in RIVALS if k in tt}
+    add("added TTFT p50 <= 1 ms at one client", f"{added:+.2f} ms{beside(rivals)}", added <= 1.0)
     lv = res["levels"]
     n256 = lv["tokenrelay"].get(256)
     d256 = lv["direct"].get(256)
     if n256 and d256:
         a99 = n256["gap_p99_ms"] - d256["gap_p99_ms"]
-        l256 = lv.get("litellm", {}).get(256)
-        extra = f" (LiteLLM {l256['gap_p99_ms'] - d256['gap_p99_ms']:+.1f} ms)" if l256 else ""
-        add("added inter-token p99 <= 10 ms at 256 streams", f"{a99:+.2f} ms{extra}", a99 <= 10)
+        rivals = {
+            k: f"{lv[k][256]['gap_p99_ms'] - d256['gap_p99_ms']:+.1f} ms"
+            for k in RIVALS
+            if 256 in lv.get(k, {})
+        }
+        add(
+            "added inter-token p99 <= 10 ms at 256 streams",
+            f"{a99:+.2f} ms{beside(rivals)}",
+            a99 <= 10,
+        )
     mh = res["most_held"]
     ours = mh["tokenrelay"]["held"]
     if "litellm" in mh:
@@ -1360,10 +1489,14 @@ def targets_table(res: dict[str, Any], cfg: Config) -> list[dict[str, str]]:
     )
     idle = res["idle"].get("tokenrelay", {})
     if "kb_per_stream" in idle:
-        li = res["idle"].get("litellm", {}).get("kb_per_stream")
+        rivals = {
+            k: f"{res['idle'][k]['kb_per_stream']} KB"
+            for k in RIVALS
+            if "kb_per_stream" in res["idle"].get(k, {})
+        }
         add(
             "idle memory per stream <= 40 KB (client + upstream connections)",
-            f"{idle['kb_per_stream']} KB" + (f" (LiteLLM {li} KB)" if li is not None else ""),
+            f"{idle['kb_per_stream']} KB{beside(rivals)}",
             idle["kb_per_stream"] <= 40,
         )
     dc = res["disconnect"]["tokenrelay"]
@@ -1400,10 +1533,18 @@ async def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
     le_versions = litellm_versions(venv) if use_litellm else None
     if use_litellm and le_versions and le_versions.get("litellm") == "not installed":
         raise SystemExit(f"LiteLLM is not installed in {venv} (or pass --no-litellm)")
+    portkey_dir = Path(args.portkey_dir)
+    pk_versions = None if args.no_portkey else portkey_versions(portkey_dir)
+    use_portkey = pk_versions is not None
+    if not args.no_portkey and not use_portkey:
+        progress(
+            f"Portkey (or Node) is not installed in {portkey_dir}: going on without it "
+            "(see How to run in this script's docstring, or pass --no-portkey)"
+        )
     res: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "config": asdict(cfg),
-        "versions": versions(le_versions),
+        "versions": versions(le_versions, pk_versions),
         "method": {
             "tokens": TOKENS,
             "token_ms": TOKEN_MS,
@@ -1427,13 +1568,21 @@ async def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
             le = start_litellm(venv, mock.port, workdir)
             procs.append(le)
             targets.append(Target("litellm", le.port, le))
-        meters = {"mock": mock, "tokenrelay": tr, "litellm": le}
+        pk: Proc | None = None
+        if use_portkey:
+            progress("starting Portkey ...")
+            pk = start_portkey(portkey_dir, workdir)
+            procs.append(pk)
+            targets.append(Target("portkey", pk.port, pk, portkey_headers(mock.port)))
+        meters = {"mock": mock, "tokenrelay": tr, "litellm": le, "portkey": pk}
         progress(
-            f"mock :{mock.port}, tokenrelay :{tr.port}" + (f", litellm :{le.port}" if le else "")
+            f"mock :{mock.port}, tokenrelay :{tr.port}"
+            + (f", litellm :{le.port}" if le else "")
+            + (f", portkey :{pk.port}" if pk else "")
         )
         ref = await reference_text(targets[0])
         for t in targets[1:]:
-            s = await open_stream(t.port, chat_request(t.model("lorem"), TOKENS))
+            s = await open_stream(t.port, t.request("lorem", TOKENS))
             await asyncio.wait_for(s.done, 30)
             s.close()
             progress(f"  fidelity {t.key}: {len(s.times)} frames, same text: {s.text == ref}")
@@ -1462,7 +1611,7 @@ async def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         res["most_held"] = most
         progress("disconnect propagation ...")
         res["disconnect"] = await measure_disconnect(targets, mock, cfg)
-        for p in (tr, le):
+        for p in (tr, le, pk):
             if p is not None:
                 p.stop()
                 procs.remove(p)
@@ -1472,11 +1621,15 @@ async def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
         fresh = [("tokenrelay", lambda: start_tokenrelay(mock.port, workdir))]
         if use_litellm:
             fresh.append(("litellm", lambda: start_litellm(venv, mock.port, workdir)))
+        if use_portkey:
+            fresh.append(("portkey", lambda: start_portkey(portkey_dir, workdir)))
+        headers = {"portkey": portkey_headers(mock.port)}
         for key, start in fresh:
             p = start()
             procs.append(p)
+            t = Target(key, p.port, p, headers.get(key, ""))
             try:
-                res["idle"][key] = await measure_idle(Target(key, p.port, p), cfg.idle_streams)
+                res["idle"][key] = await measure_idle(t, cfg.idle_streams)
             except (OSError, ConnectionError, TimeoutError) as exc:
                 res["idle"][key] = {"error": repr(exc)}
             p.stop()
@@ -1496,7 +1649,7 @@ async def run(cfg: Config, args: argparse.Namespace) -> dict[str, Any]:
 async def run_only(args: argparse.Namespace) -> dict[str, Any]:
     """``--only``: just the paced runs at ``--streams`` (direct and tokenrelay alternated,
     ``--repeat`` times) and/or idle memory at ``--idle-streams``: for before/after
-    measurements of one change. No LiteLLM, no report tables."""
+    measurements of one change. No LiteLLM, no Portkey, no report tables."""
     os.sched_setaffinity(0, {HARNESS_CPU})
     raise_nofile()
     parts = set(args.only.split(","))
@@ -1517,7 +1670,7 @@ async def run_only(args: argparse.Namespace) -> dict[str, Any]:
             direct, relay = Target("direct", mock.port, None), Target("tokenrelay", tr.port, tr)
             meters = {"mock": mock, "tokenrelay": tr, "litellm": None}
             ref = await reference_text(direct)
-            s = await open_stream(tr.port, chat_request(relay.model("lorem"), TOKENS))
+            s = await open_stream(tr.port, relay.request("lorem", TOKENS))
             await asyncio.wait_for(s.done, 30)
             s.close()
             runs: list[dict[str, Any]] = []
@@ -1563,6 +1716,10 @@ def main() -> None:
     parser.add_argument("--idle-streams", type=int, default=1000, help="--only idle: N")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     parser.add_argument("--litellm-venv", default=DEFAULT_LITELLM_VENV)
+    parser.add_argument("--no-portkey", action="store_true", help="leave Portkey out")
+    parser.add_argument(
+        "--portkey-dir", default=DEFAULT_PORTKEY_DIR, help="the npm install --prefix folder"
+    )
     parser.add_argument("--json", default="", help="where to write the results (JSON)")
     args = parser.parse_args()
     cfg = QUICK if args.quick else Config()
