@@ -151,13 +151,14 @@ def first_token_ms(port: int) -> float:
 
 
 def one_client(n: int, baseline: str | None) -> None:
-    """Time to first token at one client: direct, tokenrelay (and the baseline), each
-    request in turn (the order rotating: a fixed one favoured the first gateway by
+    """Time to first token at one client: direct, the two floors (what any Python relay
+    adds: two more loopback hops, each waking a sleeping process), tokenrelay (and the
+    baseline), each request in turn (the order rotating: a fixed one favoured the first gateway by
     0.15 ms in an A/A run), after a warm-up; medians and p90s, and what the gateway adds."""
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-ttft-"))
     config = harness_gateway_config(work, UPSTREAM_PORT)
     upstream = start_harness_upstream(UPSTREAM_PORT, 4, TOKEN_MS)
-    names = ["tokenrelay"] + (["baseline"] if baseline else [])
+    names = ["floor", "codecs", "tokenrelay"] + (["baseline"] if baseline else [])
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports = {"direct": UPSTREAM_PORT}
     try:

@@ -334,13 +334,12 @@ def _endpoint(
         if turn is not None:
             deltas = responses.with_id(deltas, responses.response_id(stream_id), neutral.model)
         metrics = gateway.metrics
-        ttft = metrics.ttft.labels(route.name).observe
-
-        def first_token(seconds: float) -> None:
-            ttft(seconds)
-            exchange.first_token(seconds)
-
-        timing = Timing(started, first_token, metrics.gap.labels(route.name).observe)
+        timing = Timing(
+            started,
+            metrics.ttft.labels(route.name).observe,
+            metrics.gap.labels(route.name).observe,
+            exchange.first_token,
+        )
         if not neutral.stream and (turn is None or not turn.stored):
             gateway.whole_active += 1  # max_streams counts these generations too
             starting.counted()

@@ -86,12 +86,7 @@ class Gateway:
 
     def upstream_failed(self, exchange: Exchange) -> Callable[[str, StreamError], None]:
         """``generate``'s ``on_error`` for one request: metrics and its trace."""
-
-        def failed(provider: str, error: StreamError) -> None:
-            self.upstream_error(provider, error)
-            exchange.failed(error)
-
-        return failed
+        return _UpstreamFailed(self, exchange)
 
     def _account(self, exchange: Exchange) -> None:
         metrics, key, model = self.metrics, exchange.key, exchange.model
@@ -122,6 +117,21 @@ class Gateway:
             await self.limits.used(key, usage)
         except StoreError as exc:
             log.warning("stream store: cannot count the tokens of key %r: %s", key.name, exc)
+
+
+class _UpstreamFailed:
+    """``Gateway.upstream_failed``'s callable (an object of two slots: a closure would
+    cost every open stream three times the memory)."""
+
+    __slots__ = ("_exchange", "_gateway")
+
+    def __init__(self, gateway: Gateway, exchange: Exchange) -> None:
+        self._gateway = gateway
+        self._exchange = exchange
+
+    def __call__(self, provider: str, error: StreamError) -> None:
+        self._gateway.upstream_error(provider, error)
+        self._exchange.failed(error)
 
 
 def gateway_of(request: HTTPRequest) -> Gateway:

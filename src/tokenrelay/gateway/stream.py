@@ -137,7 +137,7 @@ class StreamMeta:
             "created": self.created,
             "route": self.route,
             "key": self.key,
-            "settings": dict(self.settings),
+            "settings": self.settings,  # not copied: nothing changes it (one per open stream)
             **({} if self.conversation is None else {"conversation": dict(self.conversation)}),
         }
 

@@ -14,14 +14,19 @@ class Timing:
     """Time to the first content delta (from ``started``, a ``perf_counter`` time) and the
     gaps between content deltas, observed by the producer as deltas arrive."""
 
-    __slots__ = ("_gap", "_last", "_started", "_ttft")
+    __slots__ = ("_first", "_gap", "_last", "_started", "_ttft")
 
     def __init__(
-        self, started: float, ttft: Callable[[float], None], gap: Callable[[float], None]
+        self,
+        started: float,
+        ttft: Callable[[float], None],
+        gap: Callable[[float], None],
+        first: Callable[[float], None] | None = None,
     ) -> None:
         self._started = started
         self._ttft = ttft
         self._gap = gap
+        self._first = first  # also hears the time to first token
         self._last = 0.0
 
     def delta(self, delta: Delta) -> None:
@@ -31,5 +36,8 @@ class Timing:
         if self._last:
             self._gap(now - self._last)
         else:
-            self._ttft(now - self._started)
+            ttft = now - self._started
+            self._ttft(ttft)
+            if self._first is not None:
+                self._first(ttft)
         self._last = now

@@ -29,7 +29,9 @@ class ToolCallTracker:
         self._index: dict[tuple[int, object], int] = {}
         self._open: dict[tuple[int, object], int] = {}
         self._count: dict[int, int] = {}
-        self.called: set[int] = set()  # choices that made at least one call
+        # Choices that made at least one call (a dict: an empty set costs 216 bytes per
+        # open stream, an empty dict 64).
+        self.called: dict[int, None] = {}
 
     def start(self, choice: int, key: object, id: str | None, name: str) -> list[Delta]:
         if (choice, key) in self._index:
@@ -38,7 +40,7 @@ class ToolCallTracker:
         self._count[choice] = index + 1
         self._index[choice, key] = index
         self._open[choice, key] = index
-        self.called.add(choice)
+        self.called[choice] = None
         prefix = f"call_{self.id_prefix}_" if self.id_prefix else "call_"
         call_id = id or f"{prefix}{index}"
         return [ToolCallStart(index, call_id, name, choice)]

@@ -267,6 +267,8 @@ class HTTPProvider:
             response = await self._client().request("POST", path, headers, body)
         except OSError as exc:  # refused, reset, TLS, connect timeout, a malformed head
             raise self._connection_error("request failed", exc) from None
+        # Sent: not held for the stream's life (the body is the whole prompt again).
+        del body, headers, request, upstream
         try:
             status = response.status
             if 300 <= status < 400 or status in (401, 403):
