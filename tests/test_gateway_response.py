@@ -68,6 +68,26 @@ def test_the_whole_stream_and_the_end_of_the_body() -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("raw", [True, False])
+@pytest.mark.parametrize("pause", [0.0, 0.01])
+def test_the_stream_s_end_and_the_body_s_end_go_out_in_one_message(raw: bool, pause: float) -> None:
+    # One write for the last deltas, the dialect's end ([DONE]) and the end of the chunked
+    # body, whether the reader was pushed the deltas or read them from the store.
+    async def main() -> None:
+        h, client = hub(), AsgiClient()
+        await h.start("s", META, REQUEST, source(script(), pause=pause))
+        reader = h.reader("s", OPENAI_CHAT, REQUEST)
+        await read_stream(h, reader, client=client, raw=raw)
+        bodies = [m for m in client.messages if m["type"] == "http.response.body"]
+        last = bodies[-1]
+        assert last["more_body"] is False and last["body"].endswith(b"data: [DONE]\n\n")
+        assert all(m["body"] and m["more_body"] for m in bodies[:-1])
+        events = Decoder().feed(client.body)
+        assert events[-1].data == "[DONE]" and all(e.id for e in events)
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize("dialect", [OPENAI_CHAT, ANTHROPIC])
 def test_pings_while_the_log_waits(dialect: Dialect) -> None:
     async def main() -> None:

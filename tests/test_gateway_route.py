@@ -1,7 +1,7 @@
-"""route.generate's deadlines after the first delta: one timer per generation, moved on
-every delta; an idle gap or the total time ends the stream with a timeout error event, a
-slow consumer does not count against the upstream, and a cancellation from outside stays
-a cancellation."""
+"""route.generate's deadlines after the first delta: one entry per generation in one
+timer per loop, moved on every delta; an idle gap or the total time ends the stream with
+a timeout error event, a slow consumer does not count against the upstream, and a
+cancellation from outside stays a cancellation."""
 
 from __future__ import annotations
 
@@ -121,13 +121,13 @@ def test_a_cancellation_from_outside_is_not_taken_for_a_timeout() -> None:
 def test_a_cancellation_at_the_moment_the_deadline_fires_stays_a_cancellation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fire = route._Deadline._fire
+    fire = route._Deadline.fire
 
-    def fire_and_cancel(self: route._Deadline) -> None:
-        fire(self)
+    def fire_and_cancel(self: route._Deadline, now: float) -> None:
+        fire(self, now)
         self._task.cancel()  # someone else cancels the task in the same loop iteration
 
-    monkeypatch.setattr(route._Deadline, "_fire", fire_and_cancel)
+    monkeypatch.setattr(route._Deadline, "fire", fire_and_cancel)
 
     async def main() -> None:
         async def consume() -> None:
@@ -142,5 +142,67 @@ def test_a_cancellation_at_the_moment_the_deadline_fires_stays_a_cancellation(
 
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(consume(), 5)
+
+    asyncio.run(main())
+
+
+def test_the_streams_of_a_loop_share_one_timer_that_fires_each_deadline_on_time() -> None:
+    # Sixty generations at once: the stalled ones end with an idle timeout about when
+    # theirs runs out, the steady ones are not disturbed, and once every generation has
+    # ended the loop's deadlines hold nothing (no entry, no timer).
+    async def one(pauses: list[float]) -> tuple[list[Delta], float]:
+        loop = asyncio.get_running_loop()
+        start, got = loop.time(), []
+        async for delta in generate(
+            ROUTE,
+            {"p": Paced(pauses)},  # type: ignore[dict-item]
+            REQUEST,
+            retry=RetryPolicy(attempts=1),
+            timeouts=Timeouts(first_token=5.0, idle=0.2, total=30.0),
+        ):
+            got.append(delta)
+        return got, loop.time() - start
+
+    async def main() -> None:
+        steady, stalled = [0.0] + [0.02] * 20, [0.0, 0.05, 5.0]
+        results = await asyncio.gather(*(one(stalled if i % 3 == 0 else steady) for i in range(60)))
+        timers = route._DEADLINES[asyncio.get_running_loop()]
+        assert not timers._heap and timers._handle is None and timers.closed == 0
+        for i, (got, seconds) in enumerate(results):
+            if i % 3:
+                assert len(got) == 21 and all(isinstance(d, TextDelta) for d in got)
+            else:
+                error = got[-1]
+                assert len(got) == 3 and isinstance(error, StreamError), got
+                assert "idle" in error.message
+                assert 0.25 - 0.01 <= seconds < 0.25 + 0.15  # 0.05 + the idle 0.2
+
+    asyncio.run(main())
+
+
+def test_closed_deadlines_do_not_pile_up_while_others_stay_open() -> None:
+    # A long-lived stream keeps the loop's timer; thousands of short ones end meanwhile:
+    # their entries are swept out, so the heap stays small.
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        long = asyncio.ensure_future(one_stream([0.0, 0.3]))
+        await asyncio.sleep(0.01)
+        for _ in range(20):
+            await asyncio.gather(*(one_stream([0.0, 0.0]) for _ in range(100)))
+        timers = route._DEADLINES[loop]
+        assert len(timers._heap) <= 600
+        assert len(await long) == 2
+
+    async def one_stream(pauses: list[float]) -> list[Delta]:
+        return [
+            d
+            async for d in generate(
+                ROUTE,
+                {"p": Paced(pauses)},  # type: ignore[dict-item]
+                REQUEST,
+                retry=RetryPolicy(attempts=1),
+                timeouts=Timeouts(first_token=5.0, idle=60.0, total=600.0),
+            )
+        ]
 
     asyncio.run(main())

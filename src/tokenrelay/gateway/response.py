@@ -175,6 +175,8 @@ class HubStreamResponse(Response):
         self._cancelling = 0  # the task's cancellation count when we began
         self._ping_due = False
         self._done = False  # the stream's own end was sent
+        self._closed = False  # and the HTTP body's end with it
+        self._over = False  # the generation ended (``ended``): its end is next to read
         self.sending_since = 0.0  # loop time a send began; 0 while none is pending
         self.last_sent = 0.0  # loop time the last send began
         self.waiting = False  # waiting for the log to grow
@@ -224,7 +226,7 @@ class HubStreamResponse(Response):
             reader.detach()
             streams.discard(self)
             listener.cancel()
-        if self._ended_by in (None, "shutdown"):
+        if self._ended_by in (None, "shutdown") and not self._closed:
             try:
                 if self._ended_by == "shutdown" and not self._done:
                     # Not the stream's end: say so, so that no SDK takes it for one.
@@ -288,14 +290,28 @@ class HubStreamResponse(Response):
                 deltas, self._pending = self._pending, []
                 data = reader.encode_deltas(deltas) if deltas else b""
                 del deltas
+                if self._over:
+                    # The generation is over and its end is in the store: read now, it
+                    # goes out with this and the HTTP body's end, in one write.
+                    self._over = False
+                    try:
+                        entries, done = await read_wait(stream_id, reader.pos)
+                    except StoreError:
+                        entries, done = [], False  # said by the next read
+                    if entries:
+                        data += encode(entries)
+                        del entries
+                    if done:
+                        await self._end(send, data + reader.close(), loop)
+                        return
             elif entries:
                 data = encode(entries)
                 del entries  # a stalled send must not hold the batch
+                if done:  # the rest and the end together: one write
+                    await self._end(send, data + reader.close(), loop)
+                    return
             elif done:
-                self._done = True
-                data = reader.close()
-                if data:
-                    await self._send(send, data, loop)
+                await self._end(send, reader.close(), loop)
                 return
             else:
                 continue
@@ -303,10 +319,18 @@ class HubStreamResponse(Response):
                 await self._send(send, data, loop)
             data = None  # not held while the next wait lasts
 
-    async def _send(self, send: Send, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
+    async def _send(
+        self, send: Send, data: bytes, loop: asyncio.AbstractEventLoop, more: bool = True
+    ) -> None:
         self.sending_since = self.last_sent = loop.time()
-        await send({"type": "http.response.body", "body": data, "more_body": True})
+        await send({"type": "http.response.body", "body": data, "more_body": more})
         self.sending_since = 0.0
+
+    async def _end(self, send: Send, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        """The stream's end and the HTTP body's, in one message (one write)."""
+        self._done = True
+        await self._send(send, data, loop, more=False)
+        self._closed = True
 
     # -- the push path: called in the producer's step ------------------------------------------
 
@@ -346,6 +370,7 @@ class HubStreamResponse(Response):
 
     def ended(self) -> None:
         """The generation is over: our task reads the stream's end from the store."""
+        self._over = True
         self._unpark()
 
     def _unpark(self) -> None:

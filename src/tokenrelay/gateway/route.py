@@ -29,7 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import random
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 
@@ -61,47 +64,112 @@ def _timeout(kind: str, seconds: float) -> StreamError:
     return StreamError(ErrorKind.TIMEOUT, f"upstream {kind} timeout ({seconds:g} s)", 504)
 
 
+class _Deadlines:
+    """The idle and total deadlines of the streams committed on one loop, behind one
+    timer: a heap of (time, seq, deadline), the timer set for its earliest entry. One
+    ``call_at`` per stream would cost every open stream half a kilobyte (uvloop's timer
+    handle); an entry here is a tuple. An entry whose deadline moved on or closed is
+    skipped when it comes up; closed ones are swept out when they are most of the heap."""
+
+    __slots__ = ("_at", "_handle", "_heap", "_seq", "closed")
+
+    def __init__(self) -> None:
+        # (No reference to the loop: this is the value of a weak mapping keyed by it.)
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._seq = itertools.count()
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = 0.0  # when the timer fires
+        self.closed = 0  # entries of closed deadlines still in the heap
+
+    def add(self, deadline: _Deadline, when: float) -> None:
+        heapq.heappush(self._heap, (when, next(self._seq), deadline))
+        if self._handle is None or when < self._at:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._at = when
+            self._handle = asyncio.get_running_loop().call_at(when, self._fire)
+
+    def sweep(self) -> None:
+        """Drop closed deadlines' entries: all of them (and the timer) when nothing else
+        is left, else once they are most of a large heap."""
+        if self.closed >= len(self._heap):
+            self._heap.clear()
+            self.closed = 0
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+        elif self.closed > 256 and self.closed * 2 > len(self._heap):
+            self._heap = [e for e in self._heap if not e[2].closed]
+            heapq.heapify(self._heap)
+            self.closed = sum(1 for e in self._heap if e[2].closed)
+
+    def _fire(self) -> None:
+        self._handle = None
+        loop = asyncio.get_running_loop()
+        heap, now = self._heap, loop.time()
+        while heap and heap[0][0] <= now:
+            when, _, deadline = heapq.heappop(heap)
+            if deadline.scheduled != when:
+                continue  # moved on since
+            if deadline.closed:
+                self.closed -= 1
+            else:
+                deadline.fire(now)  # may add an entry, and set a timer for it
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if heap:
+            self._at = heap[0][0]
+            self._handle = loop.call_at(self._at, self._fire)
+
+
+_DEADLINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class _Deadline:
     """One deadline for a task's waits, moved on every delta at the cost of two attribute
-    writes: its timer is rescheduled only when it fires and finds the deadline moved on.
-    (``asyncio.timeout_at`` around each wait schedules and cancels a timer per delta.)
+    writes: its entry in the loop's ``_Deadlines`` is replaced only when it comes up and
+    finds the deadline moved on. (``asyncio.timeout_at`` around each wait schedules and
+    cancels a timer per delta.)
 
     While ``armed`` and past ``when``, it cancels the task; ``expired()`` then tells the
     ``CancelledError`` that it caused apart from a cancellation from outside (as
     ``asyncio.timeout`` does, by the task's cancellation count)."""
 
-    __slots__ = ("_base", "_fired", "_handle", "_loop", "_scheduled", "_task", "armed", "when")
+    __slots__ = ("_base", "_fired", "_task", "_timers", "armed", "closed", "scheduled", "when")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._loop = loop
+        timers = _DEADLINES.get(loop)
+        if timers is None:
+            timers = _DEADLINES[loop] = _Deadlines()
+        self._timers = timers
         self._task = task
         self._base = task.cancelling()
-        self._handle: asyncio.TimerHandle | None = None
-        self._scheduled = 0.0  # when the pending timer fires
+        self.scheduled = 0.0  # when its entry comes up (0: none)
         self._fired = False
         self.armed = False
+        self.closed = False
         self.when = 0.0
 
     def arm(self, when: float) -> None:
         self.when = when
         self.armed = True
-        if self._handle is None or when < self._scheduled:
-            self._schedule(when)
+        if not self.scheduled or when < self.scheduled:
+            self.scheduled = when
+            self._timers.add(self, when)
 
-    def _schedule(self, when: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._scheduled = when
-        self._handle = self._loop.call_at(when, self._fire)
-
-    def _fire(self) -> None:
-        self._handle = None
+    def fire(self, now: float) -> None:
+        """Its entry came up (``_Deadlines``)."""
+        self.scheduled = 0.0
         if not self.armed:
             return  # the next arm schedules it again
-        if self._loop.time() < self.when:
-            self._schedule(self.when)
+        if now < self.when:
+            self.scheduled = self.when
+            self._timers.add(self, self.when)
             return
         self._fired = True
         self.armed = False
@@ -116,9 +184,11 @@ class _Deadline:
 
     def close(self) -> None:
         self.armed = False
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        if not self.closed:
+            self.closed = True
+            if self.scheduled:
+                self._timers.closed += 1
+                self._timers.sweep()
 
 
 async def _head(stream: AsyncIterator[Delta]) -> list[Delta]:
