@@ -83,7 +83,7 @@ from .hub import StreamHub, Timing, parse_event_id, replay
 from .limits import Limits, Refusal
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .requestlog import Exchange
-from .response import RAW_SEND, HubStreamResponse, OpenStreams
+from .response import RAW_SEND, Answer, HubStreamResponse, OpenStreams
 from .route import generate
 from .stream import EndReason, StreamEnded, StreamMeta
 from .tracing import Tracing, tracing_from_env
@@ -103,7 +103,7 @@ def _ping_for(dialect: Dialect) -> Frame | bytes | None:
     return PING_FRAME if dialect is ANTHROPIC else _PING_COMMENT
 
 
-Handler = Callable[[HTTPRequest], Awaitable[Response]]
+Handler = Callable[[HTTPRequest], Awaitable[Answer]]
 
 
 Parse = Callable[[HTTPRequest, bytes], Request]
@@ -171,7 +171,7 @@ async def _ui_chat_started(request: HTTPRequest, neutral: Request, stream_id: st
 _UI_CHAT_RUNNING = 3600.0  # how long a chat's pointer outlasts the retention time
 
 
-async def _ui_chat_resume(request: HTTPRequest) -> Response:
+async def _ui_chat_resume(request: HTTPRequest) -> Answer:
     """``GET /v1/ui/chat/{chat_id}/stream``: the AI SDK transport's ``reconnectToStream``.
     The chat's stream while it runs, replayed from its start (the SDK rebuilds the
     message from the replay), or 204 when nothing runs for that chat (never started,
@@ -229,14 +229,14 @@ def _endpoint(
     ``on_start`` runs once a streamed generation has its stream id (a ``StoreError`` there
     cancels it and refuses the request)."""
 
-    async def handle(request: HTTPRequest) -> Response:
+    async def handle(request: HTTPRequest) -> Answer:
         gateway = gateway_of(request)
         exchange = gateway.exchange(request, path, dialect.name)
         response = await serve(request, gateway, exchange)
         exchange.responded(response.status_code)
         return response
 
-    async def serve(request: HTTPRequest, gateway: Gateway, exchange: Exchange) -> Response:
+    async def serve(request: HTTPRequest, gateway: Gateway, exchange: Exchange) -> Answer:
         config = gateway.config
         key = caller(gateway, request)
         if key is None:
@@ -298,7 +298,7 @@ def _endpoint(
         body: bytes,
         route: ModelRoute,
         starting: _Starting,
-    ) -> Response:
+    ) -> Answer:
         config = gateway.config
         started = exchange.started
         stream_id = f"str_{uuid.uuid4().hex}"
@@ -530,7 +530,7 @@ async def _stream_info(
     return stream_id, info, None
 
 
-async def _resume(request: HTTPRequest) -> Response:
+async def _resume(request: HTTPRequest) -> Answer:
     gateway = gateway_of(request)
     stream_id, info, refused = await _stream_info(request, gateway)
     if refused is not None or info is None:
@@ -955,11 +955,11 @@ class _GatewayApp(Starlette):
                 scope["app"] = self
                 scope[RAW_SEND] = send
                 try:
-                    response = await handle(HTTPRequest(scope, receive, send))
+                    answer = await handle(HTTPRequest(scope, receive, send))
                 except Exception:
                     await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
                     raise
-                await response(scope, receive, send)
+                await answer(scope, receive, send)
                 return
         if self._bare:
             scope[RAW_SEND] = send

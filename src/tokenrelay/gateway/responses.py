@@ -67,7 +67,7 @@ from .handling import (
     unauthorised,
 )
 from .hub import RESUME_LAG, replay
-from .response import HubStreamResponse
+from .response import Answer, HubStreamResponse
 from .stream import StreamMeta
 
 __all__ = [
@@ -371,7 +371,7 @@ async def _lookup(
     return gateway, id, found, None
 
 
-async def retrieve(http: HTTPRequest) -> Response:
+async def retrieve(http: HTTPRequest) -> Answer:
     """``GET /v1/responses/{id}``, and ``?stream=true&starting_after=N``."""
     gateway, id, found, refused = await _lookup(http)
     if refused is not None or found is None:
@@ -388,7 +388,7 @@ async def retrieve(http: HTTPRequest) -> Response:
 
 async def _stream_from(
     http: HTTPRequest, gateway: Gateway, stream_id: str, info: StreamInfo, meta: StreamMeta
-) -> Response:
+) -> Answer:
     """The response's events after ``starting_after`` (every one without it), then live."""
     raw = http.query_params.get("starting_after")
     if raw is not None and not _SEQUENCE.fullmatch(raw):
