@@ -181,6 +181,28 @@ def test_c_decoder_not_initialised_refuses_to_work() -> None:
 
 
 @needs_c
+def test_an_idle_c_decoder_holds_no_buffer_between_calls() -> None:
+    # A decoder lives as long as its stream: between chunks it keeps only an unended
+    # line, not the buffers its last event used (a gateway holds one per open stream).
+    assert CDecoder is not None
+    decoders = [CDecoder() for _ in range(500)]
+    event = b"data: " + b"x" * 300 + b"\n\n"
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for d in decoders:
+            assert len(d.feed(event)) == 1
+        after_events = tracemalloc.get_traced_memory()[0]
+        for d in decoders:
+            assert d.feed(b"data: open") == []
+        after_partial = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert (after_events - before) / len(decoders) < 16
+    assert (after_partial - after_events) / len(decoders) >= len(b"data: open")  # kept
+
+
+@needs_c
 def test_c_decoder_returns_memory_after_large_events_and_errors() -> None:
     assert CDecoder is not None
     big = b"data: " + b"x" * (1 << 20) + b"\n\n"

@@ -25,6 +25,8 @@ class StreamDecoder(ABC):
     body that ended without that was cut short.
     """
 
+    __slots__ = ()  # (subclasses that keep their instances lean declare theirs)
+
     complete: bool = False
 
     @abstractmethod
@@ -36,6 +38,8 @@ class StreamDecoder(ABC):
 
 class SSEStreamDecoder(StreamDecoder):
     """A decoder for a dialect carried in SSE: subclasses handle one ``Event`` at a time."""
+
+    __slots__ = ("_sse",)
 
     def __init__(self, *, max_event_bytes: int | None = None) -> None:
         if max_event_bytes is None:
@@ -62,6 +66,8 @@ class SSEStreamDecoder(StreamDecoder):
 
 class LineStreamDecoder(StreamDecoder):
     """A decoder for an NDJSON dialect: subclasses handle one parsed JSON line at a time."""
+
+    __slots__ = ("_buffer", "_max")
 
     def __init__(self, *, max_line_bytes: int = 16 * 1024 * 1024) -> None:
         self._buffer = b""

@@ -24,6 +24,8 @@ class ToolCallTracker:
     ``f"call_{prefix}_{ordinal}"``.
     """
 
+    __slots__ = ("_count", "_index", "_open", "called", "id_prefix")
+
     def __init__(self, id_prefix: str = "") -> None:
         self.id_prefix = id_prefix
         self._index: dict[tuple[int, object], int] = {}

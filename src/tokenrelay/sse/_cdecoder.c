@@ -82,6 +82,18 @@ bytes_append(Bytes *b, const char *p, Py_ssize_t n)
     return 0;
 }
 
+/* Between calls an empty buffer is given back: a decoder lives as long as its stream,
+   and an idle stream should not hold one (within a call it is reused event after event). */
+static void
+bytes_release_empty(Bytes *b)
+{
+    if (b->len == 0 && b->buf != NULL) {
+        PyMem_Free(b->buf);
+        b->buf = NULL;
+        b->cap = 0;
+    }
+}
+
 static void
 bytes_done(Bytes *b)
 {
@@ -424,6 +436,8 @@ Decoder_feed(Decoder *self, PyObject *arg)
     PyMem_Free(head);
     head = NULL;
     PyBuffer_Release(&view);
+    bytes_release_empty(&self->line);
+    bytes_release_empty(&self->data);
     if (rc < 0) {
         Py_DECREF(events);
         return NULL;

@@ -105,8 +105,21 @@ class _OddLines:
 class OpenAIChatDecoder(SSEStreamDecoder):
     """Chat Completions chunks (from OpenAI or any compatible server) → neutral deltas."""
 
+    # One lives as long as its stream: no instance dict.
+    __slots__ = (
+        "_closing",
+        "_done",
+        "_finished",
+        "_odd",
+        "_started",
+        "_tools",
+        "_usage",
+        "complete",
+    )
+
     def __init__(self, *, max_event_bytes: int | None = None) -> None:
         super().__init__(max_event_bytes=max_event_bytes)
+        self.complete = False
         self._tools = ToolCallTracker()
         self._odd = _OddLines()
         self._started = False
