@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
+from types import CoroutineType
 from typing import Any
 
 from starlette.responses import Response
@@ -68,6 +69,11 @@ _RAW_HEADERS = [
     *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in HEADERS.items()),
 ]
 _NDJSON_RAW_HEADERS = [(b"content-type", b"application/x-ndjson"), *_RAW_HEADERS[1:]]
+
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    """A server whose ``send`` returns an awaitable that is not a coroutine."""
+    await awaitable
 
 
 def _store_error(exc: StoreError) -> StreamError:
@@ -163,6 +169,7 @@ class HubStreamResponse:
         "_first",
         "_handoff",
         "_hub",
+        "_loop",
         "_over",
         "_parked",
         "_pending",
@@ -221,7 +228,7 @@ class HubStreamResponse:
         except BaseException:
             reader.detach()
             raise
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         task = self._task = asyncio.current_task()
         assert task is not None
         self._cancelling = task.cancelling()
@@ -407,12 +414,16 @@ class HubStreamResponse:
             self._hub.unfollow(self._reader.stream_id, self)
 
     def _send_now(self, data: bytes) -> None:
-        """``_send``, run at once in the producer's step rather than awaited."""
+        """``_send``, run at once in the producer's step rather than awaited: the
+        server's send coroutine driven here, with no coroutine of ours around it."""
         assert self._push_send is not None
-        coro = self._send(self._push_send, data, asyncio.get_running_loop())
+        self.sending_since = self.last_sent = self._loop.time()
+        sent = self._push_send({"type": "http.response.body", "body": data, "more_body": True})
+        coro = sent if isinstance(sent, CoroutineType) else _awaited(sent)
         try:
             blocker = coro.send(None)
         except StopIteration:  # written at once: the usual case
+            self.sending_since = 0.0
             return
         # The send waits (the server's flow control): our task finishes it. No ping
         # meanwhile: ``waiting`` is off until then.
@@ -433,7 +444,7 @@ class HubStreamResponse:
                     await asyncio.wait((blocker,))
                 blocker = coro.send(None)
         except StopIteration:
-            pass
+            self.sending_since = 0.0
         finally:
             coro.close()
 

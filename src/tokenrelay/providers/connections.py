@@ -78,13 +78,14 @@ class UpstreamResponse:
 
     __slots__ = (
         "_arrived", "_capped", "_chunks", "_conn", "_done", "_error", "_high_water",
-        "_inflater", "_pending", "_size", "_waiter", "complete", "headers", "status",
+        "_inflater", "_loop", "_pending", "_size", "_waiter", "complete", "headers", "status",
     )  # fmt: skip
 
     def __init__(
         self, conn: _Connection, status: int, headers: dict[str, str], high_water: int
     ) -> None:
         self._conn: _Connection | None = conn
+        self._loop = asyncio.get_running_loop()  # (made in the connection's callback)
         self.status = status
         self.headers = headers
         self.complete = False  # the body was read to its end
@@ -199,7 +200,7 @@ class UpstreamResponse:
             if self._pending or self._capped:
                 self._inflate()
                 continue
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = self._loop.create_future()
             try:
                 await waiter
             finally:

@@ -217,8 +217,13 @@ class OpenAIChatDecoder(SSEStreamDecoder):
         return out
 
     def _choice(self, choice: Mapping[str, Any]) -> list[Delta]:
-        c = as_int(choice.get("index"))
         delta = choice.get("delta")
+        if type(delta) is dict and len(delta) == 1 and not choice.get("finish_reason"):
+            # Most chunks: text alone (what the rest of this method makes of it).
+            content = delta.get("content")
+            if content and type(content) is str:
+                return [TextDelta(content, as_int(choice.get("index")), choice.get("logprobs"))]
+        c = as_int(choice.get("index"))
         out: list[Delta] = []
         if isinstance(delta, dict):
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
