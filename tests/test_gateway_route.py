@@ -6,7 +6,7 @@ cancellation from outside stays a cancellation."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import pytest
@@ -146,21 +146,25 @@ def test_a_cancellation_at_the_moment_the_deadline_fires_stays_a_cancellation(
     asyncio.run(main())
 
 
+def paced(pauses: list[float], **timeouts: float) -> AsyncIterator[Delta]:
+    """One generation from a ``Paced`` upstream, one attempt."""
+    return generate(
+        ROUTE,
+        {"p": Paced(pauses)},  # type: ignore[dict-item]
+        REQUEST,
+        retry=RetryPolicy(attempts=1),
+        timeouts=Timeouts(**{"first_token": 5.0, "idle": 5.0, "total": 30.0, **timeouts}),
+    )
+
+
 def test_the_streams_of_a_loop_share_one_timer_that_fires_each_deadline_on_time() -> None:
     # Sixty generations at once: the stalled ones end with an idle timeout about when
     # theirs runs out, the steady ones are not disturbed, and once every generation has
     # ended the loop's deadlines hold nothing (no entry, no timer).
     async def one(pauses: list[float]) -> tuple[list[Delta], float]:
         loop = asyncio.get_running_loop()
-        start, got = loop.time(), []
-        async for delta in generate(
-            ROUTE,
-            {"p": Paced(pauses)},  # type: ignore[dict-item]
-            REQUEST,
-            retry=RetryPolicy(attempts=1),
-            timeouts=Timeouts(first_token=5.0, idle=0.2, total=30.0),
-        ):
-            got.append(delta)
+        start = loop.time()
+        got = [d async for d in paced(pauses, idle=0.2)]
         return got, loop.time() - start
 
     async def main() -> None:
@@ -194,15 +198,6 @@ def test_closed_deadlines_do_not_pile_up_while_others_stay_open() -> None:
         assert len(await long) == 2
 
     async def one_stream(pauses: list[float]) -> list[Delta]:
-        return [
-            d
-            async for d in generate(
-                ROUTE,
-                {"p": Paced(pauses)},  # type: ignore[dict-item]
-                REQUEST,
-                retry=RetryPolicy(attempts=1),
-                timeouts=Timeouts(first_token=5.0, idle=60.0, total=600.0),
-            )
-        ]
+        return [d async for d in paced(pauses, idle=60.0, total=600.0)]
 
     asyncio.run(main())
