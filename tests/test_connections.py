@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
+import threading
+import time
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -152,6 +155,43 @@ async def test_an_idle_connection_the_server_closed_is_not_reused() -> None:
         assert await body_of(pool) == b"data: 1\n\n"
         assert server.connections == 2
         await pool.aclose()
+
+
+async def test_a_connection_closed_while_the_loop_was_busy_is_not_reused_for_a_post() -> None:
+    # The server closes an idle connection (its keep-alive timeout: uvicorn's, Node's and
+    # llama.cpp's is 5 s) while our loop is busy: the close is in the kernel, not yet
+    # seen by the connection's callbacks. A POST on it would fail (a POST is never sent
+    # twice), so a connection with anything to read is not taken from the pool.
+    connections = []
+
+    def serve(listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            data = b""
+            while not data.endswith(b"{}"):
+                data += conn.recv(65536)
+            conn.sendall(HEAD + chunked(b"data: 1\n\n"))
+            time.sleep(0.05)
+            conn.close()  # idle: the server's keep-alive timeout
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+    thread.start()
+    pool = ConnectionPool(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    try:
+        assert await body_of(pool) == b"data: 1\n\n"
+        time.sleep(0.3)  # the loop is busy while the server closes (not asyncio.sleep)
+        assert await body_of(pool) == b"data: 1\n\n"
+        assert len(connections) == 2
+    finally:
+        await pool.aclose()
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        listener.close()
+        thread.join(5)
 
 
 async def test_a_connection_that_breaks_after_a_byte_is_an_error_not_a_retry() -> None:

@@ -27,7 +27,9 @@ Decisions:
   returns the connection to the pool. A connection that says anything it was not asked
   (a second response, bytes after the end) is closed.
 - At most ``limit`` connections per pool, busy or idle; a request beyond it waits for
-  one. Idle connections older than ``keepalive`` seconds are closed, not reused.
+  one. Idle connections older than ``keepalive`` seconds are closed, not reused, and so
+  is one the kernel holds anything for when it is taken (``readable``: the server
+  closed it while our loop was busy, before its callbacks ran).
 - Header names and values carrying CR, LF or NUL are refused (``ValueError``): nothing
   configured can split a request. HEAD is not supported (nothing here needs it).
 - Bounds: more than ``max_head`` bytes of status line, headers or trailers fail the
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import socket
 import ssl
 import zlib
@@ -253,13 +256,14 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_expecting", "_head", "_head_size", "_header_names", "_header_values", "_keep_alive",
-        "_response", "_unparsed", "_until_close", "closed", "gone", "idle_since", "parser",
+        "_response", "_unparsed", "_until_close", "closed", "fd", "gone", "idle_since", "parser",
         "paused", "pool", "received", "transport",
     )  # fmt: skip
 
     def __init__(self, pool: ConnectionPool) -> None:
         self.pool = pool
         self.transport: asyncio.Transport | None = None
+        self.fd = -1  # the socket's, for ``readable``
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.paused = False
@@ -280,6 +284,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno() if sock is not None else -1
         self.gone = asyncio.get_running_loop().create_future()
         self.pool._live.add(self)
 
@@ -380,6 +386,20 @@ class _Connection(asyncio.Protocol):
         response._end()
 
     # -- used by the pool and the response -------------------------------------------------
+
+    def readable(self) -> bool:
+        """Whether the kernel holds something for this idle connection that its callbacks
+        have not seen yet: the server's close (its keep-alive timeout, while our loop was
+        busy) or bytes nobody asked for. Either way it must not carry a request: a POST
+        sent on it would fail and is never sent again. One ``poll`` system call."""
+        if self.fd < 0:
+            return False
+        poll = select.poll()
+        poll.register(self.fd, select.POLLIN | select.POLLRDHUP)
+        try:
+            return bool(poll.poll(0))
+        except OSError:
+            return True
 
     def send(self, data: bytes) -> asyncio.Future[UpstreamResponse]:
         assert self.transport is not None
@@ -496,7 +516,7 @@ class ConnectionPool:
                 raise ConnectionError("the connection pool is closed")
             while self._idle:
                 conn = self._idle.pop()
-                if conn.closed or loop.time() - conn.idle_since > self.keepalive:
+                if conn.closed or loop.time() - conn.idle_since > self.keepalive or conn.readable():
                     conn.close()
                     self._open -= 1
                     continue
