@@ -75,6 +75,11 @@ def check_header(name: str, value: str) -> None:
     _check(value, f"header {name!r}")
 
 
+# ``readable``'s check (``select.poll``: not on Windows; ``POLLRDHUP``: Linux only).
+_POLL = getattr(select, "poll", None)
+_READABLE = select.POLLIN | getattr(select, "POLLRDHUP", 0) if _POLL is not None else 0
+
+
 class UpstreamResponse:
     """One response: its status and headers (names in lower case, repeated ones joined
     with ", "), then its body as it arrives (``read_chunk``)."""
@@ -392,10 +397,10 @@ class _Connection(asyncio.Protocol):
         have not seen yet: the server's close (its keep-alive timeout, while our loop was
         busy) or bytes nobody asked for. Either way it must not carry a request: a POST
         sent on it would fail and is never sent again. One ``poll`` system call."""
-        if self.fd < 0:
+        if self.fd < 0 or _POLL is None:
             return False
-        poll = select.poll()
-        poll.register(self.fd, select.POLLIN | select.POLLRDHUP)
+        poll = _POLL()
+        poll.register(self.fd, _READABLE)
         try:
             return bool(poll.poll(0))
         except OSError:
