@@ -325,11 +325,12 @@ class HubStreamResponse:
                 data = reader.encode_deltas(deltas) if deltas else b""
                 del deltas
                 if self._over:
-                    # The generation is over and its end is in the store: read now, it
-                    # goes out with this and the HTTP body's end, in one write.
+                    # The generation is over and its end is in the store: read it now
+                    # (without waiting: if it is not there, this goes out alone), it goes
+                    # out with this and the HTTP body's end, in one write.
                     self._over = False
                     try:
-                        entries, done = await read_wait(stream_id, reader.pos)
+                        entries, done = await read_wait(stream_id, reader.pos, 0.0)
                     except StoreError:
                         entries, done = [], False  # said by the next read
                     if entries:
