@@ -63,7 +63,7 @@ from ..errors import TokenRelayError
 from ..llm.anthropic import ANTHROPIC
 from ..llm.dialect import Dialect
 from ..llm.gemini import GEMINI, request_path
-from ..llm.jsonio import dumps, loads
+from ..llm.jsonio import dumps_kept, loads
 from ..llm.model import Delta, ErrorKind, Request, Start, StreamError, Usage
 from ..llm.ollama import OLLAMA
 from ..llm.openai_chat import OPENAI_CHAT
@@ -260,7 +260,7 @@ class HTTPProvider:
         upstream = replace(request, model=model, stream=True, include_usage=True)
         # A copy of its own size: orjson's result keeps a ~4 KiB buffer, held here for the
         # whole stream (measured by bench/gateway.py's memory figure).
-        body = memoryview(dumps(dialect.build_request(upstream))).tobytes()
+        body = dumps_kept(dialect.build_request(upstream))
         path = self.kind.path(upstream)
         headers = {**trace_headers.get(), **self._headers, "content-type": "application/json"}
         try:

@@ -133,7 +133,8 @@ class MemoryStore:
         log.entries = tuple(log.entries)
         if not isinstance(log.meta, bytes):
             try:
-                # (a copy of its own size: orjson's result sits in a ~4 KiB allocation)
+                # A copy of its own size (why: ``llm.jsonio.dumps_kept``; the store does
+                # not depend on the codecs' layer).
                 log.meta = memoryview(orjson.dumps(log.meta)).tobytes()
             except TypeError:
                 pass  # not JSON (a caller's own store use): kept as given
