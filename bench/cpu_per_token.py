@@ -203,6 +203,9 @@ def main() -> None:
         "--one-client", type=int, default=0, metavar="N",
         help="instead: time to first token at one client, N requests per contestant in turn",
     )  # fmt: skip
+    parser.add_argument(
+        "--only", help="a comma-separated subset of direct,floor,codecs,tokenrelay,baseline"
+    )
     args = parser.parse_args()
     subprocess.run(["make", "-s", "-C", str(HARNESS)], check=True)
     if args.one_client:
@@ -210,6 +213,8 @@ def main() -> None:
         return
     levels = [int(n) for n in args.streams.split(",")]
     names = ["direct", "floor", "codecs", "tokenrelay"] + (["baseline"] if args.baseline else [])
+    if args.only:
+        names = [n for n in names if n in args.only.split(",")]
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-cpu-"))
     config = harness_gateway_config(work, UPSTREAM_PORT)
     upstream = start_harness_upstream(UPSTREAM_PORT, TOKENS, TOKEN_MS)

@@ -34,11 +34,17 @@ _ALLOW_HEADERS = (
 )
 
 
+_HEADERS = "tokenrelay.headers"
+
+
 def header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+    """The first value of header ``name`` (lowercase), from a dict made once per request
+    and kept in the scope: a request is asked for several headers, and SDKs send twenty."""
+    headers: dict[bytes, bytes] | None = scope.get(_HEADERS)
+    if headers is None:
+        headers = scope[_HEADERS] = dict(reversed(scope["headers"]))  # the first one wins
+    value = headers.get(name)
+    return None if value is None else value.decode("latin-1")
 
 
 def _hostname(host: str) -> str:

@@ -149,6 +149,26 @@ class Reader:
         pos = self.pos
         skip_k, skip_j = self.skip_k, self.skip_j
         encoder, framing, ids = self.encoder, self.framing, self.ids
+        if len(deltas) == 1 and pos > skip_k:
+            # One entry past any resume point (a live stream's every token): what the
+            # loop below does with it, without the loop.
+            delta = deltas[0]
+            frames = encoder.encode(delta)
+            self.pos = pos + 1
+            if len(frames) == 1:
+                self._single_text_choice = delta.choice if type(delta) is TextDelta else None
+                if not ids:
+                    return _wire(frames[0], framing, "")
+                self.last_id = last_id = f"{pos}.0"
+                return _wire(frames[0], framing, last_id)
+            self._single_text_choice = None
+            parts = []
+            for j, frame in enumerate(frames):
+                frame_id = f"{pos}.{j}" if ids else ""
+                if ids:
+                    self.last_id = frame_id
+                parts.append(_wire(frame, framing, frame_id))
+            return b"".join(parts)
         single_text_choice = self._single_text_choice
         # Merge only a real backlog: entries that merely arrived back to back (a busy
         # loop, a bursty upstream) go out one event each, as the upstream sent them.

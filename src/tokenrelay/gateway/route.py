@@ -229,7 +229,8 @@ async def generate(
         provider = providers[provider_name]
         for attempt in range(1, retry.attempts + 1):
             headers = on_attempt(provider_name, upstream_model) if on_attempt else None
-            stream = provider.stream(replace(request, model=upstream_model), upstream_model)
+            # (The provider sends it as ``upstream_model``: no copy of the request here.)
+            stream = provider.stream(request, upstream_model)
             try:
                 try:
                     # The request goes out at the first read: with the attempt's headers.

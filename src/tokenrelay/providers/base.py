@@ -98,7 +98,8 @@ class Provider(Protocol):
     config: ProviderConfig
 
     def stream(self, request: Request, model: str) -> AsyncGenerator[Delta, None]:
-        """The deltas of one attempt at ``request``, sent to the upstream as ``model``."""
+        """The deltas of one attempt at ``request``, sent to the upstream as ``model``
+        (``request.model`` is the client's name for it)."""
         ...
 
     async def models(self) -> list[str]:

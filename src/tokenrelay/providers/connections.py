@@ -191,8 +191,10 @@ class UpstreamResponse:
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():  # (cancelled: the reader was)
+                waiter.set_result(None)
 
     # -- read by the caller ----------------------------------------------------------------
 
@@ -209,10 +211,7 @@ class UpstreamResponse:
                 self._inflate()
                 continue
             waiter = self._waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            await waiter  # (``_wake`` takes it back)
         chunks = self._chunks
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()

@@ -116,7 +116,9 @@ class MemoryStore:
         self._logs[stream_id] = _Log(dict(meta), owner, None if lease is None else now + lease)
 
     async def append(self, stream_id: str, entries: Sequence[bytes]) -> int:
-        log = self._log(stream_id)
+        # Once per delta: a running stream's log is looked up without a sweep (and its
+        # clock read); the sweep runs on every other access.
+        log = self._logs.get(stream_id) or self._log(stream_id)
         if log.finished:
             raise StreamFinishedError(f"stream {stream_id!r} is finished")
         assert isinstance(log.entries, list)  # (a tuple once finished)

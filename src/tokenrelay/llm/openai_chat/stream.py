@@ -131,7 +131,9 @@ class OpenAIChatDecoder(SSEStreamDecoder):
     def feed(self, data: bytes) -> list[Delta]:
         if self._done:
             return []
-        out = super().feed(data)
+        out: list[Delta] = []
+        for event in self._sse.feed(data):  # SSEStreamDecoder.feed, without its call
+            out += self.feed_event(event)
         for line in self._odd.feed(data):
             out += self._odd_line(line)
         return out
@@ -149,16 +151,17 @@ class OpenAIChatDecoder(SSEStreamDecoder):
         if self._done:
             return []
         data = event.data
-        if data[:1] == "[" and data.strip() == "[DONE]":
-            self._done = self.complete = True
-            return self._tools.end_all()
-        if event.event == "error":
-            try:
-                return self._fail(error_of(loads(data)))
-            except orjson.JSONDecodeError:
-                return self._fail(error_of(data))
-        if not data:
-            return []
+        if data[:1] != "{" or event.event != "message":  # not a chunk, as nearly all are
+            if data[:1] == "[" and data.strip() == "[DONE]":
+                self._done = self.complete = True
+                return self._tools.end_all()
+            if event.event == "error":
+                try:
+                    return self._fail(error_of(loads(data)))
+                except orjson.JSONDecodeError:
+                    return self._fail(error_of(data))
+            if not data:
+                return []
         try:
             chunk = loads(data)
         except orjson.JSONDecodeError:
@@ -192,9 +195,22 @@ class OpenAIChatDecoder(SSEStreamDecoder):
         return []
 
     def _chunk(self, chunk: Mapping[str, Any]) -> list[Delta]:
+        choices = chunk.get("choices")
+        if self._started and type(choices) is list and len(choices) == 1:
+            # Most chunks: one choice of text alone (what the rest of this method and
+            # ``_choice`` make of it).
+            choice = choices[0]
+            if type(choice) is dict and not (chunk.get("usage") or chunk.get("error")):
+                delta = choice.get("delta")
+                if type(delta) is dict and len(delta) == 1 and not choice.get("finish_reason"):
+                    content = delta.get("content")
+                    if content and type(content) is str:
+                        index = choice.get("index")
+                        if type(index) is not int:
+                            index = as_int(index)
+                        return [TextDelta(content, index, choice.get("logprobs"))]
         if chunk.get("error"):
             return self._fail(error_of(chunk))
-        choices = chunk.get("choices")
         usage = chunk.get("usage")
         out: list[Delta] = []
         if not self._started:
@@ -218,11 +234,6 @@ class OpenAIChatDecoder(SSEStreamDecoder):
 
     def _choice(self, choice: Mapping[str, Any]) -> list[Delta]:
         delta = choice.get("delta")
-        if type(delta) is dict and len(delta) == 1 and not choice.get("finish_reason"):
-            # Most chunks: text alone (what the rest of this method makes of it).
-            content = delta.get("content")
-            if content and type(content) is str:
-                return [TextDelta(content, as_int(choice.get("index")), choice.get("logprobs"))]
         c = as_int(choice.get("index"))
         out: list[Delta] = []
         if isinstance(delta, dict):
