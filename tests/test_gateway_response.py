@@ -8,6 +8,7 @@ cancellation."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -350,3 +351,50 @@ def test_a_client_gone_during_a_pushed_send_ends_the_response_and_starts_the_gra
         assert h.active == 0  # grace 0: the generation was cancelled at once
 
     asyncio.run(main())
+
+
+async def burn(stop: asyncio.Event) -> None:
+    """Keep the loop's thread on the CPU, as a saturated gateway's is, in 3 ms slices."""
+    while not stop.is_set():
+        until = time.thread_time() + 0.003
+        while time.thread_time() < until:
+            pass
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("saturated", [False, True])
+def test_on_a_saturated_loop_a_stream_s_pushed_writes_are_coalesced_each_delta_its_own_event(
+    saturated: bool,
+) -> None:
+    async def main() -> None:
+        h, client = hub(), AsgiClient()
+        streams = OpenStreams(ping=15, coalesce=0.06)
+        deltas = script(30)
+        stop = asyncio.Event()
+        burner = asyncio.ensure_future(burn(stop)) if saturated else None
+        await h.start("s", META, REQUEST, source(deltas, pause=0.01))
+        wire = await read_stream(h, h.reader("s", OPENAI_CHAT, REQUEST), client=client,
+                                 streams=streams)  # fmt: skip
+        stop.set()
+        if burner is not None:
+            await burner
+        writes = [m for m in client.messages if m["type"] == "http.response.body"]
+        texts = [d for d in decoded(OPENAI_CHAT, wire) if isinstance(d, TextDelta)]
+        assert texts == [d for d in deltas if isinstance(d, TextDelta)]  # each its own event
+        ids = [e.id for e in Decoder().feed(wire)]
+        assert len(ids) == len(set(ids)) and all(ids)
+        if saturated:
+            # 10 ms apart, written at most every 60 ms: a few deltas per write.
+            assert len(writes) <= len(texts) // 2, len(writes)
+        else:
+            assert len(writes) >= len(texts), len(writes)  # each at once
+        await h.aclose()
+
+    asyncio.run(main())
+
+
+def test_the_coalescing_window_is_bounded() -> None:
+    with pytest.raises(ValueError, match="coalesce"):
+        OpenStreams(ping=15, coalesce=2)
+    with pytest.raises(ValueError, match="coalesce"):
+        OpenStreams(ping=15, coalesce=-0.1)

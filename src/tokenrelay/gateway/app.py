@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -375,22 +376,37 @@ def _endpoint(
                 gateway.hub.cancel(stream_id, EndReason.DISCONNECTED)
                 return store_refused(dialect, exc, path, gateway)
         # Until the response starts, only this handler can notice the client leaving.
+        # ``first`` is awaited alone: the client leaving, or the ping interval passing
+        # with no delta, cancels it (it is ours to cancel; the producer then leaves it).
+        # (``asyncio.wait`` would cost the first token a second pass of the loop, which
+        # on a busy gateway is milliseconds.)
         watcher = asyncio.ensure_future(disconnected(request))
+        on_gone = partial(_cancel_pending, first)
+        watcher.add_done_callback(on_gone)
+        timer = asyncio.get_running_loop().call_later(config.ping_seconds, _cancel_pending, first)
         try:
-            pending: set[asyncio.Future[Any]] = {first, watcher}
-            await asyncio.wait(
-                pending, timeout=config.ping_seconds, return_when=asyncio.FIRST_COMPLETED
-            )
+            await first
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the handler itself is cancelled
         finally:
+            timer.cancel()
+            gone = watcher.done() and not watcher.cancelled()
+            watcher.remove_done_callback(on_gone)
             watcher.cancel()
-        if watcher.done() and not watcher.cancelled() and not first.done():
+        if gone and first.cancelled():
             # Gone before the first token: it never saw the stream id, so no resume can
             # come; stop the upstream now, whatever the grace period (a background
             # response runs on: its id is known to the client from its own request).
             if not keep:
                 gateway.hub.cancel(stream_id, EndReason.DISCONNECTED)
             return Response(status_code=499)
-        failure = first.result() if first.done() and first.exception() is None else None
+        failure = (
+            first.result()
+            if first.done() and not first.cancelled() and first.exception() is None
+            else None
+        )
         if isinstance(failure, UpstreamError):
             headers = {}
             if failure.retry_after is not None:
@@ -402,6 +418,11 @@ def _endpoint(
         return HubStreamResponse(hub, hub.reader(stream_id, dialect, echo), gateway.streams)
 
     return handle
+
+
+def _cancel_pending(future: asyncio.Future[Any], *_: object) -> None:
+    if not future.done():
+        future.cancel()
 
 
 async def _stored_whole(
@@ -775,7 +796,7 @@ def create_app(
             global_limit=config.store.max_streams,
         )
         await hub.open()
-        streams = OpenStreams(ping=config.ping_seconds)
+        streams = OpenStreams(ping=config.ping_seconds, coalesce=config.write_coalesce_ms / 1000)
         gateway = Gateway(
             config, built, hub, metrics, streams, Limits(stream_store), tracing, ready=True
         )
