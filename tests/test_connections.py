@@ -5,6 +5,7 @@ framing, content codings, flow control, malformed answers, TLS."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import ssl
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.test_nginx import self_signed
-from tokenrelay.providers.connections import ConnectionPool
+from tokenrelay.providers.connections import ConnectionPool, pace_reads
 
 pytestmark = pytest.mark.anyio
 
@@ -550,3 +551,74 @@ async def test_aclose_closes_a_connection_still_being_made_and_waits_for_all() -
 async def test_head_requests_are_refused() -> None:
     with pytest.raises(ValueError, match="HEAD"):
         await ConnectionPool("http://127.0.0.1:9").request("HEAD", "/", {})
+
+
+def paced_answer(parts: list[bytes], every: float) -> Handler:
+    """Answers one request with ``parts``, one chunk every ``every`` seconds."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(HEAD)
+        for part in parts:
+            writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+            await writer.drain()
+            await asyncio.sleep(every)
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await reader.read()  # until the client closes
+
+    return answer
+
+
+async def reads_of(pool: ConnectionPool) -> list[tuple[float, bytes]]:
+    """Each ``read_chunk`` of one response, with when it returned (from the head)."""
+    response = await pool.request("POST", "/x", {}, b"{}")
+    began, reads = time.monotonic(), []
+    while chunk := await asyncio.wait_for(response.read_chunk(), 5):
+        reads.append((time.monotonic() - began, chunk))
+    response.release()
+    return reads
+
+
+@pytest.mark.parametrize("window", [0.0, 0.08])
+async def test_paced_reads_take_a_window_of_chunks_at_once_after_the_first_two(
+    window: float,
+) -> None:
+    parts = [b"data: %d\n\n" % i for i in range(24)]
+    async with serving(paced_answer(parts, 0.01)) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        pace_reads(window)
+        try:
+            reads = await reads_of(pool)
+        finally:
+            pace_reads(0.0)
+        await pool.aclose()
+    assert b"".join(chunk for _, chunk in reads) == b"".join(parts)  # all, in order
+    if not window:
+        assert len(reads) >= len(parts) - 2  # read as they come
+        return
+    assert [len(chunk) for _, chunk in reads[:2]] == [len(parts[0])] * 2  # the first two
+    assert len(reads) <= 2 + 6, [len(c) for _, c in reads]  # then ~22 chunks in 3-4 windows
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(reads)]
+    assert max(gaps) < window + 0.05  # a chunk waits a window at most
+
+
+async def test_pacing_turned_off_reads_what_was_held_at_once() -> None:
+    parts = [b"data: %d\n\n" % i for i in range(3)]
+    async with serving(paced_answer(parts, 0.05)) as server:
+        pool = ConnectionPool(f"http://127.0.0.1:{server.port}")
+        pace_reads(10.0)  # a window longer than the test
+        try:
+            response = await pool.request("POST", "/x", {}, b"{}")
+            response.pieces = 10  # past its first pieces: held after its next read
+            first = await asyncio.wait_for(response.read(2 * len(parts[0])), 1)
+            waiting = asyncio.ensure_future(response.read_chunk())
+            await asyncio.sleep(0.2)
+            assert not waiting.done()  # held: the last part waits in the socket
+            pace_reads(0.0)
+            assert await asyncio.wait_for(waiting, 1)  # released at once
+            assert first + waiting.result() + await response.read(1000) == b"".join(parts)
+            response.release()
+        finally:
+            pace_reads(0.0)
+        await pool.aclose()

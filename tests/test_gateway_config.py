@@ -45,7 +45,7 @@ def test_every_gateway_setting_is_read() -> None:
             "gateway": {
                 "api_keys_env": "KEYS", "max_body_bytes": 1000, "max_streams": 5,
                 "grace_seconds": 0, "retention_seconds": 5, "ping_seconds": 2,
-                "write_coalesce_ms": 20,
+                "pace_ms": 20,
                 "timeouts": {"connect": 1, "first_token": 2, "idle": 3, "total": 4},
                 "retry": {"attempts": 2, "backoff": 0.1, "max_backoff": 1},
             },
@@ -56,7 +56,7 @@ def test_every_gateway_setting_is_read() -> None:
     )  # fmt: skip
     assert config.api_keys == {"k1", "k2"}
     assert (config.max_body_bytes, config.max_streams, config.grace_seconds) == (1000, 5, 0)
-    assert config.write_coalesce_ms == 20
+    assert config.pace_ms == 20
     assert (config.timeouts.connect, config.timeouts.total) == (1, 4)
     assert config.providers[0].connect_timeout == 1
     assert config.retry.attempts == 2 and config.providers[0].options == {"token_ms": 5}
@@ -100,8 +100,8 @@ def test_no_configuration_is_an_empty_gateway() -> None:
         ({"gateway": {"max_streams": 0}}, "gateway.max_streams must be > 0"),
         ({"gateway": {"grace_seconds": -1}}, "gateway.grace_seconds must be >= 0"),
         ({"gateway": {"retention_seconds": 0}}, "gateway.retention_seconds must be > 0"),
-        ({"gateway": {"write_coalesce_ms": -1}}, "gateway.write_coalesce_ms must be >= 0"),
-        ({"gateway": {"write_coalesce_ms": 5000}}, "gateway.write_coalesce_ms must be <= 1000"),
+        ({"gateway": {"pace_ms": -1}}, "gateway.pace_ms must be >= 0"),
+        ({"gateway": {"pace_ms": 5000}}, "gateway.pace_ms must be <= 1000"),
         ({"gateway": {"max_streams": "many"}}, "gateway.max_streams must be an integer"),
         ({"gateway": {"timeouts": {"idle": 0}}}, "gateway.timeouts.idle must be > 0"),
         ({"gateway": {"timeouts": {"soon": 1}}}, "unknown key gateway.timeouts.soon"),

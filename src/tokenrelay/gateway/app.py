@@ -57,6 +57,7 @@ from ..llm.model import (
     error_from_request_error,
 )
 from ..providers import Provider, UpstreamError, create_provider
+from ..providers.connections import pace_reads
 from ..sse import comment
 from ..store import (
     StoreError,
@@ -796,7 +797,12 @@ def create_app(
             global_limit=config.store.max_streams,
         )
         await hub.open()
-        streams = OpenStreams(ping=config.ping_seconds, coalesce=config.write_coalesce_ms / 1000)
+        pace = config.pace_ms / 1000
+        streams = OpenStreams(
+            ping=config.ping_seconds,
+            # A saturated core paces upstream reads (``providers.connections.pace_reads``).
+            on_busy=(lambda busy: pace_reads(pace if busy else 0.0)) if pace else None,
+        )
         gateway = Gateway(
             config, built, hub, metrics, streams, Limits(stream_store), tracing, ready=True
         )
@@ -808,6 +814,8 @@ def create_app(
             yield
         finally:
             gateway.ready = False
+            if streams.busy:
+                pace_reads(0.0)  # (the loop may serve on: its reads are not paced by us)
             # Readers elsewhere can follow what runs on into a shared store: let it
             # finish for the drain time. A memory store dies with us: no point waiting.
             await hub.aclose(config.drain_seconds if stream_store.shared else 0.0)

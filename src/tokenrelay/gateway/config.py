@@ -18,9 +18,9 @@ environment and flags (the CLI only fills it in; ``create_app`` only reads it).
     log_requests = true                # one line per generation request, at its end
     log_format = "text"                # text (key=value) | json (one object a line)
     ping_seconds = 15                  # keep-alive while waiting for the first token
-    write_coalesce_ms = 50             # on a saturated core, a stream's token writes
-                                       # go out at most this often (0: every token at
-                                       # once, whatever the load)
+    pace_ms = 50                       # on a saturated core, each upstream stream is
+                                       # read at most this often, its tokens of that
+                                       # time sent in one write (0: as they come)
     body_timeout_seconds = 30          # a request body must arrive within this (408)
     metrics_need_key = false           # true: /metrics and /readyz want a client key too
     allowed_hosts = []                 # without api keys only loopback Hosts are served;
@@ -176,7 +176,7 @@ class GatewayConfig:
     grace_seconds: float = 30.0
     retention_seconds: float = 600.0
     ping_seconds: float = 15.0
-    write_coalesce_ms: float = 50.0
+    pace_ms: float = 50.0
     body_timeout_seconds: float = 30.0
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
@@ -235,10 +235,10 @@ def _number(
     return value
 
 
-def _coalesce(gateway: Mapping[str, Any]) -> float:
-    value = float(_number(gateway, "write_coalesce_ms", "gateway", 50.0))
+def _pace(gateway: Mapping[str, Any]) -> float:
+    value = float(_number(gateway, "pace_ms", "gateway", 50.0))
     if value > 1000:
-        raise ConfigError("gateway.write_coalesce_ms must be <= 1000 (a token held a second)")
+        raise ConfigError("gateway.pace_ms must be <= 1000 (a token held a second)")
     return value
 
 
@@ -476,7 +476,7 @@ def parse_config(data: Mapping[str, Any], env: Mapping[str, str] | None = None) 
             _number(gateway, "retention_seconds", "gateway", 600.0, positive=True)
         ),
         ping_seconds=float(_number(gateway, "ping_seconds", "gateway", 15.0, positive=True)),
-        write_coalesce_ms=_coalesce(gateway),
+        pace_ms=_pace(gateway),
         drain_seconds=float(_number(gateway, "drain_seconds", "gateway", 10.0)),
         body_timeout_seconds=float(
             _number(gateway, "body_timeout_seconds", "gateway", 30.0, positive=True)

@@ -7,8 +7,7 @@ hub's log, which is already decoupled from the upstream. Two ways to read it:
 - **pushed** (the common case): while the reader keeps up with a generation running in
   this process, the hub's producer hands it each new delta (``StreamHub.follow``), and it
   is encoded and sent at the end of the loop's pass (``OpenStreams.due``), with every
-  other stream pushed to in that pass, through the server's own send (``RAW_SEND``); on
-  a saturated core at most every ``coalesce`` seconds (``OpenStreams.due``). No
+  other stream pushed to in that pass, through the server's own send (``RAW_SEND``). No
   task wakes per token; the response's task waits for the stream's end. A send that
   cannot finish at once (the server's flow control: the client reads slower than we
   write) is handed to the task, which finishes it and reads on:
@@ -43,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import CoroutineType
 from typing import Any
 
@@ -61,8 +60,8 @@ from .stream import closing_error
 __all__ = ["RAW_SEND", "Answer", "HubStreamResponse", "OpenStreams"]
 
 BUSY = 0.9
-"""The share of its time the loop's thread spends on the CPU from which pushed writes are
-coalesced (``OpenStreams.due``), looked at every ``SAMPLE`` seconds."""
+"""The share of its time the loop's thread spends on the CPU from which the loop counts as
+saturated (``OpenStreams.busy``), looked at every ``SAMPLE`` seconds at a flush."""
 SAMPLE = 0.05
 
 RAW_SEND = "tokenrelay.send"
@@ -97,23 +96,28 @@ class OpenStreams:
     """The hub responses open on one app's loop, watched by one timer (see the module
     docstring); also their one entry in the server's shutdown registry."""
 
-    def __init__(self, *, ping: float, send_timeout: float = 30.0, coalesce: float = 0.05) -> None:
+    def __init__(
+        self,
+        *,
+        ping: float,
+        send_timeout: float = 30.0,
+        on_busy: Callable[[bool], None] | None = None,
+    ) -> None:
         if ping <= 0 or send_timeout <= 0:
             raise ValueError("ping and send_timeout must be positive")
-        if not 0 <= coalesce <= 1:
-            raise ValueError("coalesce must be between 0 and 1 second")
         self.ping = ping
         self.send_timeout = send_timeout
         self.interval = min(ping, send_timeout) / 4
-        self.coalesce = coalesce
         self._open: set[HubStreamResponse] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._due: list[HubStreamResponse] = []  # pushed to in this pass of the loop
         self._flushing = False
-        self._last = 0.0  # when the last flush ran
         self._sampled = 0.0  # when the loop thread's CPU time was last read
         self._cpu = 0.0  # ... and what it was
-        self.busy = False  # the loop's thread is nearly always busy: writes are coalesced
+        # The loop's thread was on the CPU ``BUSY`` of the time or more at the last look:
+        # ``on_busy`` hears of every change (the app paces upstream reads with it).
+        self.busy = False
+        self._on_busy = on_busy
 
     def __len__(self) -> int:
         return len(self._open)
@@ -131,34 +135,29 @@ class OpenStreams:
     def due(self, response: HubStreamResponse) -> None:
         """``response`` has pushed data to send: it is sent at the end of this pass of
         the loop, with every other stream's that was pushed to in it. Writes that come
-        together wake their readers together (on loopback the writer pays each wake).
-
-        Under load (``busy``: the loop's thread used ``BUSY`` of the CPU or more since
-        the last look, every ``SAMPLE`` seconds), flushes come at most every
-        ``coalesce`` seconds: a stream's deltas pushed meanwhile go out in one write,
-        each still its own event. The CPU that saves goes to the streams waiting for a
-        first token, which are what a user of a saturated gateway waits for; a gap
-        between two tokens grows by ``coalesce`` at most."""
+        together wake their readers together (on loopback the writer pays each wake)."""
         self._due.append(response)
         if not self._flushing:
             self._flushing = True
-            loop = asyncio.get_running_loop()
-            when = self._last + self.coalesce
-            if self.busy and when > loop.time():
-                loop.call_at(when, self._flush, loop)
-            else:
-                loop.call_soon(self._flush, loop)
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = self._last = loop.time()
-        if now - self._sampled >= SAMPLE:
-            cpu = time.thread_time()
-            self.busy = cpu - self._cpu >= BUSY * (now - self._sampled)
-            self._cpu, self._sampled = cpu, now
+    def _flush(self) -> None:
         due, self._due = self._due, []
         self._flushing = False
         for response in due:
             response.flush()
+        # Saturation, read where it costs nothing when idle: at a flush, every SAMPLE s.
+        # (The length of the loop's passes does not tell it: a saturated uvloop runs many
+        # short passes, and the backlog waits in the kernel's queues.)
+        now = time.monotonic()
+        if now - self._sampled >= SAMPLE:
+            cpu = time.thread_time()
+            busy = cpu - self._cpu >= BUSY * (now - self._sampled)
+            self._cpu, self._sampled = cpu, now
+            if busy != self.busy:
+                self.busy = busy
+                if self._on_busy is not None:
+                    self._on_busy(busy)
 
     def discard(self, response: HubStreamResponse) -> None:
         self._open.discard(response)

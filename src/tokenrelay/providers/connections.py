@@ -35,6 +35,15 @@ Decisions:
 - Bounds: more than ``max_head`` bytes of status line, headers or trailers fail the
   response (counted as they arrive, before the parser holds them); a body buffered more
   than ``high_water`` bytes ahead of its reader pauses the socket until it catches up.
+- Reads may be paced (``pace_reads(window)``, per event loop; what the gateway asks for
+  while its core is saturated): a connection just read from while reading a body stops
+  reading for the rest of the window, then reads everything that came meanwhile in one
+  go. Reading, decoding and relaying tokens costs per read far more than per byte, so a
+  saturated gateway relays several tokens for little more than the price of one. A
+  connection is held only after a read, so a token after a silence (the first one, after
+  the prompt) never waits, and a response's first two pieces of body are never held
+  back (a role chunk, then the first token); a request sent on a held connection
+  releases it.
 - The host name is looked up once per ``dns_ttl`` seconds, by one lookup that a burst
   of new connections shares (cancelling a caller does not cancel it); the addresses are
   tried in turn within one ``connect_timeout``.
@@ -50,6 +59,7 @@ import contextlib
 import select
 import socket
 import ssl
+import weakref
 import zlib
 from collections import deque
 from typing import cast
@@ -57,7 +67,7 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
-__all__ = ["ConnectionPool", "UpstreamResponse", "check_header"]
+__all__ = ["ConnectionPool", "UpstreamResponse", "check_header", "pace_reads"]
 
 _NO_BODY = (204, 304)
 
@@ -80,13 +90,79 @@ _POLL = getattr(select, "poll", None)
 _READABLE = select.POLLIN | getattr(select, "POLLRDHUP", 0) if _POLL is not None else 0
 
 
+class _ReadPacer:
+    """The upstream reads of one loop, paced while its owner says so (``pace_reads``):
+    a connection that has just been read from while reading a body stops reading for
+    ``window`` seconds (rounded up to a quarter of it: the connections due together share
+    one timer), then reads whatever came meanwhile at once. Off (``window`` 0), a
+    connection reads as data comes."""
+
+    __slots__ = ("_due", "_loop", "window")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: dict[float, tuple[asyncio.TimerHandle, list[_Connection]]] = {}
+        self.window = 0.0
+
+    def hold(self, conn: _Connection) -> None:
+        conn.hold()
+        step = self.window / 4
+        when = (self._loop.time() // step + 5) * step  # in window to window + step
+        due = self._due.get(when)
+        if due is None:
+            handle = self._loop.call_at(when, self._release, when)
+            due = self._due[when] = (handle, [])
+        due[1].append(conn)
+
+    def _release(self, when: float) -> None:
+        _, held = self._due.pop(when, (None, []))
+        for conn in held:
+            conn.unhold()
+
+    def release(self) -> None:
+        """Every held connection reads again, now."""
+        due, self._due = self._due, {}
+        for handle, held in due.values():
+            handle.cancel()
+            for conn in held:
+                conn.unhold()
+
+
+_UNPACED = 2
+"""A response's first pieces of body are never held back (a role chunk, then the first
+token: a connection is held after a read, so a token after a silence never waits)."""
+
+_PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ReadPacer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _pacer(loop: asyncio.AbstractEventLoop) -> _ReadPacer:
+    pacer = _PACERS.get(loop)
+    if pacer is None:
+        pacer = _PACERS[loop] = _ReadPacer(loop)
+    return pacer
+
+
+def pace_reads(window: float) -> None:
+    """From now on, each upstream connection of the running loop that is reading a body
+    reads at most once per ``window`` seconds (0: as data comes, releasing every connection
+    held now). What a caller whose core is saturated asks for: one read of several
+    tokens costs little more than one of one."""
+    pacer = _pacer(asyncio.get_running_loop())
+    pacer.window = window
+    if not window:
+        pacer.release()
+
+
 class UpstreamResponse:
     """One response: its status and headers (names in lower case, repeated ones joined
     with ", "), then its body as it arrives (``read_chunk``)."""
 
     __slots__ = (
         "_arrived", "_capped", "_chunks", "_conn", "_done", "_error", "_high_water",
-        "_inflater", "_loop", "_pending", "_size", "_waiter", "complete", "headers", "status",
+        "_inflater", "_loop", "_pending", "_size", "_waiter", "complete", "headers", "pieces",
+        "status",
     )  # fmt: skip
 
     def __init__(
@@ -94,6 +170,7 @@ class UpstreamResponse:
     ) -> None:
         self._conn: _Connection | None = conn
         self._loop = asyncio.get_running_loop()  # (made in the connection's callback)
+        self.pieces = 0  # pieces of the body that arrived (``_feed``)
         self.status = status
         self.headers = headers
         self.complete = False  # the body was read to its end
@@ -117,6 +194,7 @@ class UpstreamResponse:
     # -- fed by the connection -------------------------------------------------------------
 
     def _feed(self, body: bytes) -> None:
+        self.pieces += 1
         if self._error is not None or self._arrived:
             return
         if self._inflater is None:
@@ -260,8 +338,8 @@ class _Connection(asyncio.Protocol):
 
     __slots__ = (
         "_expecting", "_head", "_head_size", "_header_names", "_header_values", "_keep_alive",
-        "_response", "_unparsed", "_until_close", "closed", "fd", "gone", "idle_since", "parser",
-        "paused", "pool", "received", "transport",
+        "_pacer", "_response", "_unparsed", "_until_close", "closed", "fd", "gone", "held",
+        "idle_since", "parser", "paused", "pool", "received", "transport",
     )  # fmt: skip
 
     def __init__(self, pool: ConnectionPool) -> None:
@@ -270,7 +348,9 @@ class _Connection(asyncio.Protocol):
         self.fd = -1  # the socket's, for ``readable``
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
-        self.paused = False
+        self.paused = False  # reading paused: the reader is behind (``pause``)
+        self.held = False  # reading paused: reads are paced (``_ReadPacer``)
+        self._pacer: _ReadPacer | None = None
         self.idle_since = 0.0
         self.received = False  # a byte of the current response arrived
         self.gone: asyncio.Future[None] | None = None  # done once the transport is gone
@@ -290,7 +370,9 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         sock = transport.get_extra_info("socket")
         self.fd = sock.fileno() if sock is not None else -1
-        self.gone = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.gone = loop.create_future()
+        self._pacer = _pacer(loop)
         self.pool._live.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -327,12 +409,27 @@ class _Connection(asyncio.Protocol):
     def pause(self) -> None:
         if not self.paused and self.transport is not None and not self.closed:
             self.paused = True
-            self.transport.pause_reading()
+            if not self.held:
+                self.transport.pause_reading()
 
     def resume(self) -> None:
         if self.paused and self.transport is not None and not self.closed:
             self.paused = False
-            self.transport.resume_reading()
+            if not self.held:
+                self.transport.resume_reading()
+
+    def hold(self) -> None:
+        """Stop reading until ``unhold`` (the pacer's window)."""
+        if not self.held and self.transport is not None and not self.closed:
+            self.held = True
+            if not self.paused:
+                self.transport.pause_reading()
+
+    def unhold(self) -> None:
+        if self.held:
+            self.held = False
+            if not self.paused and self.transport is not None and not self.closed:
+                self.transport.resume_reading()
 
     # -- httptools callbacks ---------------------------------------------------------------
 
@@ -380,6 +477,9 @@ class _Connection(asyncio.Protocol):
         response = self._response
         if response is not None:
             response._feed(body)
+            pacer = self._pacer
+            if pacer is not None and pacer.window and not self.held and response.pieces > _UNPACED:
+                pacer.hold(self)
 
     def on_message_complete(self) -> None:
         response = self._response
@@ -407,6 +507,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data: bytes) -> asyncio.Future[UpstreamResponse]:
         assert self.transport is not None
+        self.unhold()  # (a request's answer is not paced before its first byte)
         self.received = False
         self._expecting = True
         self._unparsed = 0
