@@ -362,21 +362,22 @@ async def burn(stop: asyncio.Event) -> None:
         await asyncio.sleep(0)
 
 
+@pytest.mark.parametrize("raw", [True, False], ids=["pushed", "reading"])
 @pytest.mark.parametrize("saturated", [False, True])
-def test_open_streams_tell_when_the_loop_s_thread_is_saturated(saturated: bool) -> None:
+def test_open_streams_tell_when_the_loop_s_thread_is_saturated(saturated: bool, raw: bool) -> None:
     async def main() -> None:
         heard: list[bool] = []
         h, streams = hub(), OpenStreams(ping=15, on_busy=heard.append)
         stop = asyncio.Event()
         burner = asyncio.ensure_future(burn(stop)) if saturated else None
         await h.start("s", META, REQUEST, source(script(30), pause=0.01))
-        await read_stream(h, h.reader("s", OPENAI_CHAT, REQUEST), streams=streams)
+        await read_stream(h, h.reader("s", OPENAI_CHAT, REQUEST), streams=streams, raw=raw)
         assert heard == ([True] if saturated else [])
         stop.set()
         if burner is not None:
             await burner
             await h.start("t", META, REQUEST, source(script(10), pause=0.01))
-            await read_stream(h, h.reader("t", OPENAI_CHAT, REQUEST), streams=streams)
+            await read_stream(h, h.reader("t", OPENAI_CHAT, REQUEST), streams=streams, raw=raw)
             assert heard == [True, False]  # and told when it is not any more
         await h.aclose()
 

@@ -146,9 +146,13 @@ class OpenStreams:
         self._flushing = False
         for response in due:
             response.flush()
-        # Saturation, read where it costs nothing when idle: at a flush, every SAMPLE s.
-        # (The length of the loop's passes does not tell it: a saturated uvloop runs many
-        # short passes, and the backlog waits in the kernel's queues.)
+        self.sample()
+
+    def sample(self) -> None:
+        """Look at the loop thread's CPU share, every ``SAMPLE`` seconds at most: called
+        where streams write (a flush, a send of the task's), so it costs nothing idle.
+        (The length of the loop's passes does not tell saturation: a saturated uvloop
+        runs many short passes, and the backlog waits in the kernel's queues.)"""
         now = time.monotonic()
         if now - self._sampled >= SAMPLE:
             cpu = time.thread_time()
@@ -388,6 +392,7 @@ class HubStreamResponse:
         self, send: Send, data: bytes, loop: asyncio.AbstractEventLoop, more: bool = True
     ) -> None:
         self.sending_since = self.last_sent = loop.time()
+        self._streams.sample()
         await send({"type": "http.response.body", "body": data, "more_body": more})
         self.sending_since = 0.0
 
