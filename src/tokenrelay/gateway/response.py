@@ -59,10 +59,13 @@ from .stream import closing_error
 
 __all__ = ["RAW_SEND", "Answer", "HubStreamResponse", "OpenStreams"]
 
-BUSY = 0.9
-"""The share of its time the loop's thread spends on the CPU from which the loop counts as
-saturated (``OpenStreams.busy``), looked at every ``SAMPLE`` seconds at a flush."""
 SAMPLE = 0.05
+"""How often (seconds, at most) ``OpenStreams`` reads the loop thread's CPU time."""
+BUSY, SUSTAINED, IDLE = 0.9, 4, 0.7
+"""The loop counts as saturated (``OpenStreams.busy``) once its thread has been on the CPU
+``BUSY`` of the time or more for ``SUSTAINED`` looks in a row (a burst of requests is not
+saturation), and no longer at the first look under ``IDLE`` (paced reads themselves bring
+the share down: between the two it stays as it is)."""
 
 RAW_SEND = "tokenrelay.send"
 """Scope key of the server's ``send``, put there by the gateway app while no middleware
@@ -114,7 +117,8 @@ class OpenStreams:
         self._flushing = False
         self._sampled = 0.0  # when the loop thread's CPU time was last read
         self._cpu = 0.0  # ... and what it was
-        # The loop's thread was on the CPU ``BUSY`` of the time or more at the last look:
+        self._over = 0  # looks in a row at a share of BUSY or more
+        # The loop's thread is saturated (``SUSTAINED``, ``IDLE``):
         # ``on_busy`` hears of every change (the app paces upstream reads with it).
         self.busy = False
         self._on_busy = on_busy
@@ -156,8 +160,10 @@ class OpenStreams:
         now = time.monotonic()
         if now - self._sampled >= SAMPLE:
             cpu = time.thread_time()
-            busy = cpu - self._cpu >= BUSY * (now - self._sampled)
+            share = (cpu - self._cpu) / (now - self._sampled)
             self._cpu, self._sampled = cpu, now
+            self._over = self._over + 1 if share >= BUSY else 0
+            busy = self._over >= SUSTAINED or (self.busy and share >= IDLE)
             if busy != self.busy:
                 self.busy = busy
                 if self._on_busy is not None:
