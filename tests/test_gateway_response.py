@@ -8,13 +8,17 @@ cancellation."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.dialect_helpers import AsgiClient, read_stream
+from tests.gateway_procs import Proc, gateway_toml, procs_running
 from tests.test_gateway_hub import META, REQUEST, SERVED, decoded, hub, script, source
 from tokenrelay.gateway.hub import StreamHub
 from tokenrelay.gateway.reader import _wire
@@ -382,3 +386,61 @@ def test_open_streams_tell_when_the_loop_s_thread_is_saturated(saturated: bool, 
         await h.aclose()
 
     asyncio.run(main())
+
+
+def test_a_gateway_whose_core_is_saturated_says_so_in_its_log_and_metrics(
+    tmp_path: Path,
+) -> None:
+    # 160 streams of the in-process fake model at 1 ms a token: more than a core relays.
+    config = gateway_toml(
+        gateway={}, provider={"name": "m", "kind": "mock", "options": {"token_ms": 1}},
+        models={"lorem": "m:lorem"},
+    )  # fmt: skip
+
+    def request(port: int, tokens: int) -> bytes:
+        body = json.dumps({"model": "lorem", "stream": True, "max_tokens": tokens,
+                           "messages": [{"role": "user", "content": "x"}]}).encode()  # fmt: skip
+        return (
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:%d\r\n"
+            b"content-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%b" % (port, len(body), body)
+        )
+
+    async def stream(port: int, tokens: int) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request(port, tokens))
+        size = 0
+        while data := await reader.read(1 << 16):  # read whole, cheaply: the gateway limits
+            size += len(data)
+        writer.close()
+        return size
+
+    async def gauge(client: httpx.AsyncClient, url: str) -> str:
+        metrics = (await client.get(f"{url}/metrics")).text
+        return next(line for line in metrics.splitlines()
+                    if line.startswith("tokenrelay_saturated "))  # fmt: skip
+
+    async def main(gateway: Proc) -> list[str]:
+        seen = []
+        async with httpx.AsyncClient(timeout=30) as client:
+            seen.append(await gauge(client, gateway.url))
+            load = asyncio.gather(*(stream(gateway.port, 2000) for _ in range(160)))
+            while not load.done():
+                value = await gauge(client, gateway.url)
+                if value != seen[-1]:
+                    seen.append(value)
+                await asyncio.sleep(0.1)
+            assert all(size > 2000 for size in await load)
+            await stream(gateway.port, 5)  # an idle core's writes: no longer saturated
+            seen.append(await gauge(client, gateway.url))
+        return seen
+
+    with procs_running(tmp_path) as procs:
+        gateway = procs.gateway("gw", config)
+        seen = asyncio.run(main(gateway))
+        log = gateway.log()
+    assert seen == [
+        "tokenrelay_saturated 0.0", "tokenrelay_saturated 1.0", "tokenrelay_saturated 0.0"
+    ], log[-2000:]  # fmt: skip
+    assert "core is saturated: upstream reads paced (50 ms)" in log
+    assert "no longer saturated" in log

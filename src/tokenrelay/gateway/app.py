@@ -77,6 +77,7 @@ from .handling import (
     error_response,
     gateway_of,
     key_id,
+    log,
     read_body,
     store_refused,
     unauthorised,
@@ -798,11 +799,20 @@ def create_app(
         )
         await hub.open()
         pace = config.pace_ms / 1000
-        streams = OpenStreams(
-            ping=config.ping_seconds,
-            # A saturated core paces upstream reads (``providers.connections.pace_reads``).
-            on_busy=(lambda busy: pace_reads(pace if busy else 0.0)) if pace else None,
-        )
+
+        def on_busy(busy: bool) -> None:
+            # A saturated core paces upstream reads (``providers.connections.pace_reads``);
+            # the operator hears of it (more workers, or fewer streams, would help).
+            metrics.saturated.set(1 if busy else 0)
+            if pace:
+                pace_reads(pace if busy else 0.0)
+            if busy:
+                log.warning("the event loop's core is saturated: upstream reads paced (%g ms)",
+                            config.pace_ms)  # fmt: skip
+            else:
+                log.warning("the event loop's core is no longer saturated")
+
+        streams = OpenStreams(ping=config.ping_seconds, on_busy=on_busy)
         gateway = Gateway(
             config, built, hub, metrics, streams, Limits(stream_store), tracing, ready=True
         )

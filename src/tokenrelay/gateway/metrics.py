@@ -79,6 +79,12 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.saturated = Gauge(
+            "tokenrelay_saturated",
+            "1 while the event loop's core is saturated (upstream reads are then paced)",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.requests = _Counter(
             "tokenrelay_requests",
             "Requests by endpoint and status",
