@@ -998,6 +998,7 @@ class _GatewayApp(Starlette):
                 except Exception:
                     await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
                     raise
+                scope.pop(guard.HEADERS, None)  # (not kept for the stream's life)
                 await answer(scope, receive, send)
                 return
         if self._bare:

@@ -23,7 +23,10 @@ from collections.abc import Collection, Iterable
 
 from starlette.types import Message, Scope, Send
 
-__all__ = ["LOOPBACK_HOSTS", "cors_send", "header", "host_allowed", "origin_allowed", "preflight"]
+__all__ = [
+    "HEADERS", "LOOPBACK_HOSTS", "cors_send", "header", "host_allowed", "origin_allowed",
+    "preflight",
+]  # fmt: skip
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _ALLOW_HEADERS = (
@@ -34,15 +37,17 @@ _ALLOW_HEADERS = (
 )
 
 
-_HEADERS = "tokenrelay.headers"
+HEADERS = "tokenrelay.headers"
+"""Scope key of the request's headers as a dict (``header``); the app drops it once a
+generation's handler has answered, so an open stream does not keep it."""
 
 
 def header(scope: Scope, name: bytes) -> str | None:
     """The first value of header ``name`` (lowercase), from a dict made once per request
     and kept in the scope: a request is asked for several headers, and SDKs send twenty."""
-    headers: dict[bytes, bytes] | None = scope.get(_HEADERS)
+    headers: dict[bytes, bytes] | None = scope.get(HEADERS)
     if headers is None:
-        headers = scope[_HEADERS] = dict(reversed(scope["headers"]))  # the first one wins
+        headers = scope[HEADERS] = dict(reversed(scope["headers"]))  # the first one wins
     value = headers.get(name)
     return None if value is None else value.decode("latin-1")
 
