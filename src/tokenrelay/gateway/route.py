@@ -74,7 +74,8 @@ class _Deadlines:
     __slots__ = ("_at", "_handle", "_heap", "_seq", "closed")
 
     def __init__(self) -> None:
-        # (No reference to the loop: this is the value of a weak mapping keyed by it.)
+        # (The value of a weak mapping keyed by the loop: no reference to it but the
+        # timer handle's, which lasts while a deadline is pending.)
         self._heap: list[tuple[float, int, _Deadline]] = []
         self._seq = itertools.count()
         self._handle: asyncio.TimerHandle | None = None
