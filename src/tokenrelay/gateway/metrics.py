@@ -81,7 +81,7 @@ class Metrics:
         )
         self.saturated = Gauge(
             "tokenrelay_saturated",
-            "1 while the event loop's core is saturated (upstream reads are then paced)",
+            "1 while the loop's core is saturated and upstream reads paced (workers: how many)",
             registry=r,
             multiprocess_mode="livesum",
         )
