@@ -5,6 +5,7 @@ framing, content codings, flow control, malformed answers, TLS."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import socket
@@ -12,6 +13,7 @@ import ssl
 import threading
 import time
 import tracemalloc
+import weakref
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -622,3 +624,14 @@ async def test_pacing_turned_off_reads_what_was_held_at_once() -> None:
         finally:
             pace_reads(0.0)
         await pool.aclose()
+
+
+def test_a_loop_that_paced_reads_is_not_kept_alive_by_its_pacer() -> None:
+    async def main() -> weakref.ref[asyncio.AbstractEventLoop]:
+        pace_reads(0.05)
+        pace_reads(0.0)
+        return weakref.ref(asyncio.get_running_loop())
+
+    loop = asyncio.run(main())
+    gc.collect()
+    assert loop() is None

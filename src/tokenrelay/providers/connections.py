@@ -100,17 +100,22 @@ class _ReadPacer:
     __slots__ = ("_due", "_loop", "window")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # Weakly: this is the value of a weak mapping keyed by the loop (a timer handle
+        # holds the loop while connections are held).
+        self._loop = weakref.ref(loop)
         self._due: dict[float, tuple[asyncio.TimerHandle, list[_Connection]]] = {}
         self.window = 0.0
 
     def hold(self, conn: _Connection) -> None:
+        loop = self._loop()
+        if loop is None:
+            return
         conn.hold()
         step = self.window / 4
-        when = (self._loop.time() // step + 5) * step  # in window to window + step
+        when = (loop.time() // step + 5) * step  # in window to window + step
         due = self._due.get(when)
         if due is None:
-            handle = self._loop.call_at(when, self._release, when)
+            handle = loop.call_at(when, self._release, when)
             due = self._due[when] = (handle, [])
         due[1].append(conn)
 
