@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+
+from tokenrelay.server.shutdown import registry
 
 from .asgi_servers import free_port
 
@@ -95,3 +99,17 @@ def test_sigterm_with_100_open_streams_ends_them_and_exits_promptly(record_prope
     assert "Finished server process" in log
     assert elapsed < 3, log
     assert "timeout graceful shutdown exceeded" not in log
+
+
+def test_a_loop_that_had_open_streams_is_not_kept_alive_by_its_registry() -> None:
+    async def main() -> weakref.ref[asyncio.AbstractEventLoop]:
+        streams = registry()
+        streams.add(1, lambda: None)  # starts the watcher
+        await asyncio.sleep(0.01)
+        streams.discard(1)
+        await asyncio.sleep(0.25)  # the watcher sees no stream and ends
+        return weakref.ref(asyncio.get_running_loop())
+
+    loop = asyncio.run(main())
+    gc.collect()
+    assert loop() is None

@@ -53,12 +53,17 @@ class StreamRegistry:
             end()
 
     async def _watch(self) -> None:
-        server = _uvicorn_server()
-        while self._streams:
-            if server is not None and getattr(server, "should_exit", False):
-                self.shutdown()
-                return
-            await asyncio.sleep(_POLL_SECONDS)
+        try:
+            server = _uvicorn_server()
+            while self._streams:
+                if server is not None and getattr(server, "should_exit", False):
+                    self.shutdown()
+                    return
+                await asyncio.sleep(_POLL_SECONDS)
+        finally:
+            # Not kept once done: the task holds its loop, and this registry is the value
+            # of a mapping weakly keyed by that loop.
+            self._watcher = None
 
 
 def _uvicorn_server() -> Any:
