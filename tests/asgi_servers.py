@@ -93,5 +93,7 @@ def run_server(app: Any, kind: str = "uvicorn", lifespan: str = "off") -> Iterat
         finally:
             loop.call_soon_threadsafe(stop.set)
             thread.join(10)
+            if not thread.is_alive():
+                loop.close()
     else:
         raise ValueError(kind)
