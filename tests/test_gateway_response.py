@@ -432,15 +432,17 @@ def test_a_gateway_whose_core_is_saturated_says_so_in_its_log_and_metrics(
                 await asyncio.sleep(0.1)
             assert all(size > 2000 for size in await load)
             await stream(gateway.port, 5)  # an idle core's writes: no longer saturated
-            seen.append(await gauge(client, gateway.url))
+            if (value := await gauge(client, gateway.url)) != seen[-1]:
+                seen.append(value)
         return seen
 
     with procs_running(tmp_path) as procs:
         gateway = procs.gateway("gw", config)
         seen = asyncio.run(main(gateway))
         log = gateway.log()
-    assert seen == [
-        "tokenrelay_saturated 0.0", "tokenrelay_saturated 1.0", "tokenrelay_saturated 0.0"
-    ], log[-2000:]  # fmt: skip
+    # (Saturation may end as the load thins out, before the last stream; on a busy host
+    # it may also come and go more than once: what counts is that it came, and went.)
+    assert seen[0] == seen[-1] == "tokenrelay_saturated 0.0", (seen, log[-2000:])
+    assert "tokenrelay_saturated 1.0" in seen, (seen, log[-2000:])
     assert "core is saturated: upstream reads paced (50 ms)" in log
     assert "no longer saturated" in log

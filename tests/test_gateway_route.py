@@ -167,9 +167,19 @@ def test_the_streams_of_a_loop_share_one_timer_that_fires_each_deadline_on_time(
         got = [d async for d in paced(pauses, idle=0.2)]
         return got, loop.time() - start
 
+    async def probe() -> float:
+        # How late the loop itself runs a plain timer of the same span: a loop held up by
+        # the machine (a collection, a busy CI host) delays every timer alike.
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.sleep(0.25)
+        return loop.time() - start - 0.25
+
     async def main() -> None:
         steady, stalled = [0.0] + [0.02] * 20, [0.0, 0.05, 5.0]
+        late = asyncio.ensure_future(probe())
         results = await asyncio.gather(*(one(stalled if i % 3 == 0 else steady) for i in range(60)))
+        slack = 0.15 + max(0.0, await late)
         timers = route._DEADLINES[asyncio.get_running_loop()]
         assert not timers._heap and timers._handle is None and timers.closed == 0
         for i, (got, seconds) in enumerate(results):
@@ -179,7 +189,7 @@ def test_the_streams_of_a_loop_share_one_timer_that_fires_each_deadline_on_time(
                 error = got[-1]
                 assert len(got) == 3 and isinstance(error, StreamError), got
                 assert "idle" in error.message
-                assert 0.25 - 0.01 <= seconds < 0.25 + 0.15  # 0.05 + the idle 0.2
+                assert 0.25 - 0.01 <= seconds < 0.25 + slack  # 0.05 + the idle 0.2
 
     asyncio.run(main())
 
