@@ -339,12 +339,16 @@ max_connections = 100000
 {models}"""
 
 
-def start_tokenrelay(mock_port: int, workdir: Path) -> Proc:
+def start_tokenrelay(mock_port: int, workdir: Path, source: str = "") -> Proc:
+    """``tokenrelay serve`` from this checkout, or from another source tree's ``src``."""
     port = free_port()
     cfg = workdir / "tokenrelay.toml"
     cfg.write_text(tokenrelay_config(mock_port))
+    program = (
+        [str(VENV_BIN / "python"), "-m", "tokenrelay"] if source else [str(VENV_BIN / "tokenrelay")]
+    )
     cmd = [
-        str(VENV_BIN / "tokenrelay"),
+        *program,
         "serve",
         "--config",
         str(cfg),
@@ -355,8 +359,8 @@ def start_tokenrelay(mock_port: int, workdir: Path) -> Proc:
         "--log-level",
         "warning",
     ]
-    env = {"TOKENRELAY_BENCH_KEYS": API_KEY}
-    proc = Proc("tokenrelay", cmd, GATEWAY_CPU, port, "/healthz", env=env)
+    env = {"TOKENRELAY_BENCH_KEYS": API_KEY, **({"PYTHONPATH": source} if source else {})}
+    proc = Proc("baseline" if source else "tokenrelay", cmd, GATEWAY_CPU, port, "/healthz", env=env)
     proc.wait_ready()
     return proc
 
@@ -1653,10 +1657,10 @@ async def run_only(args: argparse.Namespace) -> dict[str, Any]:
     os.sched_setaffinity(0, {HARNESS_CPU})
     raise_nofile()
     parts = set(args.only.split(","))
-    unknown = parts - {"gaps", "idle"}
+    unknown = parts - {"gaps", "idle", "ttft"}
     if unknown:
-        raise SystemExit(f"--only takes gaps and/or idle, not {sorted(unknown)}")
-    cfg = Config()
+        raise SystemExit(f"--only takes gaps, idle and/or ttft, not {sorted(unknown)}")
+    cfg = Config(ttft_rounds=args.ttft_rounds)
     res: dict[str, Any] = {"load_avg_at_start": os.getloadavg(), "git": git("rev-parse", "HEAD")}
     gc.disable()
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -1664,6 +1668,19 @@ async def run_only(args: argparse.Namespace) -> dict[str, Any]:
     try:
         mock = start_mock()
         procs.append(mock)
+        if "ttft" in parts:  # the gateways side by side: both run all along, one core
+            tr = start_tokenrelay(mock.port, workdir)
+            procs.append(tr)
+            targets = [Target("direct", mock.port, None), Target("tokenrelay", tr.port, tr)]
+            if args.baseline:
+                old = start_tokenrelay(mock.port, workdir, args.baseline)
+                procs.append(old)
+                targets.append(Target("baseline", old.port, old))
+            res["ttft"] = await measure_ttft(targets, cfg)
+            for t in targets[1:]:
+                assert t.proc is not None
+                t.proc.stop()
+                procs.remove(t.proc)
         if "gaps" in parts:
             tr = start_tokenrelay(mock.port, workdir)
             procs.append(tr)
@@ -1708,12 +1725,16 @@ def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="gaps and/or idle (comma-separated): just those measures, tokenrelay and "
+        help="gaps, idle and/or ttft (comma-separated): just those measures, tokenrelay and "
         "direct, a JSON summary on stdout (for before/after comparisons)",
     )
     parser.add_argument("--streams", type=int, default=256, help="--only gaps: concurrency")
     parser.add_argument("--repeat", type=int, default=3, help="--only gaps: paired runs")
     parser.add_argument("--idle-streams", type=int, default=1000, help="--only idle: N")
+    parser.add_argument(
+        "--baseline", default="", help="--only ttft: also another tokenrelay tree's src folder"
+    )
+    parser.add_argument("--ttft-rounds", type=int, default=15, help="--only ttft: rounds")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     parser.add_argument("--litellm-venv", default=DEFAULT_LITELLM_VENV)
     parser.add_argument("--no-portkey", action="store_true", help="leave Portkey out")

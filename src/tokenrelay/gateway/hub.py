@@ -48,6 +48,7 @@ from ..llm.pack import pack, unpack
 from ..providers.base import UpstreamError
 from ..store.base import (
     StoreError,
+    StreamExistsError,
     StreamFinishedError,
     StreamInfo,
     StreamNotFoundError,
@@ -184,15 +185,37 @@ class StreamHub:
         ``UpstreamError`` that came before any. ``timing`` hears of every content delta.
         ``keep``: the generation runs to its end even when nobody reads it (no grace
         period; a background response). Store errors (``StoreLimitError``,
-        ``StoreUnavailableError``) propagate, and the generation is then not started."""
-        await self.store.create(
+        ``StoreUnavailableError``) propagate, and the generation is then stopped.
+
+        The upstream first: the producer sends its request before the log is created
+        (which, in a shared store, is a round trip), so that the two overlap; it appends
+        nothing until the log exists. Not under a global limit (``global_limit``): the
+        store's count must refuse a stream before any upstream hears of it."""
+        if stream_id in self._live:  # (before any upstream hears of it)
+            raise StreamExistsError(f"stream {stream_id!r} exists")
+        loop = asyncio.get_running_loop()
+        live = RunningStream(stream_id, meta, loop.create_future(), keep)
+        create = self.store.create(
             stream_id, meta.to_dict(), owner=self.instance, lease=self.lease,
             limit=self.global_limit,
         )  # fmt: skip
-        loop = asyncio.get_running_loop()
-        live = self._live[stream_id] = RunningStream(stream_id, meta, loop.create_future(), keep)
+        if self.global_limit is not None:
+            await create
+        else:
+            live.created = loop.create_future()
+        self._live[stream_id] = live
         live.task = loop.create_task(self._produce(live, request, deltas, timing))
         self._running.set()
+        if live.created is not None:
+            try:
+                await asyncio.sleep(0)  # the producer's first step: the upstream request
+                await create
+            except BaseException:
+                create.close()  # (not awaited if the sleep was cancelled)
+                live.created.cancel()  # the producer appends nothing, and ends
+                live.cancel(EndReason.ERROR)
+                raise
+            live.created.set_result(None)
         return live.first
 
     async def _produce(
@@ -208,6 +231,7 @@ class StreamHub:
         usage: Usage | None = None
         reason = EndReason.COMPLETED
         store_append = self.store.append
+        created = live.created  # (None once the log exists)
 
         try:
             async for delta in deltas:
@@ -219,6 +243,9 @@ class StreamHub:
                     reason = EndReason.ERROR
                 if timing is not None:
                     timing.delta(delta)
+                if created is not None:
+                    await created
+                    created = None
                 if not first.done():
                     first.set_result(delta)
                 # append([delta]), inline: this runs once per delta
@@ -229,7 +256,8 @@ class StreamHub:
             reason = EndReason.ERROR
             if not first.done():
                 first.set_result(exc)
-            await self._append(live, [exc.error])
+            if await _log_made(live):
+                await self._append(live, [exc.error])
         except StreamFinishedError:
             # Another instance ended it (our lease ran out while we were stalled): it has
             # the stream's end; stopping here closes the upstream.
@@ -249,10 +277,12 @@ class StreamHub:
             if not first.done():
                 first.set_result(UpstreamError(error, retryable=False))
             with contextlib.suppress(StoreError):
-                await self._append(live, [error])
+                if await _log_made(live):
+                    await self._append(live, [error])
         finally:
             final = usage or estimate_usage(request, "".join(text))
-            if reason is not EndReason.INTERRUPTED:
+            made = await _log_made(live)
+            if made and reason is not EndReason.INTERRUPTED:
                 # Usage first (the encoders put it on the wire before an error event),
                 # then what tells a cut answer from a complete one: the dialect's error
                 # event, which the official SDKs raise on.
@@ -274,7 +304,8 @@ class StreamHub:
             self._live.pop(stream_id, None)
             if not self._live:
                 self._running.clear()
-            self._ended(StreamEnded(stream_id, live.meta, final, reason))
+            if made:  # (else the stream never was: its request was refused)
+                self._ended(StreamEnded(stream_id, live.meta, final, reason))
 
     async def _append(self, live: RunningStream, tail: list[Delta]) -> None:
         """The producer's appends off its hot path (a method: a closure in the producer
@@ -506,6 +537,17 @@ class StreamHub:
                 continue
             for stream_id in stream_ids:
                 self.cancel(stream_id, EndReason.DELETED)
+
+
+async def _log_made(live: RunningStream) -> bool:
+    """Whether the stream's log exists, once its creation (``StreamHub.start``) is over:
+    a producer that ends before then waits for it, whatever cancels it meanwhile (the
+    creation always ends, and the log must then get its end)."""
+    created = live.created
+    while created is not None and not created.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(created)
+    return created is None or not created.cancelled()
 
 
 def _push(live: RunningStream, deltas: list[Delta]) -> None:

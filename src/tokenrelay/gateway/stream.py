@@ -230,6 +230,7 @@ class RunningStream:
 
     __slots__ = (
         "cancel_reason",
+        "created",
         "first",
         "grace",
         "had_reader",
@@ -256,6 +257,9 @@ class RunningStream:
         self.cancel_reason: EndReason | None = None  # why we cancelled the task
         self.length = 0  # entries the producer has appended to the log
         self.sinks: list[Sink] = []  # readers here that are pushed every new entry
+        # Done once the stream's log exists (cancelled: it never will); None: it existed
+        # before the producer started (``StreamHub.start``).
+        self.created: asyncio.Future[None] | None = None
 
     def cancel(self, reason: EndReason) -> bool:
         """Stop the generation; False if it is not running."""
