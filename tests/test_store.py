@@ -388,6 +388,31 @@ def test_followers_on_both_stores_get_every_entry_once_in_order(
     run(main)
 
 
+def test_readers_of_many_streams_starting_at_once_on_a_fresh_store_are_all_woken(
+    make_pair: MakePair, run: Run
+) -> None:
+    # Their first waits subscribe to their streams' notifications at the same moment
+    # (Redis: the first subscriptions open the store's pub/sub connection together; one
+    # opened twice left a subscription on a connection nobody read: its reader heard
+    # nothing, ever).
+    async def main() -> None:
+        producer, other = make_pair()
+        ids = [f"s{i}" for i in range(8)]
+        for stream_id in ids:
+            await producer.create(stream_id, {})
+            await producer.append(stream_id, [b"a"])
+        await producer.flush()
+        waiters = [asyncio.create_task(other.read_wait(i, 1, 5.0)) for i in ids]
+        await asyncio.sleep(0.3)  # every waiter is waiting
+        assert not any(w.done() for w in waiters)
+        with takes(0, 1.0):
+            for stream_id in ids:
+                await producer.append(stream_id, [b"b"])
+            assert await asyncio.gather(*waiters) == [([b"b"], False)] * len(ids)
+
+    run(main)
+
+
 def test_finish_on_one_store_wakes_read_wait_on_the_other(make_pair: MakePair, run: Run) -> None:
     async def main() -> None:
         producer, other = make_pair()

@@ -19,6 +19,7 @@ from ..llm.jsonio import dumps
 from ..llm.model import ErrorKind, StreamError, Usage
 from ..providers import Provider
 from ..store import StoreError, StoreLimitError
+from . import guard
 from .config import ClientKey, GatewayConfig
 from .hub import StreamHub
 from .limits import Limits
@@ -156,16 +157,17 @@ def client_key(request: HTTPRequest) -> str:
     """The client's key: ``Authorization: Bearer`` (OpenAI, Ollama's clients), ``x-api-key``
     (Anthropic) or ``x-goog-api-key`` (Gemini). Never from the URL: a query string lands in
     access logs, proxies' included."""
-    auth = request.headers.get("authorization", "")
+    scope = request.scope
+    auth = guard.header(scope, b"authorization") or ""
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key", "")
+    return guard.header(scope, b"x-api-key") or guard.header(scope, b"x-goog-api-key") or ""
 
 
 async def read_body(request: HTTPRequest, limit: int, seconds: float) -> bytes:
     """The request body, at most ``limit`` bytes (413), within ``seconds`` (408: a client
     that never finishes its body must not hold a connection and a task forever)."""
-    declared = request.headers.get("content-length")
+    declared = guard.header(request.scope, b"content-length")
     if declared is not None and declared.isdigit() and len(declared) < 20:
         if int(declared) > limit:
             raise RequestError(f"request body exceeds {limit} bytes", status=413)

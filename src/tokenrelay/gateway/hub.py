@@ -216,6 +216,7 @@ class StreamHub:
                 live.cancel(EndReason.ERROR)
                 raise
             live.created.set_result(None)
+            live.created = None  # (the producer holds it until its first delta)
         return live.first
 
     async def _produce(

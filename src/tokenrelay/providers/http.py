@@ -257,7 +257,7 @@ class HTTPProvider:
     async def stream(self, request: Request, model: str) -> AsyncGenerator[Delta, None]:
         """The deltas of one attempt (the contract is ``Provider``'s, in ``base.py``)."""
         dialect = self.kind.dialect
-        upstream = replace(request, model=model, stream=True, include_usage=True)
+        upstream = request.streamed_as(model)
         # A copy of its own size: orjson's result keeps a ~4 KiB buffer, held here for the
         # whole stream (measured by bench/gateway.py's memory figure).
         body = dumps_kept(dialect.build_request(upstream))

@@ -334,6 +334,11 @@ class RedisStore(BackedStore):
         self._pubsub: Any = None
         self._listener: asyncio.Task[None] | None = None
         self._subscribed: dict[bytes, asyncio.Future[None]] = {}  # channel -> acknowledged
+        # One (un)subscription at a time: redis-py's PubSub opens its connection on its
+        # first command, and two first commands at once each opened one (the second
+        # replaced the first, whose subscription nobody then read); and an unsubscription
+        # must not overtake a subscription of the same channel made after it was decided.
+        self._subscribing = asyncio.Lock()
         scripts = {
             "create": _CREATE,
             "write": _WRITE,
@@ -500,7 +505,8 @@ class RedisStore(BackedStore):
         if self._pubsub is None:
             self._pubsub = self._pubsub_client.pubsub()
         try:
-            await self._call("subscribe", self._pubsub.subscribe(channel))
+            async with self._subscribing:
+                await self._call("subscribe", self._pubsub.subscribe(channel))
         except BaseException:
             self._subscribed.pop(channel, None)
             acked.cancel()
@@ -565,11 +571,15 @@ class RedisStore(BackedStore):
         if idle and self._pubsub is not None:
             for channel in idle:
                 del self._subscribed[channel]
-            asyncio.get_running_loop().create_task(self._quietly(self._pubsub.unsubscribe(*idle)))
+            asyncio.get_running_loop().create_task(self._unsubscribe(idle))
 
-    async def _quietly(self, awaitable: Awaitable[Any]) -> None:
-        with contextlib.suppress(Exception):
-            await awaitable
+    async def _unsubscribe(self, channels: list[bytes]) -> None:
+        async with self._subscribing:
+            # (A channel subscribed again since it was found idle stays.)
+            channels = [c for c in channels if c not in self._subscribed]
+            if channels:
+                with contextlib.suppress(Exception):
+                    await self._pubsub.unsubscribe(*channels)
 
     async def _close(self) -> None:
         if self._listener is not None:
