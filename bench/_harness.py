@@ -8,7 +8,10 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import signal
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -24,6 +27,7 @@ __all__ = [
     "harness_gateway_config",
     "start_harness_upstream",
     "syscalls",
+    "wait_port",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -104,3 +108,16 @@ def syscalls(pid: int) -> tuple[int, int]:
     """A process's read and write system calls so far, sockets included (Linux)."""
     io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
     return int(io["syscr"]), int(io["syscw"])
+
+
+def wait_port(port: int, what: str, seconds: float = 60.0) -> None:
+    """Until something accepts connections on loopback ``port`` (exits after ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit(f"{what} did not start")
+            time.sleep(0.1)

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from _harness import (
     harness_gateway_config,
     start_harness_upstream,
     syscalls,
+    wait_port,
 )
 
 BENCH = Path(__file__).parent
@@ -52,18 +52,6 @@ SUMMARY = re.compile(
     r"ok (?P<ok>\d+), errors (?P<errors>\d+), ttft p50 (?P<ttft50>[-\d.]+) p99 (?P<ttft99>[-\d.]+)"
     r" ms, gap p50 (?P<gap50>[-\d.]+) p99 (?P<gap99>[-\d.]+) max (?P<gapmax>[-\d.]+) ms"
 )
-
-
-def wait_port(port: int, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                sys.exit(f"{what} did not start")
-            time.sleep(0.1)
 
 
 def contestant_command(

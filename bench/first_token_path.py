@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import REPO_ROOT
+from _harness import REPO_ROOT, wait_port
 
 MOCK_PORT, GATEWAY_PORT = 19131, 19132
 KEY = "sk-bench-first-token"
@@ -131,18 +131,6 @@ def instrumented_gateway(config: str, out: str) -> None:
     sys.argv = ["tokenrelay", "serve", "--config", config, "--port", str(GATEWAY_PORT),
                 "--log-level", "warning"]  # fmt: skip
     main()
-
-
-def wait_port(port: int, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                sys.exit(f"{what} did not start")
-            time.sleep(0.1)
 
 
 def one_request(port: int, request: bytes) -> float:

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from _harness import (
     harness_gateway_config,
     start_harness_upstream,
     syscalls,
+    wait_port,
 )
 
 BENCH = Path(__file__).parent
@@ -80,16 +80,7 @@ def main() -> None:
         ["taskset", "-c", "1", sys.executable, *command], stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", GATEWAY_PORT), timeout=1):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                sys.exit(f"the {args.target} did not start")
-            time.sleep(0.1)
+        wait_port(GATEWAY_PORT, f"the {args.target}", 30)
         time.sleep(1)
         before = cpu_ticks(gateway.pid)
         calls_before = syscalls(gateway.pid)
