@@ -377,6 +377,29 @@ def test_the_upstream_hears_of_a_stream_before_its_log_is_made_unless_a_global_l
     asyncio.run(main())
 
 
+def test_a_stream_counts_as_active_once_its_log_is_made() -> None:
+    # While ``start`` makes the log (its caller counts the stream as starting until then),
+    # the stream is not active yet: counted in both, a burst of requests was refused below
+    # the instance's max_streams.
+    async def main() -> None:
+        h = hub()
+        seen: list[int] = []
+
+        async def upstream() -> AsyncIterator[Delta]:
+            seen.append(h.active)  # the first step: the log is being made
+            for delta in TEXT:
+                yield delta
+
+        first = await h.start("s", META, REQUEST, upstream())
+        assert seen == [0] and h.active == 1
+        await first
+        await h.finished("s")
+        assert h.active == 0
+        await h.aclose()
+
+    asyncio.run(main())
+
+
 def test_a_stream_whose_log_cannot_be_made_stops_its_upstream_and_never_was() -> None:
     # The upstream has heard of the stream when the store refuses its log (here: the id
     # is taken by a finished stream): the generation stops, appends nothing, and leaves

@@ -110,6 +110,7 @@ class StreamHub:
         self._ping_frame = ping_frame
         self._on_end = on_end
         self._live: dict[str, RunningStream] = {}
+        self._making = 0  # streams in ``_live`` whose log ``start`` is still creating
         self._reading: dict[str, int] = {}  # streams run elsewhere: our readers of them
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -121,8 +122,10 @@ class StreamHub:
 
     @property
     def active(self) -> int:
-        """Streams whose generation runs here (checked on every request: O(1))."""
-        return len(self._live)
+        """Streams whose generation runs here (checked on every request: O(1)). One whose
+        log ``start`` is still making is not yet counted: its caller counts it as starting
+        until ``start`` returns (counted twice, a burst would be refused below the limit)."""
+        return len(self._live) - self._making
 
     def owns(self, stream_id: str) -> bool:
         return stream_id in self._live
@@ -207,6 +210,7 @@ class StreamHub:
         live.task = loop.create_task(self._produce(live, request, deltas, timing))
         self._running.set()
         if live.created is not None:
+            self._making += 1
             try:
                 await asyncio.sleep(0)  # the producer's first step: the upstream request
                 await create
@@ -215,6 +219,8 @@ class StreamHub:
                 live.created.cancel()  # the producer appends nothing, and ends
                 live.cancel(EndReason.ERROR)
                 raise
+            finally:
+                self._making -= 1
             live.created.set_result(None)
             live.created = None  # (the producer holds it until its first delta)
         return live.first
