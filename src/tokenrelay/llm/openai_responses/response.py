@@ -129,14 +129,14 @@ def terminal_deltas(response: Mapping[str, Any], tools: ToolCallTracker) -> list
     """Usage and Finish (or the StreamError) that end a response of this status."""
     out: list[Delta] = []
     status = response.get("status")
+    usage = _usage_of(response.get("usage"))
+    if usage is not None:
+        out.append(usage)
     if status == "failed":
         error = response.get("error")
         if not isinstance(error, dict):
             error = {"code": "server_error", "message": "the response failed"}
-        return [error_from_object(error)]
-    usage = _usage_of(response.get("usage"))
-    if usage is not None:
-        out.append(usage)
+        return [*out, error_from_object(error)]
     out += tools.end_all(0)
     if status == "incomplete":
         word = as_str(as_obj(response.get("incomplete_details")).get("reason")) or "incomplete"

@@ -74,6 +74,9 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         super().__init__(max_event_bytes=max_event_bytes)
         self._started = False
         self._over = False  # after the terminal event or an error: nothing more counts
+        # An ``error`` event waits for the ``response.failed`` that follows it, whose
+        # response carries the usage (told before the error, as the neutral model has it).
+        self._failing: StreamError | None = None
         self._tools = ToolCallTracker()
         self._streamed: set[object] = set()  # items whose content came as deltas
         self._finished: set[object] = set()  # items whose output_item.done was read
@@ -81,6 +84,8 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         self._reasoning: dict[object, tuple[str, int]] = {}  # item -> (kind, summary part)
 
     def feed_event(self, event: Event) -> list[Delta]:
+        if self._failing is not None:
+            return self._failed(event)
         if self._over or not event.data or event.data == "[DONE]":  # proxies add [DONE]
             return []
         try:
@@ -94,8 +99,11 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         handler = _HANDLERS.get(type_) if isinstance(type_, str) else None
         if handler is None:
             # a bare {"error": ...} is how proxies report a failure inside a 200
-            return self._error(obj) if isinstance(obj.get("error"), dict) else []
-        out = handler(self, obj)
+            return self._error(obj, False) if isinstance(obj.get("error"), dict) else []
+        return self._opened(handler(self, obj))
+
+    def _opened(self, out: list[Delta]) -> list[Delta]:
+        """``out``, after a ``Start`` if the stream had none yet (a lone error needs none)."""
         if out and not self._started and not isinstance(out[0], StreamError):
             self._started = True
             if not isinstance(out[0], Start):
@@ -214,12 +222,41 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
             response = {**response, "status": status}  # trust the event's name
         return out + terminal_deltas(response, self._tools)
 
-    def _error(self, obj: Json) -> list[Delta]:
+    def _error(self, obj: Json, wait: bool = True) -> list[Delta]:
+        """An ``error`` event (``wait``: for its ``response.failed``), or a bare error
+        object, which nothing follows."""
         self._over = self.complete = True
         error = obj.get("error")  # nested by some servers, flat in OpenAI's own events
         if not isinstance(error, dict):
             error = {k: v for k, v in obj.items() if k != "type"}
-        return [error_from_object(error)]
+        if not wait:
+            return [error_from_object(error)]
+        self._failing = error_from_object(error)
+        return []
+
+    def _failed(self, event: Event) -> list[Delta]:
+        """The event after an ``error``: the usage of its ``response.failed``, if it is
+        one, then the error (the ``error`` event's: it is the more precise)."""
+        if not event.data or event.data == "[DONE]":
+            return []
+        error, self._failing = self._failing, None
+        assert error is not None
+        out: list[Delta] = []
+        try:
+            obj = loads(event.data)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and (obj.get("type") or event.event) == "response.failed":
+            response = {**as_obj(obj.get("response")), "status": "failed"}
+            out = [d for d in terminal_deltas(response, self._tools) if isinstance(d, Usage)]
+        return self._opened([*out, error])
+
+    def close(self) -> list[Delta]:
+        out = super().close()
+        if self._failing is not None:  # the stream ended after its error event
+            error, self._failing = self._failing, None
+            out += self._opened([error])
+        return out
 
 
 _HANDLERS: dict[str, _Handler] = {
