@@ -2,9 +2,10 @@
 (pinned to CPU 1) with a clock read (``perf_counter_ns``) at the entry and exit of the
 calls that mark the stages of a streamed request, in front of ``tokenrelay mock
 --ttft-ms 0`` (CPU 0), one request at a time from a raw socket (a new connection each,
-as ``bench/gateway.py``'s one-client figure; 10 ms apart).
+as ``bench/gateway.py``'s one-client figure; 10 ms apart, or ``--gap-ms``; the mock
+answers at once, or after ``--ttft-ms``).
 
-    python bench/first_token_path.py [--requests 300]
+    python bench/first_token_path.py [--requests 300] [--gap-ms 10] [--ttft-ms 0]
 
 Prints, for the requests whose marks came in the most common order, the median time of
 each mark after the connection was made (µs), and the stages between them. A mark costs
@@ -166,6 +167,10 @@ def report(runs: list[list[tuple[str, int]]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--gap-ms", type=float, default=10, help="the pause between requests (default 10)"
+    )
+    parser.add_argument("--ttft-ms", default="0", help="the mock's time to first token (default 0)")
     parser.add_argument("--gateway", nargs=2, metavar=("CONFIG", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.gateway:
@@ -177,7 +182,7 @@ def main() -> None:
     config.write_text(CONFIG)
     mock = subprocess.Popen(
         ["taskset", "-c", "0", str(bin_dir / "tokenrelay"), "mock", "--port", str(MOCK_PORT),
-         "--ttft-ms", "0", "--token-ms", "20", "--log-level", "warning"],
+         "--ttft-ms", args.ttft_ms, "--token-ms", "20", "--log-level", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO_ROOT,
     )  # fmt: skip
     gateway = subprocess.Popen(
@@ -199,7 +204,7 @@ def main() -> None:
         ttft = []
         for _ in range(args.requests):
             ttft.append(one_request(GATEWAY_PORT, request))
-            time.sleep(0.01)
+            time.sleep(args.gap_ms / 1000)
         gateway.send_signal(signal.SIGUSR1)
         gateway.wait(30)
         print(f"time to first token at the client (marked gateway): median "

@@ -87,6 +87,9 @@ it stops (``--no-litellm`` leaves LiteLLM out).
     python bench/gateway.py --only gaps,idle # before/after of one change: 256-stream gaps
                                              # (--streams, --repeat paired runs), idle KB
                                              # (--idle-streams); JSON on stdout
+    python bench/gateway.py --only ttft --floors  # one client: tokenrelay, a bare byte
+                                             # relay and a relay doing our codecs
+                                             # (relay_floor.py, kept-alive upstream)
 
 Progress goes to stderr.
 """
@@ -361,6 +364,17 @@ def start_tokenrelay(mock_port: int, workdir: Path, source: str = "") -> Proc:
     ]
     env = {"TOKENRELAY_BENCH_KEYS": API_KEY, **({"PYTHONPATH": source} if source else {})}
     proc = Proc("baseline" if source else "tokenrelay", cmd, GATEWAY_CPU, port, "/healthz", env=env)
+    proc.wait_ready()
+    return proc
+
+
+def start_floor(mock_port: int, mode: str) -> Proc:
+    """``relay_floor.py`` in ``mode`` (bytes or codecs), its upstream connections kept
+    alive: what any Python relay adds, and what tokenrelay's codecs add to it."""
+    port = free_port()
+    cmd = [sys.executable, str(Path(__file__).parent / "relay_floor.py"), str(port),
+           str(mock_port), mode, "keep"]  # fmt: skip
+    proc = Proc("floor" if mode == "bytes" else "codecs", cmd, GATEWAY_CPU, port, "/healthz")
     proc.wait_ready()
     return proc
 
@@ -667,7 +681,7 @@ async def open_stream(port: int, request: bytes, rst: bool = True) -> Stream:
 
 
 # contestants without a model list of their own: they are asked for the mock's model names
-MOCK_NAMED = frozenset({"direct", "portkey"})
+MOCK_NAMED = frozenset({"direct", "portkey", "floor", "codecs"})
 
 
 @dataclass
@@ -1676,6 +1690,11 @@ async def run_only(args: argparse.Namespace) -> dict[str, Any]:
                 old = start_tokenrelay(mock.port, workdir, args.baseline)
                 procs.append(old)
                 targets.append(Target("baseline", old.port, old))
+            if args.floors:
+                for mode in ("bytes", "codecs"):
+                    floor = start_floor(mock.port, mode)
+                    procs.append(floor)
+                    targets.append(Target(floor.name, floor.port, floor))
             res["ttft"] = await measure_ttft(targets, cfg)
             for t in targets[1:]:
                 assert t.proc is not None
@@ -1735,6 +1754,11 @@ def main() -> None:
         "--baseline", default="", help="--only ttft: also another tokenrelay tree's src folder"
     )
     parser.add_argument("--ttft-rounds", type=int, default=15, help="--only ttft: rounds")
+    parser.add_argument(
+        "--floors",
+        action="store_true",
+        help="--only ttft: also relay_floor.py's byte relay and codecs relay (kept-alive upstream)",
+    )
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     parser.add_argument("--litellm-venv", default=DEFAULT_LITELLM_VENV)
     parser.add_argument("--no-portkey", action="store_true", help="leave Portkey out")

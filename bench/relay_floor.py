@@ -15,9 +15,15 @@ reader's framing) and written, chunked, to the client at the end of the loop's p
 What is left between this and ``tokenrelay serve`` is the cost of its structure (tasks,
 async generators, aiohttp's and uvicorn's per-chunk work, the store, metrics).
 
-``bench/profile_gateway.py --target floor`` and ``bench/cpu_per_token.py`` run them.
+``keep`` (a third argument): the upstream connections are kept alive and reused, one
+request at a time each, as tokenrelay's pool does (the request goes without its
+``connection`` header; in ``bytes`` the answer ends at the chunked body's last chunk).
+Without it, each request opens a new upstream connection.
 
-    python bench/relay_floor.py PORT UPSTREAM_PORT [bytes|codecs]
+``bench/profile_gateway.py --target floor``, ``bench/cpu_per_token.py`` and
+``bench/gateway.py --only ttft --floors`` run them.
+
+    python bench/relay_floor.py PORT UPSTREAM_PORT [bytes|codecs] [keep]
 """
 
 from __future__ import annotations
@@ -39,16 +45,30 @@ HEAD = (
 )
 
 
+IDLE: list[Upstream | DecodingUpstream] = []
+"""``keep``: upstream connections whose last answer has ended, to reuse."""
+
+
 class Upstream(asyncio.Protocol):
     """``bytes``: the upstream's answer, relayed as it comes."""
 
-    def __init__(self, client: asyncio.Transport) -> None:
+    def __init__(self, client: asyncio.Transport, keep: bool = False) -> None:
         self.client = client
+        self.keep = keep
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         self.client.write(data)
+        if self.keep and data.endswith(b"0\r\n\r\n"):  # the chunked body's end
+            self.client.close()
+            IDLE.append(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self in IDLE:
+            IDLE.remove(self)
         self.client.close()
 
 
@@ -57,14 +77,25 @@ class DecodingUpstream(asyncio.Protocol):
 
     due: ClassVar[list[DecodingUpstream]] = []  # to write at the end of this loop pass
 
-    def __init__(self, client: asyncio.Transport) -> None:
+    def __init__(self, client: asyncio.Transport, keep: bool = False) -> None:
         self.client = client
+        self.keep = keep
+        self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.decoder = OPENAI_CHAT.decoder()
         self.encoder = OPENAI_CHAT.encoder(None)
         self.log: list[bytes] = []
         self.out: list[bytes] = []
         self.started = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def reuse(self, client: asyncio.Transport) -> None:
+        self.client = client
+        self.decoder = OPENAI_CHAT.decoder()
+        self.encoder = OPENAI_CHAT.encoder(None)
+        self.log, self.out, self.started = [], [], False
 
     def data_received(self, data: bytes) -> None:
         self.parser.feed_data(data)
@@ -89,6 +120,8 @@ class DecodingUpstream(asyncio.Protocol):
         self.write()
         self.client.write(b"0\r\n\r\n")
         self.client.close()
+        if self.keep:
+            IDLE.append(self)
 
     def write(self) -> None:
         if self.out:
@@ -105,13 +138,18 @@ class DecodingUpstream(asyncio.Protocol):
             upstream.write()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self in IDLE:
+            IDLE.remove(self)
         self.client.close()
 
 
 class Client(asyncio.Protocol):
-    def __init__(self, upstream_port: int, upstream: type[asyncio.Protocol]) -> None:
+    def __init__(
+        self, upstream_port: int, upstream: type[Upstream | DecodingUpstream], keep: bool
+    ) -> None:
         self.upstream_port = upstream_port
         self.upstream_protocol = upstream
+        self.keep = keep
         self.buffer: bytes | None = b""
         self.transport: asyncio.Transport | None = None
         self.upstream: asyncio.BaseTransport | None = None
@@ -134,15 +172,35 @@ class Client(asyncio.Protocol):
         if len(body) < length:
             return
         request, self.buffer = self.buffer, None
+        if self.keep:
+            request = (
+                b"\r\n".join(
+                    line
+                    for line in head.split(b"\r\n")
+                    if not line.lower().startswith(b"connection:")
+                )
+                + b"\r\n\r\n"
+                + body
+            )
+            if IDLE:  # in this callback: no task, no connect
+                upstream = IDLE.pop()
+                assert self.transport is not None and upstream.transport is not None
+                if isinstance(upstream, DecodingUpstream):
+                    upstream.reuse(self.transport)
+                else:
+                    upstream.client = self.transport
+                self.upstream = upstream.transport
+                upstream.transport.write(request)
+                return
         asyncio.get_running_loop().create_task(self.relay(request))
 
     async def relay(self, request: bytes) -> None:
         client = self.transport
         assert client is not None
         loop = asyncio.get_running_loop()
-        factory = self.upstream_protocol
+        factory, keep = self.upstream_protocol, self.keep
         upstream, _ = await loop.create_connection(
-            lambda: factory(client),  # type: ignore[call-arg]
+            lambda: factory(client, keep),
             "127.0.0.1",
             self.upstream_port,
         )
@@ -150,15 +208,15 @@ class Client(asyncio.Protocol):
         upstream.write(request)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.upstream is not None:
+        if self.upstream is not None and not self.keep:
             self.upstream.close()
 
 
-async def main(port: int, upstream_port: int, mode: str) -> None:
+async def main(port: int, upstream_port: int, mode: str, keep: bool) -> None:
     loop = asyncio.get_running_loop()
     upstream = DecodingUpstream if mode == "codecs" else Upstream
     server = await loop.create_server(
-        lambda: Client(upstream_port, upstream), "127.0.0.1", port, backlog=4096
+        lambda: Client(upstream_port, upstream, keep), "127.0.0.1", port, backlog=4096
     )
     print("ready", flush=True)
     async with server:
@@ -166,4 +224,6 @@ async def main(port: int, upstream_port: int, mode: str) -> None:
 
 
 if __name__ == "__main__":
-    uvloop.run(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else ""))
+    args = sys.argv[1:]
+    mode = args[2] if len(args) > 2 else ""
+    uvloop.run(main(int(args[0]), int(args[1]), mode, "keep" in args[3:]))

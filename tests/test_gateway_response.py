@@ -93,6 +93,37 @@ def test_the_stream_s_end_and_the_body_s_end_go_out_in_one_message(raw: bool, pa
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("raw", [True, False])
+def test_the_events_the_log_holds_are_encoded_before_the_head_and_sent_right_after(
+    raw: bool,
+) -> None:
+    # A write wakes the client: the head and the first events go out back to back, not
+    # the head and then a read of the log (a client woken for the head alone waits).
+    async def main() -> None:
+        h, client = hub(), AsgiClient()
+        deltas = script()
+        await h.start("s", META, REQUEST, slow_after(deltas[:3], 0.05, deltas[3:]))
+        await asyncio.sleep(0.01)  # three entries in the log, the rest 50 ms later
+        reader = h.reader("s", OPENAI_CHAT, REQUEST)
+        at_head: list[int] = []
+        send = client.send
+
+        async def watching(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                at_head.append(reader.pos)
+            await send(message)
+
+        client.send = watching  # type: ignore[method-assign]
+        await read_stream(h, reader, client=client, raw=raw)
+        assert at_head == [3]
+        first = Decoder().feed(client.messages[1]["body"])
+        assert [e.id for e in first] == ["0.0", "1.0", "2.0"]
+        events = Decoder().feed(client.body)
+        assert events[-1].data == "[DONE]" and all(e.id for e in events)
+
+    asyncio.run(main())
+
+
 @pytest.mark.parametrize("dialect", [OPENAI_CHAT, ANTHROPIC])
 def test_pings_while_the_log_waits(dialect: Dialect) -> None:
     async def main() -> None:
