@@ -22,7 +22,7 @@ from tests.gateway_procs import Proc, gateway_toml, procs_running
 from tests.test_gateway_hub import META, REQUEST, SERVED, decoded, hub, script, source
 from tokenrelay.gateway.hub import StreamHub
 from tokenrelay.gateway.reader import _wire
-from tokenrelay.gateway.response import OpenStreams
+from tokenrelay.gateway.response import RAW_SEND, HubStreamResponse, OpenStreams
 from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta, StreamError, TextDelta
 from tokenrelay.llm.dialect import Dialect
 from tokenrelay.llm.frame import Frame, to_wire
@@ -120,6 +120,31 @@ def test_the_events_the_log_holds_are_encoded_before_the_head_and_sent_right_aft
         assert [e.id for e in first] == ["0.0", "1.0", "2.0"]
         events = Decoder().feed(client.body)
         assert events[-1].data == "[DONE]" and all(e.id for e in events)
+
+    asyncio.run(main())
+
+
+def test_an_open_response_keeps_no_copy_of_what_it_sent() -> None:
+    # An idle stream costs what it holds for as long as it is open (~25 KB each): the
+    # first events, sent with the head, are not kept by the response's frame after.
+    async def main() -> None:
+        h, client = hub(), AsgiClient()
+        deltas = script()
+        await h.start("s", META, REQUEST, slow_after(deltas[:3], 30, deltas[3:]))
+        await asyncio.sleep(0.01)
+        response = HubStreamResponse(h, h.reader("s", OPENAI_CHAT, REQUEST), OpenStreams(ping=15))
+        scope = {"type": "http", RAW_SEND: client.send}
+        coroutine = response(scope, client.receive, client.send)
+        task = asyncio.ensure_future(coroutine)
+        while len(client.messages) < 2:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)  # the response now waits for the next entry
+        sent = client.messages[1]["body"]
+        assert b"data: " in sent
+        kept = [v for v in coroutine.cr_frame.f_locals.values() if isinstance(v, bytes) and v]
+        assert kept == []
+        client.leave()
+        await task
 
     asyncio.run(main())
 

@@ -287,6 +287,7 @@ class HubStreamResponse:
             if self._first:
                 first, self._first = self._first, b""
                 await self._send(send, first, loop)
+                del first  # not held while the stream lasts
             await self._deliver(send, loop, task)
         except asyncio.CancelledError:
             if self._ended_by is None:
