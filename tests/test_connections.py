@@ -5,6 +5,7 @@ framing, content codings, flow control, malformed answers, TLS."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import itertools
 import os
@@ -23,7 +24,12 @@ from typing import Any
 import pytest
 
 from tests.test_nginx import self_signed
-from tokenrelay.providers.connections import ConnectionPool, pace_reads
+from tokenrelay.providers.connections import (
+    CONNECT_STAGGER,
+    ConnectionPool,
+    _interleaved,
+    pace_reads,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -392,6 +398,90 @@ async def test_a_host_name_is_looked_up_once_for_a_burst_and_its_addresses_tried
         await pool.aclose()
     with pytest.raises(OSError):
         await body_of(ConnectionPool("http://no-such-host.invalid"))
+
+
+@contextmanager
+def answered(name: str, addresses: list[str]) -> Iterator[None]:
+    """The running loop's resolver answers ``addresses`` (IPv4) for ``name``: a name with
+    several addresses, as DNS gives (outside this machine, so the one thing faked)."""
+    loop = asyncio.get_running_loop()
+    lookup = loop.getaddrinfo
+
+    async def resolve(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != name:
+            return await lookup(host, port, *args, **kwargs)
+        tcp = (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "")
+        return [(*tcp, (address, port)) for address in addresses]
+
+    loop.getaddrinfo = resolve  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del loop.getaddrinfo
+
+
+@contextmanager
+def black_hole(address: str, port: int) -> Iterator[None]:
+    """``address:port`` takes no connection and refuses none: a listener whose accept
+    queue is full, so the kernel drops every SYN (what a broken route does)."""
+    listener = socket.create_server((address, port), backlog=0)
+    filling = []
+    for _ in range(3):
+        sock = socket.socket()
+        sock.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect((address, port))
+        filling.append(sock)
+    try:
+        yield
+    finally:
+        for sock in [*filling, listener]:
+            sock.close()
+
+
+async def test_an_address_that_never_answers_hands_over_to_the_next_within_the_stagger() -> None:
+    # Happy Eyeballs (RFC 8305): the first address drops the SYNs (a broken IPv6 route
+    # does); the next is tried after CONNECT_STAGGER, not after the connect timeout.
+    loop = asyncio.get_running_loop()
+    async with serving(keep_alive) as server:
+        silent = black_hole("127.0.0.2", server.port)
+        with silent, answered("dual.test", ["127.0.0.2", "127.0.0.1"]):
+            pool = ConnectionPool(f"http://dual.test:{server.port}", connect_timeout=5)
+            started = loop.time()
+            assert await body_of(pool) == b"data: 1\n\ndata: 2\n\n"
+            assert CONNECT_STAGGER <= loop.time() - started < CONNECT_STAGGER + 0.5
+            assert await body_of(pool) == b"data: 1\n\ndata: 2\n\n"  # the winner, kept
+            assert server.connections == 1
+            await pool.aclose()
+        # Every address silent: the connect timeout, as before.
+        with black_hole("127.0.0.2", server.port), black_hole("127.0.0.3", server.port):
+            with answered("dual.test", ["127.0.0.2", "127.0.0.3"]):
+                pool = ConnectionPool(f"http://dual.test:{server.port}", connect_timeout=0.6)
+                started = loop.time()
+                with pytest.raises(TimeoutError):
+                    await body_of(pool)
+                assert 0.6 <= loop.time() - started < 1.1
+                await pool.aclose()
+
+
+async def test_addresses_that_all_connect_leave_one_connection_and_close_the_others() -> None:
+    # Both addresses answer within the stagger's window of each other: the first to
+    # connect is used, the other closed (no connection leaks to a server per request).
+    async with serving(keep_alive) as server:
+        with answered("dual.test", ["127.0.0.1", "127.0.0.1"]):
+            pool = ConnectionPool(f"http://dual.test:{server.port}")
+            for _ in range(3):
+                assert await body_of(pool) == b"data: 1\n\ndata: 2\n\n"
+            await asyncio.sleep(0.1)
+            assert server.connections - server.ended <= 1  # one open: the pool's
+            await pool.aclose()
+
+
+def test_families_alternate_starting_with_the_first_address_s() -> None:
+    v6, v4 = socket.AF_INET6, socket.AF_INET
+    got = _interleaved([(v6, "a"), (v6, "b"), (v6, "c"), (v4, "x"), (v4, "y")])
+    assert got == [(v6, "a"), (v4, "x"), (v6, "b"), (v4, "y"), (v6, "c")]
+    assert _interleaved([(v4, "x"), (v6, "a")]) == [(v4, "x"), (v6, "a")]
 
 
 async def test_a_compression_bomb_is_inflated_no_further_than_its_reader() -> None:

@@ -45,8 +45,12 @@ Decisions:
   back (a role chunk, then the first token); a request sent on a held connection
   releases it.
 - The host name is looked up once per ``dns_ttl`` seconds, by one lookup that a burst
-  of new connections shares (cancelling a caller does not cancel it); the addresses are
-  tried in turn within one ``connect_timeout``.
+  of new connections shares (cancelling a caller does not cancel it). Its addresses are
+  tried as Happy Eyeballs does (RFC 8305; uvloop's ``create_connection`` does not): the
+  families alternate, the next attempt starts when the one before fails or has not
+  connected within ``CONNECT_STAGGER``, the first to connect wins and the others are
+  closed, all within one ``connect_timeout``. So an address that never answers (an IPv6
+  route that drops packets) costs a quarter of a second, not the timeout.
 
 Errors are the standard library's: ``ConnectionError`` (refused, reset, closed early,
 a malformed response), ``TimeoutError`` (connect), ``ssl.SSLError``; all are ``OSError``.
@@ -56,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import select
 import socket
 import ssl
@@ -83,6 +88,32 @@ def check_header(name: str, value: str) -> None:
     request: what configuration checks before any request is made."""
     _check(name, "a header name")
     _check(value, f"header {name!r}")
+
+
+CONNECT_STAGGER = 0.25
+"""Seconds an address has to connect before the next one is tried too (RFC 8305's
+"Connection Attempt Delay", its recommended value)."""
+
+
+def _close_loser(attempt: asyncio.Task[_Connection], *, won: _Connection | None) -> None:
+    """An attempt of ``_race`` ended: its connection closed unless it is the one used (its
+    error retrieved, so that none is logged as never retrieved)."""
+    if not attempt.cancelled() and attempt.exception() is None and attempt.result() is not won:
+        attempt.result().close()
+
+
+def _interleaved(addresses: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """``addresses`` with their families alternating, the first address's family first
+    (RFC 8305, section 4), each family's in the resolver's order."""
+    families: dict[int, list[tuple[int, str]]] = {}
+    for address in addresses:
+        families.setdefault(address[0], []).append(address)
+    out: list[tuple[int, str]] = []
+    queues = list(families.values())
+    while queues:
+        out += [queue.pop(0) for queue in queues]
+        queues = [queue for queue in queues if queue]
+    return out
 
 
 # ``readable``'s check (``select.poll``: not on Windows; ``POLLRDHUP``: Linux only).
@@ -665,24 +696,67 @@ class ConnectionPool:
                 self._ssl.set_alpn_protocols(["http/1.1"])
             ssl_context = self._ssl
         async with asyncio.timeout(self.connect_timeout):
-            error: OSError | None = None
-            for family, address in await self._resolve(loop):
-                try:
-                    _, conn = await loop.create_connection(
-                        lambda: _Connection(self), address, self.port, family=family,
-                        ssl=ssl_context,
-                        server_hostname=self.host if ssl_context is not None else None,
-                        ssl_handshake_timeout=(
-                            self.connect_timeout if ssl_context is not None else None
-                        ),
-                    )  # fmt: skip
-                    return conn
-                except ssl.SSLError:
-                    raise  # the server was reached: another address will not fix it
-                except OSError as exc:
-                    error = exc
-            assert error is not None, "a lookup returns at least one address"
-            raise error
+            addresses = _interleaved(await self._resolve(loop))
+            if len(addresses) == 1:  # (the common case: no race to run)
+                return await self._attempt(loop, *addresses[0], ssl_context)
+            return await self._race(loop, addresses, ssl_context)
+
+    async def _attempt(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        family: int,
+        address: str,
+        ssl_context: ssl.SSLContext | None,
+    ) -> _Connection:
+        _, conn = await loop.create_connection(
+            lambda: _Connection(self), address, self.port, family=family, ssl=ssl_context,
+            server_hostname=self.host if ssl_context is not None else None,
+            ssl_handshake_timeout=self.connect_timeout if ssl_context is not None else None,
+        )  # fmt: skip
+        return conn
+
+    async def _race(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        addresses: list[tuple[int, str]],
+        ssl_context: ssl.SSLContext | None,
+    ) -> _Connection:
+        """The first of ``addresses`` to connect, each started ``CONNECT_STAGGER`` after
+        the one before or as soon as it failed (see the module docstring)."""
+        waiting = list(addresses)
+        attempts: list[asyncio.Task[_Connection]] = []
+        error: BaseException | None = None
+        won: _Connection | None = None
+        try:
+            while won is None:
+                if waiting:
+                    family, address = waiting.pop(0)
+                    connecting = self._attempt(loop, family, address, ssl_context)
+                    attempts.append(loop.create_task(connecting))
+                running = [attempt for attempt in attempts if not attempt.done()]
+                if not running:
+                    assert error is not None
+                    raise error
+                done, _ = await asyncio.wait(
+                    running,
+                    timeout=CONNECT_STAGGER if waiting else None,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                for attempt in done:
+                    exc = attempt.exception()
+                    if exc is None:
+                        won = won or attempt.result()
+                    elif isinstance(exc, ssl.SSLError):
+                        raise exc  # the server was reached: another address will not fix it
+                    else:
+                        error = exc
+            return won
+        finally:
+            for attempt in attempts:
+                if not attempt.done():
+                    attempt.cancel()
+            for attempt in attempts:  # the others that connected (or still might)
+                attempt.add_done_callback(functools.partial(_close_loser, won=won))
 
     async def _resolve(self, loop: asyncio.AbstractEventLoop) -> list[tuple[int, str]]:
         if self._addresses and loop.time() - self._resolved_at < self.dns_ttl:
