@@ -282,6 +282,54 @@ def wait_lines(handler: Lines, n: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in handler.lines]
 
 
+def test_an_answer_that_comes_whole_is_sent_before_its_line_is_written(
+    request_lines: Lines,
+) -> None:
+    # The fake LLM unpaced gives the whole answer in one step of the producer: the stream
+    # ends before its handler has sent the head; the line's formatting and write to
+    # stderr wait for the answer to be on its way.
+    app = create_app(
+        parse_config(
+            {
+                "gateway": {"log_format": "json"},
+                "providers": [{"name": "now", "kind": "mock"}],
+                "models": [{"name": "echo", "route": ["now:echo"]}],
+            },
+            env={},
+        )
+    )
+    order: list[str] = []
+
+    class Marks(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            order.append("line")
+
+    async def server(scope: Any, receive: Any, send: Any) -> None:
+        # The app gets this as the server's own send (no middleware: its direct path).
+        async def recording(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                order.append("head")
+            await send(message)
+
+        await app(scope, receive, recording if scope["type"] == "http" else send)
+
+    marks = Marks()
+    logging.getLogger("tokenrelay.requests").addHandler(marks)
+    try:
+        with run_server(server, lifespan="on") as url:
+            body = {
+                "model": "echo",
+                "stream": True,
+                "messages": [{"role": "user", "content": "a b"}],
+            }
+            answered = httpx.post(url + "/v1/chat/completions", json=body)
+            assert answered.status_code == 200 and "[DONE]" in answered.text
+            assert wait_lines(request_lines, 1)[0]["end"] == "completed"
+    finally:
+        logging.getLogger("tokenrelay.requests").removeHandler(marks)
+    assert order == ["head", "line"]
+
+
 def test_one_json_line_per_request_at_its_end_never_a_prompt_answer_or_key(
     mock: MockServer, request_lines: Lines
 ) -> None:

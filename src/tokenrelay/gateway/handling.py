@@ -104,7 +104,10 @@ class Gateway:
             return
         exchange, key = running
         self.limits.release(key)
-        exchange.ended(end, usage)
+        # Its record (key metrics, trace, log line) a pass of the loop later: an answer
+        # that came whole in one read ends before its handler has sent the head, and the
+        # line's formatting and write to stderr must not come first.
+        asyncio.get_running_loop().call_soon(exchange.ended, end, usage)
         if key.tokens_per_minute is not None:
             task = asyncio.get_running_loop().create_task(self.used(key, usage))
             self._counting.add(task)
