@@ -150,6 +150,7 @@ def progress(msg: str) -> None:
 class Config:
     ttft_rounds: int = 15
     ttft_per_round: int = 6
+    ttft_tokens: int = 2  # max_tokens of the one-client requests (1: the answer in one read)
     gap_levels: tuple[int, ...] = (1, 64, 256, 1024)
     ramp: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
     ramp_down: tuple[int, ...] = (48, 32, 24, 16, 8)
@@ -732,8 +733,8 @@ async def reference_text(direct: Target) -> bytes:
     return s.text
 
 
-async def ttft_once(t: Target) -> float:
-    s = await open_stream(t.port, t.request("lorem", 2))
+async def ttft_once(t: Target, tokens: int = 2) -> float:
+    s = await open_stream(t.port, t.request("lorem", tokens))
     try:
         first = await asyncio.wait_for(s.first, 20)
         await asyncio.wait_for(s.done, 20)
@@ -745,7 +746,7 @@ async def ttft_once(t: Target) -> float:
 async def measure_ttft(targets: list[Target], cfg: Config) -> dict[str, Any]:
     for t in targets:  # warm: connections to the upstream, code paths
         for _ in range(5):
-            await ttft_once(t)
+            await ttft_once(t, cfg.ttft_tokens)
     rounds: dict[str, list[float]] = {t.key: [] for t in targets}
     samples: dict[str, list[float]] = {t.key: [] for t in targets}
     for r in range(cfg.ttft_rounds):
@@ -753,7 +754,7 @@ async def measure_ttft(targets: list[Target], cfg: Config) -> dict[str, Any]:
         for t in order:
             got = []
             for _ in range(cfg.ttft_per_round):
-                got.append(await ttft_once(t))
+                got.append(await ttft_once(t, cfg.ttft_tokens))
             rounds[t.key].append(statistics.median(got))
             samples[t.key] += got
         progress(
@@ -1674,7 +1675,7 @@ async def run_only(args: argparse.Namespace) -> dict[str, Any]:
     unknown = parts - {"gaps", "idle", "ttft"}
     if unknown:
         raise SystemExit(f"--only takes gaps, idle and/or ttft, not {sorted(unknown)}")
-    cfg = Config(ttft_rounds=args.ttft_rounds)
+    cfg = Config(ttft_rounds=args.ttft_rounds, ttft_tokens=args.ttft_tokens)
     res: dict[str, Any] = {"load_avg_at_start": os.getloadavg(), "git": git("rev-parse", "HEAD")}
     gc.disable()
     workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
@@ -1754,6 +1755,12 @@ def main() -> None:
         "--baseline", default="", help="--only ttft: also another tokenrelay tree's src folder"
     )
     parser.add_argument("--ttft-rounds", type=int, default=15, help="--only ttft: rounds")
+    parser.add_argument(
+        "--ttft-tokens",
+        type=int,
+        default=2,
+        help="--only ttft: max_tokens per request (1: the whole answer comes in one read)",
+    )
     parser.add_argument(
         "--floors",
         action="store_true",
