@@ -9,6 +9,7 @@ import contextlib
 import importlib.metadata
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -121,3 +122,15 @@ def wait_port(port: int, what: str, seconds: float = 60.0) -> None:
             if time.monotonic() > deadline:
                 sys.exit(f"{what} did not start")
             time.sleep(0.1)
+
+
+def print_medians(times: dict[str, list[float]], reference: str, heading: str, digits: int) -> None:
+    """A markdown table: each contestant's median and p90 of ``times``, and its median
+    over ``reference``'s."""
+    base = statistics.median(times[reference])
+    print(f"| {heading} | median | p90 | over {reference} |\n|---|--:|--:|--:|")
+    for name, ts in times.items():
+        p90 = sorted(ts)[int(0.9 * (len(ts) - 1))]
+        median = statistics.median(ts)
+        over = "-" if name == reference else f"{median - base:+.{digits}f}"
+        print(f"| {name} | {median:.{digits}f} | {p90:.{digits}f} | {over} |")

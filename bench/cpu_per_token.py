@@ -40,6 +40,7 @@ from _harness import (
     cpu_ticks,
     git,
     harness_gateway_config,
+    print_medians,
     start_harness_upstream,
     syscalls,
     wait_port,
@@ -173,13 +174,8 @@ def one_client(n: int, baseline: str | None) -> None:
         for proc in [*procs.values(), upstream]:
             proc.terminate()
             proc.wait(10)
-    direct = statistics.median(times["direct"])
     print(f"time to first token at one client, {n} requests each, in turn (ms):\n")
-    print("| contestant | median | p90 | added (median) |\n|---|--:|--:|--:|")
-    for name, ts in times.items():
-        p90 = sorted(ts)[int(0.9 * (len(ts) - 1))]
-        added = "-" if name == "direct" else f"{statistics.median(ts) - direct:+.2f}"
-        print(f"| {name} | {statistics.median(ts):.2f} | {p90:.2f} | {added} |")
+    print_medians(times, "direct", "contestant", 2)
 
 
 def main() -> None:

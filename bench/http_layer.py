@@ -21,13 +21,12 @@ import argparse
 import asyncio
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
 from typing import Any
 
-from _harness import wait_port
+from _harness import print_medians, wait_port
 
 PORTS = {"bare": 19151, "uvicorn": 19152}
 EVENT = b'data: {"content":"x"}\n\n'
@@ -116,13 +115,8 @@ def main() -> None:
         for proc in servers:
             proc.terminate()
             proc.wait(10)
-    bare = statistics.median(times["bare"])
     print(f"request to first event, {args.requests} requests each, in turn (µs):\n")
-    print("| server | median | p90 | over bare |\n|---|--:|--:|--:|")
-    for name, ts in times.items():
-        p90 = sorted(ts)[int(0.9 * (len(ts) - 1))]
-        med = statistics.median(ts)
-        print(f"| {name} | {med:.0f} | {p90:.0f} | {med - bare:+.0f} |")
+    print_medians(times, "bare", "server", 0)
 
 
 if __name__ == "__main__":
