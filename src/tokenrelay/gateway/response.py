@@ -318,8 +318,11 @@ class HubStreamResponse:
         the head is sent, so that the head and the first events go out back to back: a
         write wakes the client, and a client woken for the head alone waits for the rest
         (on this machine ~0.04 ms a write). Not the stream's end: ``_deliver`` sends that
-        with the HTTP body's end."""
+        with the HTTP body's end. Only for a stream produced here, whose log is in memory
+        (another instance's would cost a round trip to the store before the head)."""
         reader = self._reader
+        if not self._hub.owns(reader.stream_id):
+            return b""
         try:
             entries, done = await self._hub.store.read_wait(reader.stream_id, reader.pos, 0.0)
         except StoreError:
