@@ -99,7 +99,7 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
         handler = _HANDLERS.get(type_) if isinstance(type_, str) else None
         if handler is None:
             # a bare {"error": ...} is how proxies report a failure inside a 200
-            return self._error(obj, False) if isinstance(obj.get("error"), dict) else []
+            return self._error(obj, wait=False) if isinstance(obj.get("error"), dict) else []
         return self._opened(handler(self, obj))
 
     def _opened(self, out: list[Delta]) -> list[Delta]:
@@ -222,7 +222,7 @@ class OpenAIResponsesDecoder(SSEStreamDecoder):
             response = {**response, "status": status}  # trust the event's name
         return out + terminal_deltas(response, self._tools)
 
-    def _error(self, obj: Json, wait: bool = True) -> list[Delta]:
+    def _error(self, obj: Json, *, wait: bool = True) -> list[Delta]:
         """An ``error`` event (``wait``: for its ``response.failed``), or a bare error
         object, which nothing follows."""
         self._over = self.complete = True
