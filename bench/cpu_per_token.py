@@ -59,10 +59,11 @@ def contestant_command(
     name: str, config: Path, baseline: str | None
 ) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
-    if name in ("floor", "codecs"):
-        mode = "codecs" if name == "codecs" else "bytes"
+    if name.partition(" ")[0] in ("floor", "codecs"):  # "floor kept": keep-alive upstream
+        mode = "codecs" if name.startswith("codecs") else "bytes"
+        keep = ["keep"] if name.endswith(" kept") else []
         return [sys.executable, str(BENCH / "relay_floor.py"), str(GATEWAY_PORT),
-                str(UPSTREAM_PORT), mode], env  # fmt: skip
+                str(UPSTREAM_PORT), mode, *keep], env  # fmt: skip
     if name == "baseline":
         assert baseline is not None
         env["PYTHONPATH"] = baseline
@@ -147,7 +148,8 @@ def one_client(n: int, baseline: str | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-ttft-"))
     config = harness_gateway_config(work, UPSTREAM_PORT)
     upstream = start_harness_upstream(UPSTREAM_PORT, 4, TOKEN_MS)
-    names = ["floor", "codecs", "tokenrelay"] + (["baseline"] if baseline else [])
+    names = ["floor", "floor kept", "codecs", "codecs kept", "tokenrelay"]
+    names += ["baseline"] if baseline else []
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports = {"direct": UPSTREAM_PORT}
     try:

@@ -22,6 +22,7 @@ import collections
 import functools
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -35,6 +36,7 @@ from typing import Any
 from _harness import REPO_ROOT, wait_port
 
 MOCK_PORT, GATEWAY_PORT = 19131, 19132
+CONTENT = re.compile(rb'"content":"[^"]')  # the first token (the role chunk has "content":"")
 KEY = "sk-bench-first-token"
 CONFIG = f"""[gateway]
 api_keys_env = "TOKENRELAY_BENCH_KEYS"
@@ -142,7 +144,7 @@ def one_request(port: int, request: bytes) -> float:
         first = 0.0
         while data := sock.recv(65536):
             got += data
-            if not first and b'"content":"' in got.partition(b"\r\n\r\n")[2]:
+            if not first and CONTENT.search(got.partition(b"\r\n\r\n")[2]):
                 first = time.perf_counter()
         return (first - sent) * 1000
 

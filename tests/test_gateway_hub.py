@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -51,7 +51,7 @@ from tokenrelay.llm.frame import Frame
 from tokenrelay.llm.pack import unpack
 from tokenrelay.providers.base import UpstreamError
 from tokenrelay.sse import Decoder, comment
-from tokenrelay.store import MemoryStore, StreamNotFoundError
+from tokenrelay.store import MemoryStore, StoreUnavailableError, StreamNotFoundError
 from tokenrelay.store.base import StreamExistsError
 
 REQUEST = Request("m", (Message("user", (TextPart("hi"),)),), stream=True, include_usage=True)
@@ -697,3 +697,26 @@ def test_malformed_event_ids_are_value_errors(text: str) -> None:
         return
     with pytest.raises(ValueError):
         parse_event_id(text)
+
+
+class _FailingAppends(MemoryStore):
+    """A memory store whose appends fail, as a shared store's may when it goes away."""
+
+    async def append(self, stream_id: str, entries: Sequence[bytes]) -> int:
+        raise StoreUnavailableError("the store went away")
+
+
+def test_a_store_failing_at_the_first_append_refuses_the_request_with_503() -> None:
+    # The first delta resolves the handler's future once it is in the log: a log that
+    # cannot take it means a 503 in the caller's dialect, not a 200 whose stream fails.
+    async def main() -> None:
+        h = StreamHub(_FailingAppends(), grace=30, ping=15, ping_frame=ping_for)
+        first = await h.start("s", META, REQUEST, source(script(3)))
+        result = await asyncio.wait_for(first, 2)
+        assert isinstance(result, UpstreamError)
+        assert result.error.status == 503 and result.retry_after == 1.0
+        assert "store" in result.error.message
+        await h.finished("s")
+        await h.aclose()
+
+    asyncio.run(main())

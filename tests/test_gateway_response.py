@@ -26,6 +26,8 @@ from tokenrelay.gateway.response import RAW_SEND, HubStreamResponse, OpenStreams
 from tokenrelay.llm import ANTHROPIC, DIALECTS, OPENAI_CHAT, Delta, StreamError, TextDelta
 from tokenrelay.llm.dialect import Dialect
 from tokenrelay.llm.frame import Frame, to_wire
+from tokenrelay.llm.model import ErrorKind
+from tokenrelay.providers import UpstreamError
 from tokenrelay.server.shutdown import shutdown_streams
 from tokenrelay.sse import Decoder
 from tokenrelay.store.memory import MemoryStore
@@ -502,3 +504,93 @@ def test_a_gateway_whose_core_is_saturated_says_so_in_its_log_and_metrics(
     assert "tokenrelay_saturated 1.0" in seen, (seen, log[-2000:])
     assert "core is saturated: upstream reads paced (50 ms)" in log
     assert "no longer saturated" in log
+
+
+async def armed(
+    h: StreamHub, client: AsgiClient, deltas: AsyncIterator[Delta], streams: OpenStreams
+) -> tuple[HubStreamResponse, asyncio.Future[Any]]:
+    """What the generation handler does before the first delta: the stream started, its
+    response made and armed with the server's own send (``app``'s ``start``)."""
+    first = await h.start("s", META, REQUEST, deltas)
+    reader = h.reader("s", OPENAI_CHAT, REQUEST, attached=False)
+    response = HubStreamResponse(h, reader, streams)
+    response.arm(first, client.send)
+    return response, first
+
+
+async def answer(h: StreamHub, response: HubStreamResponse, client: AsgiClient) -> None:
+    """What the handler does once ``first`` resolved with a delta, and the server then."""
+    response.disarm()
+    h.attach("s")
+    await response({"type": "http", RAW_SEND: client.send}, client.receive, client.send)
+
+
+@pytest.mark.parametrize("pause", [0.0, 0.005], ids=["one-read", "paced"])
+def test_an_armed_response_writes_the_head_and_first_events_before_the_handler_wakes(
+    pause: float,
+) -> None:
+    # The first token goes out from the producer's step, at the end of the pass of the
+    # loop that appended it: not a pass later, after the handler's wake and its response.
+    async def main() -> None:
+        h, client, streams = hub(), AsgiClient(), OpenStreams(ping=15)
+        deltas = script(5)
+        response, first = await armed(h, client, source(deltas, pause=pause), streams)
+        await first
+        assert isinstance(first.result(), Delta)
+        # The handler is awake: the head and the first events are already out.
+        assert client.messages[0]["type"] == "http.response.start"
+        assert client.messages[0]["status"] == 200
+        assert client.messages[1]["type"] == "http.response.body" and client.body
+        await answer(h, response, client)
+        heads = [m for m in client.messages if m["type"] == "http.response.start"]
+        assert len(heads) == 1 and client.ended
+        ids = [e.id for e in Decoder().feed(client.body)]
+        assert ids == sorted(set(ids), key=lambda i: tuple(map(int, i.split("."))))  # once each
+        got = decoded(OPENAI_CHAT, client.body)  # (a backlog of 8 or more merges its text)
+        text = "".join(d.text for d in got if isinstance(d, TextDelta))
+        assert text == "".join(d.text for d in deltas if isinstance(d, TextDelta))
+        assert len(streams) == 0
+        await h.aclose()
+
+    asyncio.run(main())
+
+
+def test_an_armed_response_leaves_an_upstream_error_to_the_handler() -> None:
+    # An upstream that fails before its first delta: the handler answers with the
+    # error's status; the armed response has sent nothing and follows nothing.
+    async def failing() -> AsyncIterator[Delta]:
+        await asyncio.sleep(0.005)
+        raise UpstreamError(StreamError(ErrorKind.RATE_LIMIT, "slow down", 429), retryable=False)
+        yield  # an async generator
+
+    async def main() -> None:
+        h, client, streams = hub(), AsgiClient(), OpenStreams(ping=15)
+        response, first = await armed(h, client, failing(), streams)
+        await first
+        assert isinstance(first.result(), UpstreamError)
+        response.disarm()
+        assert client.messages == []
+        await h.finished("s")
+        await h.aclose()
+
+    asyncio.run(main())
+
+
+def test_an_armed_response_the_handler_wakes_without_sends_its_head_itself() -> None:
+    # The ping interval passed before the first delta (the handler's timer cancels
+    # ``first``): the handler disarms the response and it sends its head as usual.
+    async def main() -> None:
+        h, client, streams = hub(), AsgiClient(), OpenStreams(ping=15)
+        deltas = script(3)
+        response, first = await armed(h, client, slow(0.05, deltas), streams)
+        first.cancel()
+        await asyncio.sleep(0.1)  # the first delta comes after: not pushed
+        assert client.messages == []
+        await answer(h, response, client)
+        assert [m["type"] for m in client.messages].count("http.response.start") == 1
+        got = decoded(OPENAI_CHAT, client.body)
+        text = "".join(d.text for d in got if isinstance(d, TextDelta))
+        assert text == "".join(d.text for d in deltas if isinstance(d, TextDelta))
+        await h.aclose()
+
+    asyncio.run(main())

@@ -377,6 +377,16 @@ def _endpoint(
             except StoreError as exc:
                 gateway.hub.cancel(stream_id, EndReason.DISCONNECTED)
                 return store_refused(dialect, exc, path, gateway)
+        # The response is made now, while the upstream thinks: with the server's own
+        # send (no middleware), the producer writes its head and first events as the
+        # first delta is appended, before this handler wakes (``HubStreamResponse.arm``).
+        # Its reader counts for the grace period once the stream is answered with it.
+        hub = gateway.hub
+        reader = hub.reader(stream_id, dialect, echo, attached=False)
+        answer = HubStreamResponse(hub, reader, gateway.streams)
+        raw_send = request.scope.get(RAW_SEND)
+        if raw_send is not None:
+            answer.arm(first, raw_send)
         # Until the response starts, only this handler can notice the client leaving.
         # ``first`` is awaited alone: the client leaving, or the ping interval passing
         # with no delta, cancels it (it is ours to cancel; the producer then leaves it).
@@ -391,8 +401,10 @@ def _endpoint(
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
+                answer.abandon()
                 raise  # the handler itself is cancelled
         finally:
+            answer.disarm()
             timer.cancel()
             gone = watcher.done() and not watcher.cancelled()
             watcher.remove_done_callback(on_gone)
@@ -402,7 +414,7 @@ def _endpoint(
             # come; stop the upstream now, whatever the grace period (a background
             # response runs on: its id is known to the client from its own request).
             if not keep:
-                gateway.hub.cancel(stream_id, EndReason.DISCONNECTED)
+                hub.cancel(stream_id, EndReason.DISCONNECTED)
             return Response(status_code=499)
         failure = (
             first.result()
@@ -415,9 +427,9 @@ def _endpoint(
                 headers["retry-after"] = f"{failure.retry_after:g}"
             return error_response(dialect, failure.error, headers, path, gateway)
         gateway.metrics.requests.labels(path, "200").inc()
-        hub = gateway.hub
+        hub.attach(stream_id)
         gateway.metrics.active.set(hub.active)
-        return HubStreamResponse(hub, hub.reader(stream_id, dialect, echo), gateway.streams)
+        return answer
 
     return handle
 

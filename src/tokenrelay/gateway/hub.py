@@ -253,12 +253,14 @@ class StreamHub:
                 if created is not None:
                     await created
                     created = None
-                if not first.done():
-                    first.set_result(delta)
                 # append([delta]), inline: this runs once per delta
                 live.length = await store_append(stream_id, [pack(delta)])
                 if live.sinks:
                     _push(live, [delta])
+                if not first.done():
+                    # After the push: a response armed for the first delta sends its
+                    # head with it before the handler wakes (``HubStreamResponse.arm``).
+                    first.set_result(delta)
         except UpstreamError as exc:
             reason = EndReason.ERROR
             if not first.done():
@@ -277,6 +279,19 @@ class StreamHub:
                 first.set_exception(asyncio.CancelledError())
             if live.cancel_reason is None:
                 raise
+        except StoreError as exc:
+            # The log failed under the producer (its first append among others): readers
+            # learn of it at their next read; a request not yet answered, from here.
+            reason = EndReason.ERROR
+            log.warning("stream %s: the stream store failed: %s", stream_id, exc)
+            error = StreamError(
+                ErrorKind.OVERLOADED, "the stream store is unavailable; try again shortly", 503
+            )
+            if not first.done():
+                first.set_result(UpstreamError(error, retryable=False, retry_after=1.0))
+            with contextlib.suppress(StoreError):
+                if await _log_made(live):
+                    await self._append(live, [error])
         except Exception:  # a bug upstream of us must not leave readers hanging
             reason = EndReason.ERROR
             log.exception("stream %s: generation failed", stream_id)
@@ -395,10 +410,14 @@ class StreamHub:
         dialect: Dialect,
         request: Request | None,
         after: tuple[int, int] | None = None,
+        attached: bool = True,
     ) -> Reader:
         """A reader of the stream, from just after ``after``; it counts as attached (for the
-        grace period) until it detaches."""
-        self.attach(stream_id)
+        grace period) until it detaches. ``attached=False``: not counted until ``attach``
+        (a reader made before its stream's first delta, whose request may yet be answered
+        with an error instead)."""
+        if attached:
+            self.attach(stream_id)
         return Reader(self, stream_id, dialect, request, after)
 
     def follow(self, stream_id: str, pos: int, sink: Sink) -> bool:

@@ -8,9 +8,11 @@ hub's log, which is already decoupled from the upstream. Two ways to read it:
   this process, the hub's producer hands it each new delta (``StreamHub.follow``), and it
   is encoded and sent at the end of the loop's pass (``OpenStreams.due``), with every
   other stream pushed to in that pass, through the server's own send (``RAW_SEND``). No
-  task wakes per token; the response's task waits for the stream's end. A send that
-  cannot finish at once (the server's flow control: the client reads slower than we
-  write) is handed to the task, which finishes it and reads on:
+  task wakes per token; the response's task waits for the stream's end. The first delta
+  is pushed too (``arm``: the handler makes the response before it comes), and the head
+  goes out with it, before the handler has woken. A send that cannot finish at once
+  (the server's flow control: the client reads slower than we write) is handed to the
+  task, which finishes it and reads on:
 - **from the store**: the task waits for the log to grow (``read_wait``), encodes and
   sends; a backlog of ``merge_backlog`` entries or more is merged. Readers of streams
   running elsewhere, resumed readers catching up, and every reader of an app with
@@ -47,7 +49,7 @@ from types import CoroutineType
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ..llm.model import Delta, ErrorKind, StreamError
 from ..server.frames import HEADERS
@@ -202,12 +204,15 @@ class HubStreamResponse:
     ``Response``'s instance dict and header list cost every open stream 0.5 KB."""
 
     __slots__ = (
+        "_arming",
         "_cancelling",
         "_closed",
         "_done",
         "_ended_by",
         "_first",
         "_handoff",
+        "_head",
+        "_head_pushed",
         "_hub",
         "_loop",
         "_over",
@@ -249,6 +254,12 @@ class HubStreamResponse:
         self._parked: asyncio.Future[None] | None = None
         self._handoff: tuple[Coroutine[Any, Any, None], Any] | None = None
         self._pending: list[Delta] = []  # pushed, for the next flush
+        # The head pushed with the first events (``arm``): the future of the stream's
+        # first delta while armed; the head, to go out with the next flush; whether the
+        # head is the push path's to send (not the task's).
+        self._arming: asyncio.Future[Any] | None = None
+        self._head: Message | None = None
+        self._head_pushed = False
 
     @property
     def raw_headers(self) -> list[tuple[bytes, bytes]]:
@@ -264,9 +275,22 @@ class HubStreamResponse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         reader = self._reader
         try:
-            if not self._first:
-                self._first = await self._ready()
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if self._head_pushed:  # from the producer's step (``arm``)
+                if self._ended_by is not None:  # and its send failed: the client is gone
+                    self._unpark()
+                    reader.detach()
+                    return
+                if self._handoff is not None:
+                    await self._finish_handoff()
+                head, self._head = self._head, None
+                if head is not None:  # (the stream ended before the pass's flush)
+                    await send(head)
+            else:
+                if not self._first:
+                    self._first = await self._ready()
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                )
         except BaseException:
             reader.detach()
             raise
@@ -342,11 +366,13 @@ class HubStreamResponse:
         while True:
             self.waiting = True
             try:
-                if follow is not None and follow(stream_id, reader.pos, self):
+                parked = self._parked  # (made by a pushed head: ``_push_head``)
+                if parked is None and follow is not None and follow(stream_id, reader.pos, self):
+                    parked = self._parked = loop.create_future()
+                if parked is not None:
                     # Keeping up with a generation running here: the producer pushes
                     # every new entry (``push``); we wait for the stream's end, a send
                     # that must wait for the client, or an entry we did not take.
-                    parked = self._parked = loop.create_future()
                     try:
                         await parked
                     finally:
@@ -429,12 +455,59 @@ class HubStreamResponse:
 
     # -- the push path: called in the producer's step ------------------------------------------
 
+    def arm(self, first: asyncio.Future[Any], send: Send) -> None:
+        """Before the stream's first delta (the handler waits for ``first``): the head and
+        the first events are written from the producer's step, as the delta is appended
+        (``push``), through the server's own ``send``; the handler, woken a pass of the
+        loop later, returns this response, which reads on. Not armed unless the stream's
+        generation runs here and has appended nothing yet (``StreamHub.follow``)."""
+        reader = self._reader
+        if self._hub.follow(reader.stream_id, reader.pos, self):
+            self._arming = first
+            self._push_send = send
+            self._loop = asyncio.get_running_loop()
+
+    def disarm(self) -> None:
+        """The handler is awake: from here on the head is its to send (if not pushed)."""
+        if self._arming is not None:
+            self._arming = None
+            self._hub.unfollow(self._reader.stream_id, self)
+
+    def abandon(self) -> None:
+        """The handler will not return this response (it was cancelled): nothing more is
+        pushed to it."""
+        self.disarm()
+        self._ended_by = self._ended_by or "disconnect"
+        self._unpark()
+
+    def _push_head(self, start: int, deltas: list[Delta]) -> None:
+        """``push`` while armed, of the stream's first delta (the producer resolves
+        ``first`` right after): the head goes out with it at the end of this pass of the
+        loop (``flush``), before the handler wakes. Not when ``first`` is already done:
+        the handler was woken without it (the client left, the ping interval passed) or
+        the stream began with an ``UpstreamError``, which the handler answers with its
+        own status."""
+        first = self._arming
+        assert first is not None
+        self._arming = None
+        if first.done() or start != self._reader.pos or self._ended_by is not None:
+            self._hub.unfollow(self._reader.stream_id, self)
+            return
+        self._head = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+        self._head_pushed = True
+        self._parked = self._loop.create_future()  # pushed to until the task takes over
+        self._pending = deltas[:]
+        self._streams.due(self)
+
     def push(self, start: int, deltas: list[Delta]) -> None:
         """The producer appended ``deltas`` at ``start``: they are encoded and sent at
         the end of this pass of the loop (``flush``), together with any others appended
         in it (so a burst that is a backlog merges as a read from the store would). A
         send the server cannot finish at once (the client reads slower than we write)
         is handed to our task, which then reads on from the store."""
+        if self._arming is not None:
+            self._push_head(start, deltas)
+            return
         parked = self._parked
         if parked is None or parked.done() or self._ended_by is not None:
             return
@@ -450,13 +523,19 @@ class HubStreamResponse:
         """Encode and send what was pushed in this pass of the loop (``OpenStreams`` calls
         it once per pass for every stream pushed to), unless our task has taken over."""
         parked = self._parked
-        if not self._pending or parked is None or parked.done() or self._ended_by is not None:
+        if not self._pending or parked is None or self._ended_by is not None:
             return
+        if parked.done() and self._head is None:
+            return  # our task has taken over: it sends them (with the stream's end, if over)
         deltas, self._pending = self._pending, []
         try:
             data = self._reader.encode_deltas(deltas)
+            head, self._head = self._head, None
+            if head is not None and not self._send_now(head):
+                self._first = data  # after the head, which waits for the client: the task's
+                return
             if data:
-                self._send_now(data)
+                self._send_now({"type": "http.response.body", "body": data, "more_body": True})
         except OSError:  # the server reports a closed connection on send
             self.end("disconnect")
         except Exception:
@@ -465,6 +544,9 @@ class HubStreamResponse:
 
     def ended(self) -> None:
         """The generation is over: our task reads the stream's end from the store."""
+        if self._arming is not None:  # over before its first delta: the handler answers
+            self._arming = None
+            return
         self._over = True
         self._unpark()
 
@@ -474,23 +556,24 @@ class HubStreamResponse:
             parked.set_result(None)
             self._hub.unfollow(self._reader.stream_id, self)
 
-    def _send_now(self, data: bytes) -> None:
+    def _send_now(self, message: Message) -> bool:
         """``_send``, run at once in the producer's step rather than awaited: the
-        server's send coroutine driven here, with no coroutine of ours around it."""
+        server's send coroutine driven here, with no coroutine of ours around it. False
+        when the send must wait (the server's flow control): our task finishes it."""
         assert self._push_send is not None
         self.sending_since = self.last_sent = self._loop.time()
-        sent = self._push_send({"type": "http.response.body", "body": data, "more_body": True})
+        sent = self._push_send(message)
         coro = sent if isinstance(sent, CoroutineType) else _awaited(sent)
         try:
             blocker = coro.send(None)
         except StopIteration:  # written at once: the usual case
             self.sending_since = 0.0
-            return
-        # The send waits (the server's flow control): our task finishes it. No ping
-        # meanwhile: ``waiting`` is off until then.
+            return True
+        # No ping meanwhile: ``waiting`` is off until then.
         self._handoff = (coro, blocker)
         self.waiting = False
         self._unpark()
+        return False
 
     async def _finish_handoff(self) -> None:
         """Drive a send the push path began to its end (in our task)."""
