@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -55,19 +56,48 @@ SUMMARY = re.compile(
 )
 
 
+NGINX_CONF = """worker_processes 1;
+error_log stderr error;
+pid nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://up;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"""
+"""``nginx``: a proxy in C (Debian's nginx, one worker), kept-alive upstream connections,
+nothing buffered: what a relay written in C adds in this harness (the one-client figure)."""
+
+
 def contestant_command(
-    name: str, config: Path, baseline: str | None
+    name: str, config: Path, baseline: str | None, port: int = GATEWAY_PORT
 ) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
+    if name == "nginx":
+        work = config.parent / "nginx"
+        (work / "logs").mkdir(parents=True, exist_ok=True)
+        conf = work / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(upstream=UPSTREAM_PORT, port=port))
+        return ["nginx", "-p", str(work), "-c", str(conf), "-g", "daemon off;"], env
     if name.partition(" ")[0] in ("floor", "codecs"):  # "floor kept": keep-alive upstream
         mode = "codecs" if name.startswith("codecs") else "bytes"
         keep = ["keep"] if name.endswith(" kept") else []
-        return [sys.executable, str(BENCH / "relay_floor.py"), str(GATEWAY_PORT),
+        return [sys.executable, str(BENCH / "relay_floor.py"), str(port),
                 str(UPSTREAM_PORT), mode, *keep], env  # fmt: skip
     if name == "baseline":
         assert baseline is not None
         env["PYTHONPATH"] = baseline
-    serve = ["-m", "tokenrelay", "serve", "--config", str(config), "--port", str(GATEWAY_PORT),
+    serve = ["-m", "tokenrelay", "serve", "--config", str(config), "--port", str(port),
              "--log-level", "warning"]  # fmt: skip
     return [sys.executable, *serve], env
 
@@ -150,14 +180,14 @@ def one_client(n: int, baseline: str | None) -> None:
     upstream = start_harness_upstream(UPSTREAM_PORT, 4, TOKEN_MS)
     names = ["floor", "floor kept", "codecs", "codecs kept", "tokenrelay"]
     names += ["baseline"] if baseline else []
+    names += ["nginx"] if shutil.which("nginx") else []
     procs: dict[str, subprocess.Popen[bytes]] = {}
     ports = {"direct": UPSTREAM_PORT}
     try:
         wait_port(UPSTREAM_PORT, "the upstream")
         for i, name in enumerate(names):
-            command, env = contestant_command(name, config, baseline)
             port = GATEWAY_PORT + i
-            command[command.index(str(GATEWAY_PORT))] = str(port)
+            command, env = contestant_command(name, config, baseline, port)
             procs[name] = subprocess.Popen(
                 ["taskset", "-c", "1", *command], env=env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
