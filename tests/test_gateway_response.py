@@ -502,7 +502,7 @@ def test_a_gateway_whose_core_is_saturated_says_so_in_its_log_and_metrics(
     # it may also come and go more than once: what counts is that it came, and went.)
     assert seen[0] == seen[-1] == "tokenrelay_saturated 0.0", (seen, log[-2000:])
     assert "tokenrelay_saturated 1.0" in seen, (seen, log[-2000:])
-    assert "core is saturated: upstream reads paced (50 ms)" in log
+    assert "core is saturated: upstream reads paced (75 ms)" in log
     assert "no longer saturated" in log
 
 

@@ -18,7 +18,7 @@ environment and flags (the CLI only fills it in; ``create_app`` only reads it).
     log_requests = true                # one line per generation request, at its end
     log_format = "text"                # text (key=value) | json (one object a line)
     ping_seconds = 15                  # keep-alive while waiting for the first token
-    pace_ms = 50                       # on a saturated core, each upstream stream is
+    pace_ms = 75                       # on a saturated core, each upstream stream is
                                        # read at most this often, its tokens of that
                                        # time sent in one write (0: as they come)
     body_timeout_seconds = 30          # a request body must arrive within this (408)
@@ -184,7 +184,7 @@ class GatewayConfig:
     grace_seconds: float = 30.0
     retention_seconds: float = 600.0
     ping_seconds: float = 15.0
-    pace_ms: float = 50.0
+    pace_ms: float = 75.0
     body_timeout_seconds: float = 30.0
     allowed_hosts: tuple[str, ...] = ()
     cors_origins: tuple[str, ...] = ()
@@ -244,7 +244,7 @@ def _number(
 
 
 def _pace(gateway: Mapping[str, Any]) -> float:
-    value = float(_number(gateway, "pace_ms", "gateway", 50.0))
+    value = float(_number(gateway, "pace_ms", "gateway", 75.0))
     if value > 1000:
         raise ConfigError("gateway.pace_ms must be <= 1000 (a token held a second)")
     return value
