@@ -560,9 +560,7 @@ def test_resuming_after_any_id_sends_exactly_the_rest(name: str) -> None:
         h = hub()
         await h.start("s1", META, REQUEST, source(script(8)))
         dialect = DIALECTS[name]
-        # Read from the store, as the resumes are (a reader pushed the same entries as
-        # they were appended gets them event for event: the same content, unmerged).
-        full = await read_stream(h, h.reader("s1", dialect, REQUEST), raw=False)
+        full = await read_stream(h, h.reader("s1", dialect, REQUEST))
         sent = blocks(full)
         all_events = events(full)
         assert len(sent) == len(all_events)

@@ -594,19 +594,3 @@ def test_an_armed_response_the_handler_wakes_without_sends_its_head_itself() -> 
         await h.aclose()
 
     asyncio.run(main())
-
-
-def test_a_burst_pushed_to_a_reader_keeping_up_goes_out_event_for_event() -> None:
-    # What one read of the upstream brought (a paced read on a saturated core brings
-    # several tokens) is no backlog: a reader keeping up gets each delta as its own
-    # event, however many came together; merging is for a reader behind (the store).
-    async def main() -> None:
-        h, streams = hub(), OpenStreams(ping=15)
-        deltas = script(30)
-        await h.start("s", META, REQUEST, slow_after(deltas[:2], 0.05, deltas[2:]))
-        wire = await read_stream(h, h.reader("s", OPENAI_CHAT, REQUEST), streams=streams)
-        got = [d.text for d in decoded(OPENAI_CHAT, wire) if isinstance(d, TextDelta)]
-        assert got == [d.text for d in deltas if isinstance(d, TextDelta)]
-        await h.aclose()
-
-    asyncio.run(main())

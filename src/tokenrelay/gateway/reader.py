@@ -143,10 +143,8 @@ class Reader:
         """The wire bytes of the next ``entries`` of the log (b"" while a resume skips)."""
         return self.encode_deltas([unpack(e) for e in entries])
 
-    def encode_deltas(self, deltas: list[Delta], merge: bool = True) -> bytes:
-        """``encode`` of the entries these deltas were packed into. ``merge=False``: never
-        merged (deltas pushed to a reader keeping up: a batch is what one read of the
-        upstream brought, not a backlog)."""
+    def encode_deltas(self, deltas: list[Delta]) -> bytes:
+        """``encode`` of the entries these deltas were packed into."""
         assert self._hub is not None
         pos = self.pos
         skip_k, skip_j = self.skip_k, self.skip_j
@@ -174,7 +172,7 @@ class Reader:
         single_text_choice = self._single_text_choice
         # Merge only a real backlog: entries that merely arrived back to back (a busy
         # loop, a bursty upstream) go out one event each, as the upstream sent them.
-        merging = merge and len(deltas) >= self._hub.merge_backlog
+        merging = len(deltas) >= self._hub.merge_backlog
         out = []
         i = 0
         n = len(deltas)

@@ -407,7 +407,7 @@ class HubStreamResponse:
                     await self._finish_handoff()
                 # Pushed, not yet sent: first.
                 deltas, self._pending = self._pending, []
-                data = reader.encode_deltas(deltas, merge=False) if deltas else b""
+                data = reader.encode_deltas(deltas) if deltas else b""
                 del deltas
                 if self._over:
                     # The generation is over and its end is in the store: read it now
@@ -502,10 +502,9 @@ class HubStreamResponse:
     def push(self, start: int, deltas: list[Delta]) -> None:
         """The producer appended ``deltas`` at ``start``: they are encoded and sent at
         the end of this pass of the loop (``flush``), together with any others appended
-        in it, each its own event (a reader pushed to keeps up: what one read of the
-        upstream brought is no backlog, whatever its size; a paced read brings several).
-        A send the server cannot finish at once (the client reads slower than we write)
-        is handed to our task, which then reads on from the store, merging a backlog."""
+        in it (so a burst that is a backlog merges as a read from the store would). A
+        send the server cannot finish at once (the client reads slower than we write)
+        is handed to our task, which then reads on from the store."""
         if self._arming is not None:
             self._push_head(start, deltas)
             return
@@ -530,7 +529,7 @@ class HubStreamResponse:
             return  # our task has taken over: it sends them (with the stream's end, if over)
         deltas, self._pending = self._pending, []
         try:
-            data = self._reader.encode_deltas(deltas, merge=False)
+            data = self._reader.encode_deltas(deltas)
             head, self._head = self._head, None
             if head is not None and not self._send_now(head):
                 self._first = data  # after the head, which waits for the client: the task's
