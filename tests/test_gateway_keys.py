@@ -23,6 +23,7 @@ from tests.asgi_servers import run_server
 from tests.dialect_helpers import anthropic_client, openai_client
 from tokenrelay.gateway import create_app, parse_config
 from tokenrelay.gateway.config import ConfigError
+from tokenrelay.gateway.requestlog import Exchange
 from tokenrelay.mock import MockServer
 
 SECRETS = {
@@ -430,3 +431,14 @@ async def simultaneous(url: str, secret: str, n: int) -> list[int]:
         writer.close()
         statuses.append(status)
     return statuses
+
+
+def test_a_text_line_quotes_the_values_that_would_break_it() -> None:
+    # key=value pairs stay one line and parseable whatever a key's or a model's name is.
+    exchange = Exchange("/v1/chat/completions", "openai_chat", "text", True)
+    exchange.key, exchange.model = 'a "b"=c', "m\nx"
+    line = exchange.line()
+    assert 'key="a \\"b\\"=c"' in line and 'model="m\\nx"' in line and "\n" not in line
+    exchange.key, exchange.model = "alice", "gpt-4o"
+    line = exchange.line()
+    assert "key=alice" in line and "model=gpt-4o" in line

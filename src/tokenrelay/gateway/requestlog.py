@@ -17,6 +17,7 @@ its first reader left: the stream went on for a resume), by the instance that ra
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -140,9 +141,12 @@ def _text(value: Any) -> str:
         return "true" if value else "false"
     text = str(value)
     # A key's name or a model name is the operator's, but keep a line one line, parseable.
-    if not text or any(c in text for c in ' "=\n\r\t'):
+    if not text or _QUOTED.search(text):
         return dumps(text).decode()
     return text
+
+
+_QUOTED = re.compile(r'[ "=\n\r\t]')  # what a value of a text line is quoted for
 
 
 def configure(format: LogFormat) -> None:
