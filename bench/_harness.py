@@ -35,11 +35,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HARNESS = Path(__file__).parent / "harness"  # the C upstream and load client (make)
 
 
-def harness_gateway_config(work: Path, upstream_port: int) -> Path:
-    """A gateway configuration in ``work``: model ``m`` on the C upstream, no request log."""
+def harness_gateway_config(work: Path, upstream_port: int, pace_ms: float | None = None) -> Path:
+    """A gateway configuration in ``work``: model ``m`` on the C upstream, no request log
+    (``pace_ms``: that, not the default)."""
     config = work / "gateway.toml"
+    pace = "" if pace_ms is None else f"pace_ms = {pace_ms:g}\n"
     config.write_text(
-        "[gateway]\nlog_requests = false\n\n[[providers]]\n"
+        f"[gateway]\nlog_requests = false\n{pace}\n[[providers]]\n"
         f'name = "up"\nkind = "openai"\nbase_url = "http://127.0.0.1:{upstream_port}/v1"\n\n'
         '[[models]]\nname = "m"\nroute = ["up:m"]\n'
     )

@@ -222,6 +222,9 @@ def main() -> None:
     parser.add_argument(
         "--only", help="a comma-separated subset of direct,floor,codecs,tokenrelay,baseline"
     )
+    parser.add_argument(
+        "--pace-ms", type=float, help="the gateways' [gateway] pace_ms (default: theirs)"
+    )
     args = parser.parse_args()
     subprocess.run(["make", "-s", "-C", str(HARNESS)], check=True)
     if args.one_client:
@@ -232,7 +235,7 @@ def main() -> None:
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     work = Path(tempfile.mkdtemp(prefix="tokenrelay-cpu-"))
-    config = harness_gateway_config(work, UPSTREAM_PORT)
+    config = harness_gateway_config(work, UPSTREAM_PORT, args.pace_ms)
     upstream = start_harness_upstream(UPSTREAM_PORT, TOKENS, TOKEN_MS)
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -283,7 +286,7 @@ def main() -> None:
             )
     out = REPO_ROOT / "bench" / "results" / time.strftime("cpu-%Y-%m-%d-%H%M.json", time.gmtime())
     out.write_text(json.dumps(
-        {"started": started, "levels": levels, "baseline": args.baseline,
+        {"started": started, "levels": levels, "baseline": args.baseline, "pace_ms": args.pace_ms,
          "runs": {f"{n}@{c}": rs for (n, c), rs in runs.items()}}, indent=1))  # fmt: skip
     print(f"\nraw JSON: {out.relative_to(REPO_ROOT)}")
 
